@@ -1,0 +1,195 @@
+"""The public entry points: numpy arrays in, numpy arrays out, any shape, any dtype."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Generator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .device import describe_device, resolve_device
+from .normalize import from_unit, to_unit, unit_range
+from .presets import Settings, resolve_settings
+from .stages import n2d_plane
+
+MIN_SIZE = 8
+STAGE_NAMES = {1: "partial denoising", 2: "smoothing", 3: "detail recovery"}
+
+
+class Cancelled(Exception):
+    """The caller stopped a denoise run; no result was produced."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is. ``plane`` is 0-based; ``fraction`` covers the whole run (0..1)."""
+
+    plane: int
+    planes: int
+    stage: int
+    step: int
+    total: int
+    loss: float | None
+    fraction: float
+
+    @property
+    def stage_name(self) -> str:
+        return STAGE_NAMES[self.stage]
+
+
+@dataclass(frozen=True)
+class DenoiseResult:
+    """The three N2D outputs, float32, same shape and intensity units as the input."""
+
+    partial: np.ndarray  # stage 1
+    smooth: np.ndarray  # stage 2
+    detail: np.ndarray  # stage 3: the denoised image
+    device: str
+    settings: Settings
+    seconds: float
+
+
+def _check_image(image: object, rgb: bool) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype.kind == "b":
+        raise TypeError("a boolean (mask) image cannot be denoised; give intensities")
+    if arr.dtype.kind == "c":
+        raise TypeError("complex images are not supported; denoise the magnitude or each part")
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"image must hold numbers, not {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"the image is empty (shape {arr.shape})")
+    if rgb:
+        if arr.ndim < 3 or arr.shape[-1] not in (3, 4):
+            raise ValueError(
+                f"rgb=True needs a last axis of 3 (RGB) or 4 (RGBA) channels; got shape {arr.shape}"
+            )
+        height, width = arr.shape[-3:-1]
+    else:
+        if arr.ndim < 2:
+            raise ValueError(f"the image must have at least 2 dimensions (Y, X); got shape {arr.shape}")
+        height, width = arr.shape[-2:]
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise ValueError(
+            f"the image is {height}x{width} pixels; N2D needs at least {MIN_SIZE}x{MIN_SIZE}"
+        )
+    if arr.dtype.kind == "f":
+        bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(
+                f"the image has {bad} NaN or infinite pixel(s); replace them before denoising"
+            )
+    return arr
+
+
+def _to_tensor(unit: np.ndarray, device: torch.device, settings: Settings) -> torch.Tensor:
+    """(H, W, C) float32 -> (1, C, H', W') on device, reflect-padded so H', W' divide by 4."""
+    x = torch.from_numpy(np.ascontiguousarray(unit)).permute(2, 0, 1)[None].to(device)
+    pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    if settings.channels_last and device.type != "mps":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _to_numpy(x: torch.Tensor, height: int, width: int) -> np.ndarray:
+    return x[0, :, :height, :width].permute(1, 2, 0).float().cpu().numpy()
+
+
+def denoise_iter(
+    image: np.ndarray,
+    *,
+    rgb: bool = False,
+    preset: str | Settings = "fast",
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    **settings: object,
+) -> Generator[Progress, None, DenoiseResult]:
+    """Like :func:`denoise`, as a generator: yields :class:`Progress`, returns the result.
+
+    The input is checked before the generator is returned, so bad input raises at once.
+    Stopping iteration (or ``close()``) cancels the run between two steps.
+    """
+    arr = _check_image(image, rgb)
+    chosen = resolve_settings(preset, **settings)
+    dev = resolve_device(device)
+    return _run(arr, rgb, chosen, dev, seed)
+
+
+def _run(
+    arr: np.ndarray, rgb: bool, settings: Settings, device: torch.device, seed: int
+) -> Generator[Progress, None, DenoiseResult]:
+    start = time.perf_counter()
+    height, width = (arr.shape[-3:-1] if rgb else arr.shape[-2:])
+    planes = arr.reshape(-1, height, width, arr.shape[-1]) if rgb else arr.reshape(-1, height, width, 1)
+    n_planes = planes.shape[0]
+    fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
+    outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
+    per_plane = 2 * settings.steps
+
+    for index, plane in enumerate(planes):
+        data = plane[..., :fitted]
+        low, high = unit_range(data)
+        if high > low:  # a constant plane has nothing to denoise and stays as it is
+            y = _to_tensor(to_unit(data, low, high), device, settings)
+            run = n2d_plane(y, settings, seed)
+            while True:
+                try:
+                    stage, step, total, loss = next(run)
+                except StopIteration as done:
+                    stages = done.value
+                    break
+                done_steps = step if stage == 1 else settings.steps + (step if stage == 3 else 0)
+                yield Progress(
+                    index, n_planes, stage, step, total, loss,
+                    (index + done_steps / per_plane) / n_planes,
+                )
+            for out, result in zip(outputs, stages):
+                out[index, ..., :fitted] = from_unit(_to_numpy(result, height, width), low, high)
+            del y, run, stages
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
+
+    partial, smooth, detail = (out.reshape(arr.shape) for out in outputs)
+    return DenoiseResult(
+        partial, smooth, detail, describe_device(device), settings, time.perf_counter() - start
+    )
+
+
+def denoise(
+    image: np.ndarray,
+    *,
+    rgb: bool = False,
+    preset: str | Settings = "fast",
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    progress: Callable[[Progress], object] | None = None,
+    **settings: object,
+) -> DenoiseResult:
+    """Denoise ``image`` with Noise2Detail.
+
+    image: ``(Y, X)`` or a stack ``(..., Y, X)``; with ``rgb=True``, ``(..., Y, X, C)`` with
+        C = 3, or 4 (the alpha channel is passed through). Any numeric dtype; Y, X >= 8.
+    preset: ``"fast"`` (default) or ``"paper"`` (the published settings), or a Settings.
+    device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    seed: same input, seed and settings give the same output on the same device.
+    progress: called with a :class:`Progress` every few steps; return ``False`` (or raise
+        :class:`Cancelled`) to stop the run, which then raises :class:`Cancelled`.
+    settings: any :class:`Settings` field, overriding the preset (e.g. ``steps=200``).
+
+    Returns a :class:`DenoiseResult` with ``partial`` (stage 1), ``smooth`` (stage 2) and
+    ``detail`` (stage 3) arrays, float32, shaped like the input, in its intensity units.
+    """
+    run = denoise_iter(image, rgb=rgb, preset=preset, device=device, seed=seed, **settings)
+    while True:
+        try:
+            event = next(run)
+        except StopIteration as done:
+            return done.value
+        if progress is not None and progress(event) is False:
+            run.close()
+            raise Cancelled("denoising was cancelled")

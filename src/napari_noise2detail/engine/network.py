@@ -1,0 +1,49 @@
+"""The tiny fully convolutional network N2D fits twice (f and g), and how to apply it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Pixels of context each side that one application of the network reads (5x5 receptive field).
+HALO = 2
+
+
+def make_network(channels: int, width: int = 48, seed: int = 0) -> nn.Sequential:
+    """conv3x3(C->w), LeakyReLU(0.2), conv3x3(w->w), LeakyReLU(0.2), conv1x1(w->C).
+
+    Weights are drawn from a private copy of the RNG so that the same seed gives the same
+    network on every device, and the caller's global random state is left alone.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, channels, 1),
+        )
+
+
+@torch.no_grad()
+def apply_tiled(net: nn.Module, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+    """``net(x)`` computed in tiles of at most ``tile`` x ``tile`` output pixels.
+
+    Each tile is read with a halo of :data:`HALO` pixels, which covers the receptive field,
+    so the result equals the untiled one exactly (image borders still see zero padding);
+    only the peak memory changes.
+    """
+    h, w = x.shape[-2:]
+    if tile is None or (h <= tile and w <= tile):
+        return net(x)
+    out = torch.empty_like(x)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            t0, l0 = max(top - HALO, 0), max(left - HALO, 0)
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            piece = net(x[..., t0 : min(bottom + HALO, h), l0 : min(right + HALO, w)])
+            out[..., top:bottom, left:right] = piece[
+                ..., top - t0 : top - t0 + bottom - top, left - l0 : left - l0 + right - left
+            ]
+    return out

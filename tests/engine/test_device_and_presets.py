@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from napari_noise2detail.engine.device import describe_device, resolve_device
+from napari_noise2detail.engine.presets import PRESETS, Settings, resolve_settings
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("napari_noise2detail.engine.device._mps_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr("napari_noise2detail.engine.device._mps_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+
+
+def test_explicit_devices(monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="only 1 CUDA"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr("napari_noise2detail.engine.device._mps_available", lambda: False)
+    with pytest.raises(ValueError, match="MPS"):
+        resolve_device("mps")
+    for bad in ("tpu", "gpu please", "meta"):
+        with pytest.raises(ValueError):
+            resolve_device(bad)
+
+
+def test_describe_cpu():
+    assert describe_device("cpu") == f"CPU, {torch.get_num_threads()} threads"
+
+
+def test_presets():
+    assert PRESETS["paper"].steps == 2000 and PRESETS["paper"].width == 48
+    assert PRESETS["paper"].lr == 1e-3 and PRESETS["paper"].halve_lr_at == 1000
+    assert resolve_settings("fast", steps=10).steps == 10
+    assert resolve_settings("fast", steps=None) == PRESETS["fast"]
+    assert resolve_settings(Settings(steps=3)).steps == 3
+    with pytest.raises(ValueError, match="unknown preset"):
+        resolve_settings("slow")
+    with pytest.raises(TypeError, match="stepz"):
+        resolve_settings("fast", stepz=3)
+    with pytest.raises(ValueError, match="steps"):
+        Settings(steps=0)

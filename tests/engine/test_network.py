@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+from napari_noise2detail.engine.network import apply_tiled, make_network
+
+
+def test_architecture_matches_the_paper():
+    net = make_network(1, 48)
+    assert sum(p.numel() for p in net.parameters()) == 21313  # "about 21k parameters for C=1"
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3), (3, 3), (1, 1)]
+    assert [c.padding for c in convs] == [(1, 1), (1, 1), (0, 0)]
+    assert all(c.bias is not None for c in convs)
+    assert [m.negative_slope for m in net if isinstance(m, torch.nn.LeakyReLU)] == [0.2, 0.2]
+    assert net(torch.zeros(1, 3, 9, 7)[:, :1]).shape == (1, 1, 9, 7)
+    assert make_network(3, 48)(torch.zeros(2, 3, 8, 8)).shape == (2, 3, 8, 8)
+
+
+def test_seed_fixes_the_weights_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b, c = make_network(1, 8, seed=5), make_network(1, 8, seed=5), make_network(1, 8, seed=6)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a[0].weight, c[0].weight)
+
+
+@pytest.mark.parametrize("tile", [16, 20, 64])
+def test_tiled_inference_is_exact(tile):
+    net = make_network(2, 8, seed=3)
+    x = torch.rand(1, 2, 50, 37, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = net(x)
+    assert torch.allclose(apply_tiled(net, x, tile), whole, atol=1e-6)
