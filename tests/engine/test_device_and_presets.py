@@ -40,7 +40,8 @@ def test_describe_cpu():
 
 def test_presets():
     assert PRESETS["paper"].steps == 2000 and PRESETS["paper"].width == 48
-    assert PRESETS["paper"].lr == 1e-3 and PRESETS["paper"].halve_lr_at == 1000
+    assert PRESETS["paper"].lr == 1e-3 and PRESETS["paper"].schedule == "step"
+    assert PRESETS["paper"].stage_steps == (2000, 2000) and PRESETS["paper"].crop is None
     assert resolve_settings("fast", steps=10).steps == 10
     assert resolve_settings("fast", steps=None) == PRESETS["fast"]
     assert resolve_settings(Settings(steps=3)).steps == 3
@@ -48,5 +49,8 @@ def test_presets():
         resolve_settings("slow")
     with pytest.raises(TypeError, match="stepz"):
         resolve_settings("fast", stepz=3)
-    with pytest.raises(ValueError, match="steps"):
-        Settings(steps=0)
+    assert Settings(steps=10, detail_steps=4).stage_steps == (10, 4)
+    for bad in (dict(steps=0), dict(detail_steps=0), dict(crop=7), dict(batch=0),
+                dict(schedule="linear"), dict(width=0), dict(lr=0), dict(tile=4)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Settings(**bad)

@@ -55,3 +55,51 @@ def test_fitting_lowers_the_loss():
     run = n2d_plane(y, Settings(steps=60, width=16, report_every=10), seed=0)
     stage1 = [loss for stage, _, _, loss in run if stage == 1]
     assert stage1[-1] < stage1[0]
+
+
+def test_crop_sampler_takes_matching_crops_at_even_offsets():
+    from napari_noise2detail.engine.stages import crop_sampler
+
+    grid = torch.arange(32 * 40, dtype=torch.float32).reshape(1, 1, 32, 40)
+    target = -grid
+    sample = crop_sampler(grid, target, 8, 5, torch.Generator().manual_seed(0))
+    x, t = sample()
+    assert x.shape == t.shape == (5, 1, 8, 8)
+    assert torch.equal(t, -x)
+    for crop in x:
+        top, left = divmod(int(crop[0, 0, 0]), 40)
+        assert top % 2 == 0 and left % 2 == 0
+        assert torch.equal(crop, grid[0, :, top : top + 8, left : left + 8])
+    same = crop_sampler(grid, grid, 8, 2, torch.Generator().manual_seed(0))()
+    assert same[0] is same[1]
+    whole = crop_sampler(grid, target, None, 4, torch.Generator())()
+    assert whole[0] is grid and whole[1] is target
+    assert crop_sampler(grid, target, 64, 4, torch.Generator())()[0] is grid
+
+
+def test_paper_schedule_halves_the_learning_rate_once_half_way():
+    from napari_noise2detail.engine.stages import _schedule
+
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    schedule = _schedule(opt, 2000, "step")
+    rates = []
+    for _ in range(2000):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert rates[0] == rates[999] == 1e-3 and rates[1000] == rates[1999] == 5e-4
+
+
+def test_crop_training_runs_and_changes_the_result():
+    y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    results = []
+    for crop in (None, 16):
+        run = n2d_plane(y, Settings(steps=5, width=8, crop=crop, batch=2), seed=0)
+        while True:
+            try:
+                next(run)
+            except StopIteration as done:
+                results.append(done.value[0])  # s1: the residual net is never all clamped
+                break
+    assert results[0].shape == results[1].shape == y.shape
+    assert not torch.equal(results[0], results[1])

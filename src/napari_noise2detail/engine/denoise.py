@@ -129,7 +129,7 @@ def _run(
     n_planes = planes.shape[0]
     fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
     outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
-    per_plane = 2 * settings.steps
+    steps1, steps3 = settings.stage_steps
 
     for index, plane in enumerate(planes):
         data = plane[..., :fitted]
@@ -143,10 +143,10 @@ def _run(
                 except StopIteration as done:
                     stages = done.value
                     break
-                done_steps = step if stage == 1 else settings.steps + (step if stage == 3 else 0)
+                done_steps = step if stage == 1 else steps1 + (step if stage == 3 else 0)
                 yield Progress(
                     index, n_planes, stage, step, total, loss,
-                    (index + done_steps / per_plane) / n_planes,
+                    (index + done_steps / (steps1 + steps3)) / n_planes,
                 )
             for out, result in zip(outputs, stages):
                 out[index, ..., :fitted] = from_unit(_to_numpy(result, height, width), low, high)

@@ -11,6 +11,15 @@ class Settings:
 
     #: Optimisation steps for each fitted network (stage 1 and stage 3 alike).
     steps: int = 1000
+    #: Steps for stage 3 only, when it should differ from ``steps``.
+    detail_steps: int | None = None
+    #: Fit on a batch of random square crops of this side (even, pixels) instead of the
+    #: whole image: the cost of a step no longer grows with the image. None: whole image.
+    crop: int | None = None
+    #: Crops per step (with ``crop``).
+    batch: int = 1
+    #: Learning-rate schedule: "step" (halved once, half-way: the paper's) or "cosine".
+    schedule: str = "step"
     #: Channels of the hidden layers.
     width: int = 48
     #: Adam learning rate; halved once, half-way through the steps.
@@ -25,6 +34,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.detail_steps is not None and self.detail_steps < 1:
+            raise ValueError(f"detail_steps must be at least 1, got {self.detail_steps}")
+        if self.crop is not None and (self.crop < 8 or self.crop % 2):
+            raise ValueError(f"crop must be an even number of pixels, at least 8, got {self.crop}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be at least 1, got {self.batch}")
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
         if self.width < 1:
             raise ValueError(f"width must be at least 1, got {self.width}")
         if not self.lr > 0:
@@ -35,8 +52,9 @@ class Settings:
             raise ValueError(f"tile must be at least 16 pixels, got {self.tile}")
 
     @property
-    def halve_lr_at(self) -> int:
-        return max(self.steps // 2, 1)
+    def stage_steps(self) -> tuple[int, int]:
+        """Steps of stage 1 and of stage 3."""
+        return self.steps, self.detail_steps or self.steps
 
 
 PRESETS: dict[str, Settings] = {

@@ -20,28 +20,63 @@ from .presets import Settings
 StageEvent = tuple[int, int, int, float | None]
 
 
+Sampler = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+
+
+def crop_sampler(
+    x: torch.Tensor, target: torch.Tensor, crop: int | None, batch: int, generator: torch.Generator
+) -> Sampler:
+    """Returns a function giving (input, target) for one step: the whole pair, or a batch of
+    random crops taken at the same place in both, at even coordinates so that the pair
+    downsampler sees the same 2x2 blocks as on the whole image."""
+    height, width = x.shape[-2:]
+    if crop is None or (crop >= height and crop >= width):
+        return lambda: (x, target)
+    ch, cw = min(crop, height), min(crop, width)
+    channels = x.shape[1]
+    both = x if target is x else torch.cat([x, target], dim=1)
+
+    def sample() -> tuple[torch.Tensor, torch.Tensor]:
+        # Offsets are drawn on the CPU generator: no device round trip, same crops everywhere.
+        tops = (torch.randint(0, (height - ch) // 2 + 1, (batch,), generator=generator) * 2).tolist()
+        lefts = (torch.randint(0, (width - cw) // 2 + 1, (batch,), generator=generator) * 2).tolist()
+        pieces = torch.stack([both[0, :, t : t + ch, l : l + cw] for t, l in zip(tops, lefts)])
+        if target is x:
+            return pieces, pieces
+        return pieces[:, :channels], pieces[:, channels:]
+
+    return sample
+
+
+def _schedule(opt: torch.optim.Optimizer, steps: int, kind: str) -> torch.optim.lr_scheduler.LRScheduler:
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    # the paper's: halved once, half-way (after 1000 of 2000 steps)
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=max(steps // 2, 1), gamma=0.5)
+
+
 def fit(
     net: nn.Module,
     predict: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    target: torch.Tensor,
+    sample: Sampler,
+    steps: int,
     settings: Settings,
 ) -> Iterator[tuple[int, float]]:
-    """Adam on the pair loss, learning rate halved half-way; yields (step, loss) every few steps.
+    """Adam on the pair loss; yields (step, loss) every ``settings.report_every`` steps.
 
     The loss is read back (a device sync) only when it is reported.
     """
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=settings.halve_lr_at, gamma=0.5)
+    schedule = _schedule(opt, steps, settings.schedule)
     net.train()
     with torch.enable_grad():
-        for step in range(1, settings.steps + 1):
+        for step in range(1, steps + 1):
             opt.zero_grad(set_to_none=True)
-            loss = pair_loss(predict, x, target)
+            loss = pair_loss(predict, *sample())
             loss.backward()
             opt.step()
             schedule.step()
-            if step % settings.report_every == 0 or step == settings.steps:
+            if step % settings.report_every == 0 or step == steps:
                 yield step, float(loss.detach())
     net.requires_grad_(False)
     net.eval()
@@ -79,10 +114,13 @@ def n2d_plane(
 ) -> Generator[StageEvent, None, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Run N2D on one noisy plane; yields StageEvents, returns (s1, s2, s3)."""
     channels = y.shape[1]
+    steps1, steps3 = settings.stage_steps
+    crops = torch.Generator().manual_seed(seed)
 
     f = _new_network(channels, 2 * seed, settings, y)
-    for step, loss in fit(f, lambda u: u - f(u), y, y, settings):
-        yield 1, step, settings.steps, loss
+    sample = crop_sampler(y, y, settings.crop, settings.batch, crops)
+    for step, loss in fit(f, lambda u: u - f(u), sample, steps1, settings):
+        yield 1, step, steps1, loss
     s1 = denoise_residual(f, y, settings.tile)
 
     s2 = refine(f, y, s1, settings.tile)
@@ -90,8 +128,9 @@ def n2d_plane(
     yield 2, 1, 1, None
 
     g = _new_network(channels, 2 * seed + 1, settings, y)
-    for step, loss in fit(g, g, s2, y, settings):
-        yield 3, step, settings.steps, loss
+    sample = crop_sampler(s2, y, settings.crop, settings.batch, crops)
+    for step, loss in fit(g, g, sample, steps3, settings):
+        yield 3, step, steps3, loss
     with torch.no_grad():
         s3 = apply_tiled(g, s2, settings.tile).clamp_(0, 1)
     return s1, s2, s3
