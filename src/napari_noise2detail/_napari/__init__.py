@@ -1,0 +1,1 @@
+"""napari-facing shells around the engine: widgets, sample data, layer helpers."""
