@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Generator
+from typing import Any, Generator
 
+import napari
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
 from napari.layers import Image
 from napari.qt.threading import GeneratorWorker, create_worker
@@ -13,9 +14,6 @@ from napari.utils.notifications import show_error, show_info
 from ..engine import PRESETS, Cancelled, DenoiseResult, Progress, denoise_iter, describe_device
 from . import remembered
 from .layers import image_data, put_results
-
-if TYPE_CHECKING:
-    import napari
 
 SETTINGS_NAME = "denoise_widget"
 
@@ -56,7 +54,7 @@ def _eta(seconds: float) -> str:
 class DenoiseWidget(Container):
     """Dock widget. napari passes the viewer because of the annotation below."""
 
-    def __init__(self, viewer: "napari.viewer.Viewer") -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = viewer
         self._worker: GeneratorWorker | None = None
