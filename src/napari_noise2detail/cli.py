@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
+from .batch import DTYPES, BatchOptions, BatchSummary, collect_inputs, run_batch
 from .engine import PRESETS
 
 
@@ -59,6 +61,47 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None) -> in
     return 0
 
 
+def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOptions) -> int:
+    """Denoise files, folders and globs with a progress bar; 0 if all succeeded, 1 if any failed.
+
+    Raises ValueError/TypeError/FileNotFoundError for bad arguments, before any work.
+    """
+    from tqdm import tqdm
+
+    paths = collect_inputs(inputs)
+    if not paths:
+        raise FileNotFoundError(f"no images found in {' '.join(inputs)}")
+    run = run_batch(paths, outdir, options)
+    results = []
+    bar = tqdm(total=len(paths), unit="image", bar_format="{percentage:3.0f}%|{bar}| {desc}")
+    start = time.perf_counter()
+    try:
+        with bar:
+            while True:
+                try:
+                    event = next(run)
+                except StopIteration as done:
+                    summary = done.value
+                    break
+                bar.n = round(event.fraction * len(paths), 3)
+                bar.set_description_str(event.describe(), refresh=False)
+                bar.refresh()
+                if event.result is not None:
+                    results.append(event.result)
+                    if event.result.status == "done":
+                        bar.write(f"denoised {event.result.source} -> "
+                                  f"{', '.join(str(p) for p in event.result.outputs)}")
+                    elif event.result.status == "failed":
+                        bar.write(f"FAILED {event.result.source}: {event.result.reason}")
+    except KeyboardInterrupt:
+        run.close()  # the image being denoised is dropped; finished outputs are complete
+        summary = BatchSummary(tuple(results), len(paths), time.perf_counter() - start, cancelled=True)
+        print(summary.report())
+        return 130
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-noise2detail",
@@ -68,7 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
     run_demo = commands.add_parser("demo", help="denoise the built-in sample and write the results")
     run_demo.add_argument("-o", "--outdir", type=Path, default=Path("n2d-demo"),
                           help="where to write the results (default: ./n2d-demo)")
-    for sub in (run_demo,):
+    run_many = commands.add_parser(
+        "denoise",
+        help="denoise image files, folders or globs into <stem>_n2d_detail.tif files",
+        description="Denoise every input into OUTDIR/<stem>_n2d_detail.tif (and _n2d_smooth.tif "
+                    "with --save-smooth). Existing outputs are skipped, so a re-run resumes an "
+                    "interrupted batch. Exit status: 0 if every image succeeded, 1 if any failed, "
+                    "2 for bad arguments.",
+    )
+    run_many.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help="image files, folders (their image files) or globs such as 'data/*.tif'")
+    run_many.add_argument("-o", "--outdir", type=Path, default=None,
+                          help="output folder (default: beside each input)")
+    run_many.add_argument("--save-smooth", action="store_true",
+                          help="also write <stem>_n2d_smooth.tif")
+    run_many.add_argument("--overwrite", action="store_true",
+                          help="redo images whose outputs exist (default: skip them)")
+    run_many.add_argument("--rgb", action="store_true",
+                          help="treat the last axis (3 or 4) as colour; RGB TIFFs are detected anyway")
+    run_many.add_argument("--dtype", choices=DTYPES, default="float32",
+                          help="output dtype: float32 (default) or the input's, rounded and clipped")
+    for sub in (run_demo, run_many):
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast")
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
@@ -81,7 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.outdir, args.preset, args.device, args.steps)
-    except (ValueError, TypeError) as err:
+        if args.command == "denoise":
+            options = BatchOptions(
+                preset=args.preset, device=args.device, save_smooth=args.save_smooth,
+                overwrite=args.overwrite, dtype=args.dtype, rgb=True if args.rgb else None,
+                settings={"steps": args.steps},
+            )
+            return denoise_files(args.inputs, args.outdir, options)
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"napari-noise2detail: error: {err}", file=sys.stderr)
         return 2
     return 2

@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import psnr, synthetic_cells
-from napari_noise2detail._napari import remembered, widget as widget_module
+from napari_noise2detail._napari import widget as widget_module
 from napari_noise2detail._napari.widget import DenoiseWidget
 
 WAIT = 120_000  # ms; generous for a loaded 2-core machine
-
-
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv(remembered.CONFIG_DIR_ENV, str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -236,13 +231,14 @@ def test_viewer_stays_responsive_while_fitting(viewer, qtbot):
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(20)
-    zoom = viewer.camera.zoom
-    viewer.camera.zoom = zoom * 2  # pan/zoom and layer changes go on during the run
+    camera = getattr(viewer, "scene", viewer).camera  # napari >= 0.9 moved it to viewer.scene
+    zoom = camera.zoom
+    camera.zoom = zoom * 2  # pan/zoom and layer changes go on during the run
     viewer.layers.selection.active = viewer.layers["cells"]
     qtbot.wait(1000)
     timer.stop()
     assert w.running
-    assert viewer.camera.zoom == pytest.approx(zoom * 2)
+    assert camera.zoom == pytest.approx(zoom * 2)
     assert len(ticks) >= 10  # the GUI thread's event loop kept turning (50 would be ideal)
     w.cancel()
     qtbot.waitUntil(lambda: not w.running, timeout=10_000)

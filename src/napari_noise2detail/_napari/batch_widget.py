@@ -1,0 +1,257 @@
+"""The "Batch denoise..." dock widget: selected layers or a folder of images into a folder of TIFFs.
+
+A thin shell around :func:`napari_noise2detail.batch.run_batch`, which decides everything about
+what is read, skipped, written and reported; here are only the controls, the background thread
+and the display of progress and of the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+    RadioButtons,
+    TextEdit,
+)
+
+from ..batch import (
+    ArrayItem,
+    BatchOptions,
+    BatchProgress,
+    BatchSummary,
+    ItemResult,
+    collect_inputs,
+    run_batch,
+)
+from ..engine import PRESETS
+from ..io import meta_from_scale
+from . import remembered
+
+if TYPE_CHECKING:
+    import napari
+
+_SCALE = 1000  # progress bar resolution: tenths of a percent
+SETTINGS_NAME = "batch"
+# Choices that come back next time; not "overwrite", which should be chosen each time.
+_REMEMBERED = ("source", "input_folder", "output_folder", "preset", "save_smooth", "dtype")
+
+
+def _folder(edit: FileEdit) -> Path | None:
+    """The folder typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
+    text = edit.line_edit.value.strip()
+    return Path(text).expanduser() if text else None
+
+
+def layer_item(layer: Any) -> ArrayItem:
+    """An image layer as a batch item: its full-resolution data, name, pixel size and units."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    meta = meta_from_scale(layer.scale, getattr(layer, "units", None),
+                           getattr(layer, "axis_labels", None), rgb=layer.rgb)
+    return ArrayItem(name=layer.name, data=data, meta=meta, rgb=layer.rgb)
+
+
+class BatchWidget(Container):
+    """Denoise the selected image layers, or every image file of a folder, into an output folder.
+
+    Outputs are ``<name>_n2d_detail.tif`` (and ``_n2d_smooth.tif``); existing ones are skipped
+    unless "overwrite" is ticked, so running again resumes an interrupted batch. The work runs in
+    a background thread; Cancel stops it between two fitting steps.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.source = RadioButtons(
+            label="Images", value="layers",
+            choices=[("Selected layers", "layers"), ("Folder", "folder")],
+        )
+        self.input_folder = FileEdit(label="Input folder", mode="d")
+        self.output_folder = FileEdit(label="Output folder", mode="d")
+        self.output_folder.tooltip = ("Where to write <name>_n2d_detail.tif. For a folder of images, "
+                                      "leave empty to write beside the inputs.")
+        self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="fast")
+        self.save_smooth = CheckBox(text="Also save the smooth image")
+        self.overwrite = CheckBox(text="Overwrite existing outputs")
+        self.dtype = ComboBox(label="Output type", value="float32",
+                              choices=[("float32", "float32"), ("same as input", "input")])
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="Progress", min=0, max=_SCALE, value=0)
+        self.status = Label(value="")
+        self.summary = TextEdit(value="", visible=False)
+        self.summary.read_only = True
+        buttons = Container(layout="horizontal", labels=False,
+                            widgets=[self.run_button, self.cancel_button])
+        self.extend([self.source, self.input_folder, self.output_folder, self.preset,
+                     self.save_smooth, self.overwrite, self.dtype, buttons, self.progress,
+                     self.status, self.summary])
+
+        #: Not shown: engine settings overriding the preset (e.g. ``{"steps": 5}``) and the device.
+        self.settings: dict[str, Any] = {}
+        self.device = "auto"
+        #: The summary of the last batch, once it has ended.
+        self.last_summary: BatchSummary | None = None
+
+        self._worker: Any = None
+        self._run: Any = None
+        self._results: list[ItemResult] = []
+        self._total = 0
+        self._started = 0.0
+        self._outdir: Path | None = None
+
+        self._load_choices()
+        self.source.changed.connect(self._on_source)
+        self.run_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self._on_source()
+
+    # --- controls -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def _on_source(self, *_: object) -> None:
+        self.input_folder.enabled = self.source.value == "folder"
+
+    def _items(self) -> list:
+        if self.source.value == "folder":
+            folder = _folder(self.input_folder)
+            if folder is None or not folder.is_dir():
+                raise ValueError("choose the folder of images to denoise")
+            paths = collect_inputs([folder])
+            if not paths:
+                raise ValueError(f"no image files in {folder}")
+            return paths
+        from napari.layers import Image
+
+        chosen = [layer for layer in self._viewer.layers
+                  if layer in self._viewer.layers.selection and isinstance(layer, Image)]
+        if not chosen:
+            raise ValueError("select one or more image layers in the layer list")
+        return [layer_item(layer) for layer in chosen]
+
+    def _options(self) -> BatchOptions:
+        return BatchOptions(
+            preset=self.preset.value, device=self.device, save_smooth=self.save_smooth.value,
+            overwrite=self.overwrite.value, dtype=self.dtype.value, settings=dict(self.settings),
+        )
+
+    # --- running ------------------------------------------------------------------------------
+
+    def start(self, *_: object) -> None:
+        """Check the choices and start the batch in a background thread (what Run does)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        if self.running:
+            return
+        outdir = _folder(self.output_folder)
+        try:
+            items = self._items()
+            if outdir is None and self.source.value == "layers":
+                raise ValueError("choose an output folder")
+            # Checks options and names every output now, in this thread; the work runs later.
+            self._run = run_batch(items, outdir, self._options())
+        except (ValueError, TypeError, OSError) as err:
+            self.status.value = f"Not started: {err}"
+            show_error(f"Batch denoise: {err}")
+            return
+        self._save_choices()
+        self._results, self._total, self._outdir = [], len(items), outdir
+        self._started = time.perf_counter()
+        self.last_summary = None
+        self.summary.visible = False
+        self.progress.value = 0
+        self.status.value = f"Starting {len(items)} image(s)..."
+
+        def drive(run):  # a generator function, so napari makes a GeneratorWorker
+            return (yield from run)
+
+        self._worker = create_worker(drive, self._run, _start_thread=False)
+        self._worker.yielded.connect(self._on_event)
+        self._worker.returned.connect(self._show)
+        self._worker.aborted.connect(self._on_aborted)
+        self._worker.errored.connect(self._on_error)
+        self._worker.finished.connect(self._on_finished)
+        self._set_running(True)
+        self._worker.start()
+
+    def cancel(self, *_: object) -> None:
+        """Stop the batch after the current fitting step; finished outputs are kept."""
+        if self.running:
+            self.status.value = "Cancelling..."
+            self.cancel_button.enabled = False
+            self._worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _on_event(self, event: BatchProgress) -> None:
+        self.progress.value = round(event.fraction * _SCALE)
+        self.status.value = event.describe()
+        if event.result is not None:
+            self._results.append(event.result)
+
+    def _partial_summary(self, cancelled: bool) -> BatchSummary:
+        return BatchSummary(tuple(self._results), self._total,
+                            time.perf_counter() - self._started, cancelled=cancelled)
+
+    def _on_aborted(self) -> None:
+        self._show(self._partial_summary(cancelled=True))
+
+    def _on_error(self, err: Exception) -> None:
+        # run_batch reports each item's failure itself; this is a bug, shown rather than lost.
+        summary = self._partial_summary(cancelled=True)
+        self._show(summary, extra=f"Stopped by an unexpected error: {type(err).__name__}: {err}")
+
+    def _on_finished(self) -> None:
+        if self._run is not None:
+            self._run.close()  # after a cancel: ends the engine run and frees its memory now
+        self._worker, self._run = None, None
+        self._set_running(False)
+
+    def _show(self, summary: BatchSummary, extra: str = "") -> None:
+        from napari.utils.notifications import show_info, show_warning
+
+        self.last_summary = summary
+        text = summary.report()
+        if extra:
+            text += "\n" + extra
+        where = self._outdir or "beside the inputs"
+        if summary.done:
+            text += f"\nOutputs are in {where}."
+        self.summary.value = text
+        self.summary.visible = True
+        if not summary.cancelled:
+            self.progress.value = _SCALE
+        self.status.value = text.splitlines()[0]
+        (show_info if summary.ok else show_warning)(text)
+
+    # --- remembered choices ---------------------------------------------------------------------
+
+    def _load_choices(self) -> None:
+        saved = remembered.load(SETTINGS_NAME)
+        for name in _REMEMBERED:
+            if saved.get(name) not in (None, ""):
+                try:
+                    getattr(self, name).value = saved[name]
+                except (ValueError, TypeError):
+                    pass  # e.g. a preset that no longer exists
+
+    def _save_choices(self) -> None:
+        values = {name: getattr(self, name).value for name in _REMEMBERED}
+        for name in ("input_folder", "output_folder"):
+            folder = _folder(getattr(self, name))
+            values[name] = str(folder) if folder else ""
+        remembered.save(SETTINGS_NAME, values)

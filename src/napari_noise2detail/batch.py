@@ -1,0 +1,402 @@
+"""Denoise many images in one go: files, folders, globs or in-memory arrays, into output TIFFs.
+
+Qt-free and napari-free. :func:`run_batch` is a generator, like the engine's ``denoise_iter``:
+it yields :class:`BatchProgress` events and returns a :class:`BatchSummary`; closing it cancels
+between two fitting steps. The command line and the napari "Batch denoise..." widget both drive
+it, so what is skipped, how outputs are named and written, and how failures are reported is
+decided here only.
+
+Each input ``<stem>.<ext>`` gives ``<stem>_n2d_detail.tif`` (and ``<stem>_n2d_smooth.tif`` when
+asked) in the output folder, written under a temporary name and renamed when complete. Inputs
+are only ever opened for reading, and an output that would land on an input is refused.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Generator, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+
+from .engine import Progress, denoise_iter
+from .engine.device import resolve_device
+from .engine.presets import Settings, resolve_settings
+from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
+
+#: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
+IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
+                  ".ims", ".oib", ".oif", ".vsi", ".npy")
+#: The output kinds, in the order they are written.
+OUTPUT_KINDS = ("detail", "smooth")
+#: Output dtypes: float32 (the engine's output, exact), or the input's (rounded and clipped).
+DTYPES = ("float32", "input")
+
+_OUTPUT_NAME = re.compile(r"_n2d_(detail|smooth)\.tif$", re.IGNORECASE)
+_UNSAFE = re.compile(r"[^\w.\- ]+")  # \w keeps letters of any script; drops / \ : * ? " < > |
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
+@dataclass(frozen=True)
+class ArrayItem:
+    """An image already in memory (e.g. a napari layer), denoised like a file."""
+
+    #: Shown in progress and summaries; the output stem is its sanitised form.
+    name: str
+    #: Array-like; converted with ``np.asarray`` inside the batch, so it may be lazy (dask).
+    data: Any
+    meta: ImageMeta = ImageMeta()
+    rgb: bool = False
+
+
+Item = Union[str, os.PathLike, ArrayItem]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to denoise and what to write; shared by every item of a batch."""
+
+    preset: str = "fast"
+    device: str = "auto"
+    save_smooth: bool = False
+    overwrite: bool = False
+    #: "float32" or "input" (the input's dtype, rounded and clipped to its range).
+    dtype: str = "float32"
+    #: Colour images: None reads it from each file (a TIFF's sample axis, a layer's rgb flag).
+    rgb: bool | None = None
+    seed: int = 0
+    #: Engine settings overriding the preset, e.g. ``{"steps": 5}``.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item: ``status`` is "done", "skipped" or "failed" (see ``reason``)."""
+
+    name: str
+    source: str
+    status: str
+    reason: str = ""
+    outputs: tuple[Path, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """One event of a batch. ``index`` is 0-based; ``fraction`` covers the whole batch (0..1).
+
+    ``progress`` is the engine's event while an item is being denoised (None while it is read);
+    ``result`` is set on the one event that ends each item.
+    """
+
+    index: int
+    total: int
+    name: str
+    fraction: float
+    seconds_left: float | None
+    progress: Progress | None = None
+    result: ItemResult | None = None
+
+    def describe(self) -> str:
+        """One line for a status bar, e.g. ``"2/5 a.tif: detail recovery 40/1000, 3 min 10 s left"``."""
+        if self.result is not None:
+            what = self.result.status + (f" ({self.result.reason})" if self.result.reason else "")
+        elif self.progress is not None:
+            p = self.progress
+            plane = f"plane {p.plane + 1}/{p.planes}, " if p.planes > 1 else ""
+            what = f"{plane}{p.stage_name} {p.step}/{p.total}"
+        else:
+            what = "reading"
+        left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"
+        return f"{self.index + 1}/{self.total} {self.name}: {what}{left}"
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """The results of a batch, in input order; ``total`` counts the items asked for."""
+
+    results: tuple[ItemResult, ...]
+    total: int
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    def _with(self, status: str) -> list[ItemResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def done(self) -> list[ItemResult]:
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list[ItemResult]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return self._with("failed")
+
+    @property
+    def ok(self) -> bool:
+        """Every item was denoised or already had its outputs."""
+        return not self.cancelled and not self.failed and len(self.results) == self.total
+
+    def report(self) -> str:
+        """A few lines for people: counts, then each failure with its reason."""
+        head = "Batch cancelled" if self.cancelled else "Batch finished"
+        counts = (f"{len(self.done)} denoised, {len(self.skipped)} skipped (outputs exist), "
+                  f"{len(self.failed)} failed, of {self.total} image(s)")
+        left = self.total - len(self.results)
+        if left:
+            counts += f"; {left} not processed"
+        lines = [f"{head}: {counts}, in {format_duration(self.seconds)}."]
+        if self.failed:
+            lines.append("Failed:")
+            lines += [f"  {r.source}: {r.reason}" for r in self.failed]
+        return "\n".join(lines)
+
+
+def format_duration(seconds: float) -> str:
+    """``"8 s"``, ``"3 min 05 s"``, ``"2 h 10 min"``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file-name stem on any file system (for layer names)."""
+    cleaned = _UNSAFE.sub("_", name).strip(" .")[:120]  # no hidden files, no trailing dots
+    if not cleaned:
+        return "image"
+    if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
+        cleaned = f"_{cleaned}"
+    return cleaned
+
+
+def output_stem(path: str | os.PathLike) -> str:
+    """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``."""
+    name = Path(path).name
+    for double in (".ome.tif", ".ome.tiff"):
+        if name.lower().endswith(double):
+            return name[: -len(double)]
+    return Path(name).stem
+
+
+def output_paths(stem: str, outdir: str | os.PathLike, save_smooth: bool = False) -> dict[str, Path]:
+    """The outputs of one item: ``{"detail": <stem>_n2d_detail.tif[, "smooth": ...]}``."""
+    kinds = OUTPUT_KINDS if save_smooth else OUTPUT_KINDS[:1]
+    return {kind: Path(outdir) / f"{stem}_n2d_{kind}.tif" for kind in kinds}
+
+
+def is_output_name(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like an output of this batch (never taken as an input)."""
+    return bool(_OUTPUT_NAME.search(Path(path).name))
+
+
+def is_image_file(path: Path) -> bool:
+    """What a folder scan or glob takes: visible image files that are not earlier outputs."""
+    return (
+        path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.name.startswith(".")  # temporaries of interrupted writes, macOS ._ files
+        and not is_output_name(path)
+        and path.is_file()
+    )
+
+
+def collect_inputs(specs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files, folders (not recursive) and globs into a list of input files.
+
+    A file named explicitly is taken whatever its name; folders and globs give image files only
+    (see :func:`is_image_file`). Duplicates are dropped. Raises ``FileNotFoundError`` for a
+    path or a glob that matches nothing, so a typo is not a silently empty batch.
+    """
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if is_image_file(p))
+        elif path.exists():
+            found.append(path)
+        elif glob.has_magic(str(spec)):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(spec)), recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no files match {str(spec)!r}")
+            found += [m for m in matches if is_image_file(m)]
+        else:
+            raise FileNotFoundError(f"no such file or folder: {str(spec)!r}")
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+@dataclass
+class _Job:
+    name: str
+    source: str
+    item: Path | ArrayItem
+    outputs: dict[str, Path]  # the outputs to write (existing ones are left alone)
+    verdict: ItemResult | None = None  # decided without denoising: skipped or failed
+
+
+def run_batch(
+    items: Sequence[Item],
+    outdir: str | os.PathLike | None = None,
+    options: BatchOptions = BatchOptions(),
+) -> Generator[BatchProgress, None, BatchSummary]:
+    """Denoise ``items`` (paths or :class:`ArrayItem`) into ``outdir``, one at a time.
+
+    ``outdir`` None writes each file's outputs beside it (arrays then need an ``outdir``).
+    Options, device and outdir are checked at once (ValueError/TypeError), before the generator
+    is returned. Afterwards nothing raises for one bad item: it is reported failed, with its
+    reason, and the batch goes on. Close the generator to cancel: the item being denoised is
+    dropped, and no output is ever left incomplete under its final name.
+    """
+    settings = resolve_settings(options.preset, **dict(options.settings))
+    device = resolve_device(options.device)
+    if options.dtype not in DTYPES:
+        raise ValueError(f"unknown output dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}")
+    if outdir is None and any(isinstance(item, ArrayItem) for item in items):
+        raise ValueError("images from memory (layers) need an output folder")
+    jobs = _plan(items, outdir, options)
+    return _run(jobs, settings, device, options)
+
+
+def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: BatchOptions) -> list[_Job]:
+    """Name every output and decide up front what is skipped, or refused for a name clash."""
+    inputs = {Path(i).resolve() for i in items if not isinstance(i, ArrayItem)}
+    claimed: dict[Path, str] = {}
+    jobs = []
+    for item in items:
+        if isinstance(item, ArrayItem):
+            name, source, stem = item.name, f"layer {item.name!r}", safe_name(item.name)
+            folder = Path(outdir)  # type: ignore[arg-type]  # checked in run_batch
+        else:
+            item = Path(item)
+            name, source, stem = item.name, str(item), output_stem(item)
+            folder = Path(outdir) if outdir is not None else item.parent
+        wanted = output_paths(stem, folder, options.save_smooth)
+        job = _Job(name, source, item, wanted)
+        for path in wanted.values():
+            target = path.resolve()
+            if target in inputs:
+                job.verdict = _failed(job, f"its output {path.name} would overwrite an input file")
+            elif target in claimed:
+                job.verdict = _failed(job, f"its output {path.name} is also the output of "
+                                           f"{claimed[target]}")
+            if job.verdict:
+                break
+        if job.verdict is None:
+            claimed.update({p.resolve(): source for p in wanted.values()})
+            if not options.overwrite:
+                job.outputs = {k: p for k, p in wanted.items() if not p.exists()}
+                if not job.outputs:
+                    job.verdict = ItemResult(name, source, "skipped", "outputs exist",
+                                             tuple(wanted.values()))
+        jobs.append(job)
+    return jobs
+
+
+def _failed(job: _Job, reason: str) -> ItemResult:
+    return ItemResult(job.name, job.source, "failed", reason)
+
+
+class _ItemFailed(Exception):
+    """One item cannot be done; the message is the reason shown to people."""
+
+
+def _run(
+    jobs: list[_Job], settings: Settings, device: Any, options: BatchOptions
+) -> Generator[BatchProgress, None, BatchSummary]:
+    start = time.perf_counter()
+    total = len(jobs)
+    results: list[ItemResult] = []
+    work_total = sum(job.verdict is None for job in jobs)  # items that need denoising
+    work_done = 0
+
+    def event(index: int, name: str, current: float, working: float = 0.0,
+              **extra: Any) -> BatchProgress:
+        # Time left from the pace of the denoising so far (``working``: the part of the current
+        # item denoised); skipped items take no time and must not count.
+        done = work_done + working
+        elapsed = time.perf_counter() - start
+        left = elapsed * (work_total - done) / done if done > 0 else None
+        return BatchProgress(index, total, name, (index + current) / total, left, **extra)
+
+    for index, job in enumerate(jobs):
+        if job.verdict is not None:
+            results.append(job.verdict)
+            yield event(index, job.name, 1.0, result=job.verdict)
+            continue
+        yield event(index, job.name, 0.0)
+        item_start = time.perf_counter()
+        process = _process(job, settings, device, options)
+        try:
+            while True:
+                try:
+                    step = next(process)
+                except StopIteration as stop:
+                    outputs = stop.value
+                    break
+                yield event(index, job.name, step.fraction, step.fraction, progress=step)
+            result = ItemResult(job.name, job.source, "done", "", outputs,
+                                time.perf_counter() - item_start)
+        except Exception as err:  # one bad item must not stop the batch
+            reason = str(err) if isinstance(err, (_ItemFailed, ValueError, TypeError)) else (
+                f"{type(err).__name__}: {err}")
+            result = ItemResult(job.name, job.source, "failed", reason, (),
+                                time.perf_counter() - item_start)
+        finally:
+            process.close()  # on cancel: stops the engine run between two steps
+        work_done += 1
+        results.append(result)
+        yield event(index, job.name, 1.0, result=result)
+    return BatchSummary(tuple(results), total, time.perf_counter() - start)
+
+
+def _process(
+    job: _Job, settings: Settings, device: Any, options: BatchOptions
+) -> Generator[Progress, None, tuple[Path, ...]]:
+    """Read, denoise and write one item; yields the engine's progress, returns the outputs."""
+    if isinstance(job.item, ArrayItem):
+        data, meta, rgb = np.asarray(job.item.data), job.item.meta, job.item.rgb
+    else:
+        try:
+            data, meta = read_image(job.item)
+        except Exception as err:
+            raise _ItemFailed(f"cannot read: {err}") from err
+        rgb = meta.rgb
+    if options.rgb is not None:
+        rgb = options.rgb
+    run = denoise_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed)
+    try:
+        result = yield from run
+    finally:
+        run.close()
+    images = {"detail": result.detail, "smooth": result.smooth}
+    dtype = data.dtype if options.dtype == "input" else np.dtype(np.float32)
+    if rgb and not meta.rgb:
+        meta = replace(meta, axes=None)  # the file's axes did not name the colour axis
+    written = []
+    for kind, path in job.outputs.items():
+        try:
+            written.append(write_image(path, to_dtype(images[kind], dtype), meta, rgb=rgb))
+        except OSError as err:
+            raise _ItemFailed(f"cannot write {path}: {err.strerror or err}") from err
+    return tuple(written)
+
+
+def to_dtype(image: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
+    """``image`` in ``dtype``: integers are rounded and clipped to the dtype's range."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(image), info.min, info.max).astype(dtype)
+    return image.astype(dtype, copy=False)

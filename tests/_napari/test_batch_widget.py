@@ -1,0 +1,135 @@
+"""The "Batch denoise..." widget, opened from the plugin menu and driven by clicks."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import make_folder, snapshot as digests
+from napari_noise2detail._napari import remembered
+from napari_noise2detail._napari.batch_widget import BatchWidget
+from napari_noise2detail.io import read_image
+
+WAIT = 120_000  # ms; generous for a loaded 2-core machine
+TINY = {"steps": 5, "width": 8}
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def open_from_menu(viewer, settings=TINY):
+    """The widget as the Plugins menu opens it, with a tiny fitting budget."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-noise2detail", "Batch denoise...")
+    widget.settings = dict(settings)
+    widget.device = "cpu"
+    return widget
+
+
+def run_and_wait(qtbot, widget):
+    widget.run_button.native.click()
+    assert widget.running
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT)
+    return widget.last_summary
+
+
+def test_a_folder_batch_from_the_menu(viewer, qtbot, tmp_path):
+    make_folder(tmp_path / "in")
+    before = digests(tmp_path / "in")
+    widget = open_from_menu(viewer)
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.save_smooth.value = True
+
+    summary = run_and_wait(qtbot, widget)
+    assert [r.name for r in summary.done] == ["a.tif", "b.tif"]
+    assert sorted(r.name for r in summary.failed) == ["corrupt.tif", "tiny.tif"]
+    text = widget.summary.value
+    assert "2 denoised" in text and "2 failed" in text
+    assert "corrupt.tif: cannot read" in text and "tiny.tif: the image is 4x4" in text
+    assert not widget.summary.native.isHidden() and widget.progress.value == widget.progress.max
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_n2d_detail.tif", "a_n2d_smooth.tif", "b_n2d_detail.tif", "b_n2d_smooth.tif"]
+    a, meta_a = read_image(out / "a_n2d_detail.tif")
+    assert a.shape == (24, 32) and a.dtype == np.float32
+    assert meta_a.pixel_size == pytest.approx((0.25, 0.25)) and meta_a.unit == "µm"
+    b, meta_b = read_image(out / "b_n2d_smooth.tif")
+    assert b.shape == (2, 16, 16) and meta_b.axes == "ZYX" and meta_b.z_spacing == pytest.approx(3.0)
+    assert digests(tmp_path / "in") == before
+
+    # Again: everything done is skipped. With "overwrite": redone.
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    summary = run_and_wait(qtbot, widget)
+    assert len(summary.skipped) == 2 and len(summary.failed) == 2 and not summary.done
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    widget.overwrite.value = True
+    summary = run_and_wait(qtbot, widget)
+    assert len(summary.done) == 2
+    assert all((out / name).stat().st_mtime_ns != stamp for name, stamp in stamps.items())
+    assert digests(tmp_path / "in") == before
+
+    # The folders come back next time; "overwrite" does not.
+    again = BatchWidget(viewer)
+    assert again.source.value == "folder" and again.output_folder.value == out
+    assert again.save_smooth.value and not again.overwrite.value
+
+
+def test_selected_layers_from_the_menu(viewer, qtbot, tmp_path):
+    rng = np.random.default_rng(1)
+    viewer.add_image((rng.random((20, 24)) * 4000).astype(np.uint16), name="well A1: DAPI",
+                     scale=(0.5, 0.5), units=("um", "um"))
+    viewer.add_image(rng.random((16, 16)).astype(np.float32), name="not selected")
+    viewer.add_image(rng.random((3, 16, 16)).astype(np.float32), name="stack",
+                     scale=(2.0, 0.1, 0.1), units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+    viewer.layers.selection.clear()
+    viewer.layers.selection.update({viewer.layers["well A1: DAPI"], viewer.layers["stack"]})
+    widget = open_from_menu(viewer)
+    widget.output_folder.value = tmp_path
+    widget.dtype.value = "input"
+
+    summary = run_and_wait(qtbot, widget)
+    assert summary.ok and [r.name for r in summary.done] == ["well A1: DAPI", "stack"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tif") == [
+        "stack_n2d_detail.tif", "well A1_ DAPI_n2d_detail.tif"]
+    well, meta = read_image(tmp_path / "well A1_ DAPI_n2d_detail.tif")
+    assert well.dtype == np.uint16 and well.shape == (20, 24)
+    assert meta.pixel_size == pytest.approx((0.5, 0.5)) and meta.unit == "µm"
+    stack, meta = read_image(tmp_path / "stack_n2d_detail.tif")
+    assert stack.dtype == np.float32 and meta.axes == "ZYX" and meta.z_spacing == pytest.approx(2.0)
+    assert meta.pixel_size == pytest.approx((0.1, 0.1))
+
+
+def test_without_a_choice_nothing_starts(viewer, qtbot, tmp_path):
+    widget = open_from_menu(viewer)
+    widget.run_button.native.click()  # no layer selected, no output folder
+    assert not widget.running and "Not started" in widget.status.value
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "missing"
+    widget.run_button.native.click()
+    assert not widget.running and "folder" in widget.status.value
+
+
+def test_cancel_midway_leaves_only_complete_outputs(viewer, qtbot, tmp_path):
+    make_folder(tmp_path / "in")
+    widget = open_from_menu(viewer, {"steps": 400, "width": 8, "report_every": 5})
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.run_button.native.click()
+    # Cancel while the second image (b.tif) is being fitted.
+    qtbot.waitUntil(lambda: widget.status.value.startswith("2/4 b.tif: plane 1/2"), timeout=WAIT)
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT)
+
+    summary = widget.last_summary
+    assert summary.cancelled and [r.name for r in summary.done] == ["a.tif"]
+    assert "Batch cancelled" in widget.summary.value and "3 not processed" in widget.summary.value
+    out = tmp_path / "out"
+    assert [p.name for p in out.iterdir()] == ["a_n2d_detail.tif"]  # no temporary either
+    assert tifffile.imread(out / "a_n2d_detail.tif").shape == (24, 32)

@@ -1,0 +1,231 @@
+"""The Qt-free batch runner: what is done, skipped and failed, what is written, and how."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import make_folder, snapshot
+from napari_noise2detail.batch import (
+    ArrayItem,
+    BatchOptions,
+    collect_inputs,
+    output_stem,
+    run_batch,
+    safe_name,
+    to_dtype,
+)
+from napari_noise2detail.io import ImageMeta, meta_from_scale, read_image, write_image
+
+TINY = {"steps": 5, "width": 8}  # a few fitting steps: fast, and enough to exercise everything
+OPTIONS = BatchOptions(device="cpu", settings=TINY)
+
+
+def drain(run):
+    events = []
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration as done:
+            return events, done.value
+
+
+def test_a_folder_batch_denoises_the_good_reports_the_bad_and_never_touches_inputs(tmp_path):
+    before = make_folder(tmp_path / "in")
+    events, summary = drain(run_batch(collect_inputs([tmp_path / "in"]), tmp_path / "out", OPTIONS))
+
+    assert [r.name for r in summary.done] == ["a.tif", "b.tif"]
+    failed = {r.name: r.reason for r in summary.failed}
+    assert failed["corrupt.tif"].startswith("cannot read")
+    assert "4x4" in failed["tiny.tif"]
+    assert not summary.ok and summary.total == 4
+    report = summary.report()
+    assert "2 denoised" in report and "2 failed" in report and "corrupt.tif" in report
+
+    # Events: every item starts and ends, in order, with progress in between.
+    assert [e.result.name for e in events if e.result] == ["a.tif", "b.tif", "corrupt.tif", "tiny.tif"]
+    assert any(e.progress is not None for e in events)
+    assert all(e.total == 4 for e in events)
+    assert [e.fraction for e in events] == sorted(e.fraction for e in events)
+    assert events[-1].fraction == 1.0
+
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["a_n2d_detail.tif", "b_n2d_detail.tif"]
+    a, meta_a = read_image(out / "a_n2d_detail.tif")
+    assert a.shape == (24, 32) and a.dtype == np.float32
+    assert meta_a.pixel_size == pytest.approx((0.25, 0.25)) and meta_a.unit == "µm"
+    b, meta_b = read_image(out / "b_n2d_detail.tif")
+    assert b.shape == (2, 16, 16) and meta_b.axes == "ZYX"
+    assert meta_b.pixel_size == pytest.approx((0.5, 0.5)) and meta_b.z_spacing == pytest.approx(3.0)
+    assert snapshot(tmp_path / "in") == before
+
+
+def test_a_rerun_skips_what_is_done_and_overwrite_redoes_it(tmp_path):
+    make_folder(tmp_path)
+    good = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    options = BatchOptions(device="cpu", settings=TINY, save_smooth=True)
+    _, first = drain(run_batch(good, tmp_path / "out", options))
+    assert len(first.done) == 2 and first.ok
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
+    assert len(stamps) == 4  # detail and smooth of each
+
+    _, again = drain(run_batch(good, tmp_path / "out", options))
+    assert [r.status for r in again.results] == ["skipped", "skipped"] and again.ok
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()} == stamps
+
+    # A missing smooth output is made again; the detail output that exists is left alone.
+    (tmp_path / "out" / "a_n2d_smooth.tif").unlink()
+    _, resumed = drain(run_batch(good, tmp_path / "out", options))
+    assert [r.status for r in resumed.results] == ["done", "skipped"]
+    assert resumed.done[0].outputs == (tmp_path / "out" / "a_n2d_smooth.tif",)
+
+    _, redone = drain(run_batch(good, tmp_path / "out", BatchOptions(
+        device="cpu", settings=TINY, save_smooth=True, overwrite=True)))
+    assert len(redone.done) == 2
+    assert all((tmp_path / "out" / n).stat().st_mtime_ns != t for n, t in stamps.items()
+               if n != "a_n2d_smooth.tif")
+
+
+def test_writing_beside_the_inputs_never_takes_or_overwrites_an_input(tmp_path):
+    make_folder(tmp_path)
+    # A file that looks like an output is an input here, named explicitly: a.tif's output
+    # would land on it, so a.tif is refused rather than overwriting it.
+    tifffile.imwrite(tmp_path / "c_n2d_detail.tif", np.zeros((16, 16), np.float32))
+    tifffile.imwrite(tmp_path / "c.tif", np.random.default_rng(2).random((16, 16)).astype(np.float32))
+    before = snapshot(tmp_path)
+    _, summary = drain(run_batch([tmp_path / "c.tif", tmp_path / "c_n2d_detail.tif"], None, OPTIONS))
+    assert summary.failed[0].name == "c.tif" and "overwrite an input" in summary.failed[0].reason
+    assert summary.done[0].outputs == (tmp_path / "c_n2d_detail_n2d_detail.tif",)
+    assert all(snapshot(tmp_path)[name] == digest for name, digest in before.items())
+
+    # Scanning the folder again does not take earlier outputs for inputs.
+    scanned = [p.name for p in collect_inputs([tmp_path])]
+    assert scanned == ["a.tif", "b.tif", "c.tif", "corrupt.tif", "tiny.tif"]
+
+
+def test_empty_nan_and_unreadable_files_fail_with_their_reason_and_the_rest_goes_on(tmp_path):
+    (tmp_path / "empty.tif").write_bytes(b"")
+    nan = np.full((16, 16), np.nan, np.float32)
+    tifffile.imwrite(tmp_path / "nan.tif", nan)
+    with pytest.warns(UserWarning, match="zero-size"):
+        tifffile.imwrite(tmp_path / "zero.tif", np.zeros((0, 16), np.float32))
+    (tmp_path / "notes.nd2").write_bytes(b"not really")
+    tifffile.imwrite(tmp_path / "good.tif", np.random.default_rng(3).random((16, 16)).astype(np.float32))
+    inputs = collect_inputs([tmp_path])
+    assert [p.name for p in inputs] == ["empty.tif", "good.tif", "nan.tif", "notes.nd2", "zero.tif"]
+    _, summary = drain(run_batch(inputs, tmp_path / "out", OPTIONS))
+    reasons = {r.name: r.reason for r in summary.failed}
+    assert set(reasons) == {"empty.tif", "nan.tif", "notes.nd2", "zero.tif"}
+    assert "NaN" in reasons["nan.tif"]
+    assert "empty" in reasons["empty.tif"] and "empty" in reasons["zero.tif"]
+    assert "reader" in reasons["notes.nd2"]
+    assert [r.name for r in summary.done] == ["good.tif"]
+
+
+def test_closing_the_batch_midway_leaves_no_incomplete_output(tmp_path):
+    make_folder(tmp_path / "in")
+    run = run_batch([tmp_path / "in" / "a.tif", tmp_path / "in" / "b.tif"], tmp_path / "out",
+                    BatchOptions(device="cpu", settings={"steps": 10, "width": 8, "report_every": 2}))
+    for event in run:
+        if event.index == 1 and event.progress is not None:
+            break  # b.tif is being denoised
+    run.close()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_n2d_detail.tif"]
+    assert tifffile.imread(tmp_path / "out" / "a_n2d_detail.tif").shape == (24, 32)
+
+
+def test_an_interrupted_write_leaves_nothing_under_the_final_name(tmp_path, monkeypatch):
+    make_folder(tmp_path / "in")
+    real = tifffile.imwrite
+
+    def crash(path, data, **kwargs):
+        real(path, data, **kwargs)
+        with open(path, "r+b") as f:
+            f.truncate(100)  # half-written...
+        raise KeyboardInterrupt  # ...when the user presses Ctrl-C
+
+    monkeypatch.setattr(tifffile, "imwrite", crash)
+    with pytest.raises(KeyboardInterrupt):
+        drain(run_batch([tmp_path / "in" / "a.tif"], tmp_path / "out", OPTIONS))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_layers_in_memory_keep_their_name_pixel_size_and_dtype(tmp_path):
+    rng = np.random.default_rng(4)
+    data = (rng.random((16, 24)) * 200).astype(np.uint8)
+    meta = meta_from_scale((0.1, 0.2), ("micrometer", "micrometer"))
+    item = ArrayItem(name="cells/1: A?", data=data, meta=meta)
+    options = BatchOptions(device="cpu", settings=TINY, dtype="input")
+    _, summary = drain(run_batch([item], tmp_path, options))
+    (path,) = summary.done[0].outputs
+    assert path.name == "cells_1_ A__n2d_detail.tif"
+    out, out_meta = read_image(path)
+    assert out.dtype == np.uint8 and out.shape == (16, 24)
+    assert out_meta.pixel_size == pytest.approx((0.1, 0.2)) and out_meta.unit == "µm"
+
+    with pytest.raises(ValueError, match="output folder"):
+        run_batch([item], None, options)
+
+
+def test_rgb_tiffs_are_recognised_and_stay_rgb(tmp_path):
+    rgb = (np.random.default_rng(5).random((16, 16, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "colour.tif", rgb, photometric="rgb")
+    _, summary = drain(run_batch([tmp_path / "colour.tif"], tmp_path / "out",
+                                 BatchOptions(device="cpu", settings=TINY, dtype="input")))
+    out, meta = read_image(summary.done[0].outputs[0])
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8 and meta.axes == "YXS"
+
+
+def test_other_formats_are_read_through_napari_readers(tmp_path):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "photo.png", (np.random.default_rng(6).random((16, 20)) * 255).astype(np.uint8))
+    _, summary = drain(run_batch(collect_inputs([tmp_path]), tmp_path / "out", OPTIONS))
+    assert summary.ok
+    assert tifffile.imread(tmp_path / "out" / "photo_n2d_detail.tif").shape == (16, 20)
+
+
+def test_bad_options_are_refused_before_any_work(tmp_path):
+    make_folder(tmp_path)
+    for options, message in [
+        (BatchOptions(preset="slow"), "unknown preset"),
+        (BatchOptions(device="tpu"), "unknown device"),
+        (BatchOptions(dtype="int8"), "output dtype"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            run_batch([tmp_path / "a.tif"], tmp_path / "out", options)
+    with pytest.raises(TypeError, match="unknown setting"):
+        run_batch([tmp_path / "a.tif"], tmp_path / "out", BatchOptions(settings={"stepz": 3}))
+    assert not (tmp_path / "out").exists()
+
+
+def test_collect_inputs_expands_folders_and_globs_and_refuses_typos(tmp_path):
+    make_folder(tmp_path)
+    (tmp_path / "a_n2d_detail.tif").write_bytes(b"an earlier output")
+    (tmp_path / ".a_n2d_detail.tif.0123.partial").write_bytes(b"a killed write")
+    (tmp_path / "notes.txt").write_text("not an image")
+    names = lambda paths: [p.name for p in paths]  # noqa: E731
+    assert names(collect_inputs([tmp_path])) == ["a.tif", "b.tif", "corrupt.tif", "tiny.tif"]
+    assert names(collect_inputs([str(tmp_path / "*.tif")])) == ["a.tif", "b.tif", "corrupt.tif", "tiny.tif"]
+    assert names(collect_inputs([tmp_path / "b.tif", tmp_path, tmp_path / "notes.txt"])) == [
+        "b.tif", "a.tif", "corrupt.tif", "tiny.tif", "notes.txt"]
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        collect_inputs([tmp_path / "typo.tif"])
+    with pytest.raises(FileNotFoundError, match="no files match"):
+        collect_inputs([str(tmp_path / "*.czi")])
+
+
+def test_names_and_dtypes():
+    assert output_stem("x/a.ome.tif") == "a" and output_stem("a.b.tiff") == "a.b"
+    assert safe_name("../etc/passwd") == "_etc_passwd"
+    assert safe_name("  ") == "image" and safe_name("CON") == "_CON"
+    assert to_dtype(np.array([-3.4, 2.5, 3.6, 300.0]), "uint8").tolist() == [0, 2, 4, 255]
+    assert to_dtype(np.array([1.5], np.float32), "float32").dtype == np.float32
+
+
+def test_plain_tiffs_keep_axes_and_pixel_size_too(tmp_path):
+    data = np.zeros((3, 16, 16), np.float64)
+    meta = ImageMeta(axes="QYX", pixel_size=(0.5, 0.25), unit="µm")
+    _, back = read_image(write_image(tmp_path / "x.tif", data, meta))
+    assert back.axes == "QYX" and back.pixel_size == pytest.approx((0.5, 0.25)) and back.unit == "µm"
