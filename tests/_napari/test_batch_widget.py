@@ -133,3 +133,19 @@ def test_cancel_midway_leaves_only_complete_outputs(viewer, qtbot, tmp_path):
     out = tmp_path / "out"
     assert [p.name for p in out.iterdir()] == ["a_n2d_detail.tif"]  # no temporary either
     assert tifffile.imread(out / "a_n2d_detail.tif").shape == (24, 32)
+
+
+def test_closing_the_viewer_mid_batch_stops_it(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    make_folder(tmp_path / "in")
+    widget = open_from_menu(viewer, {"steps": 50_000, "width": 8})
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.run_button.native.click()
+    worker = widget._worker
+    qtbot.waitUntil(lambda: worker.is_running, timeout=WAIT)
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []  # nothing half-written

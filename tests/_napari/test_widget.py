@@ -242,3 +242,11 @@ def test_viewer_stays_responsive_while_fitting(viewer, qtbot):
     assert len(ticks) >= 10  # the GUI thread's event loop kept turning (50 would be ideal)
     w.cancel()
     qtbot.waitUntil(lambda: not w.running, timeout=10_000)
+
+
+def test_multiscale_layer_is_denoised_at_full_resolution(viewer, qtbot):
+    base = noisy_cells(32)[1]
+    viewer.add_image([base, base[::2, ::2]], name="pyramid", multiscale=True)
+    w = make_widget(viewer)
+    click_and_wait(qtbot, w)
+    assert viewer.layers["pyramid [N2D detail]"].data.shape == (32, 32)

@@ -108,6 +108,11 @@ class BatchWidget(Container):
         self._started = 0.0
         self._outdir: Path | None = None
 
+        # Closing the viewer deletes this widget: stop the batch, and let no late signal touch
+        # the deleted controls.
+        self._closed = False
+        self.native.destroyed.connect(self._on_destroyed)
+
         self._load_choices()
         self.source.changed.connect(self._on_source)
         self.run_button.changed.connect(self.start)
@@ -193,11 +198,20 @@ class BatchWidget(Container):
             self.cancel_button.enabled = False
             self._worker.quit()
 
+    def _on_destroyed(self, *_: object) -> None:
+        self._closed = True
+        if self.running:
+            self._worker.quit()
+
     def _set_running(self, running: bool) -> None:
+        if self._closed:
+            return
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
 
     def _on_event(self, event: BatchProgress) -> None:
+        if self._closed:
+            return
         self.progress.value = round(event.fraction * _SCALE)
         self.status.value = event.describe()
         if event.result is not None:
@@ -225,6 +239,8 @@ class BatchWidget(Container):
         from napari.utils.notifications import show_info, show_warning
 
         self.last_summary = summary
+        if self._closed:
+            return
         text = summary.report()
         if extra:
             text += "\n" + extra

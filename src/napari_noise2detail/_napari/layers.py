@@ -16,12 +16,9 @@ def image_data(layer: Layer) -> tuple[np.ndarray, bool]:
     if not isinstance(layer, Image):
         kind = type(layer).__name__
         raise TypeError(f"'{layer.name}' is a {kind} layer; Noise2Detail denoises image layers only")
-    if layer.multiscale:
-        raise ValueError(
-            f"'{layer.name}' is a multiscale (pyramid) layer; open its full-resolution level as a "
-            "single image layer, or use batch denoising on the file"
-        )
-    return np.asarray(layer.data), bool(layer.rgb)
+    # A pyramid is denoised at full resolution, as batch denoising does.
+    data = layer.data[0] if layer.multiscale else layer.data
+    return np.asarray(data), bool(layer.rgb)
 
 
 def result_name(source: Layer, kind: str) -> str:
