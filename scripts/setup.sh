@@ -24,8 +24,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # The CPU build of torch goes in first: the project asks only for torch>=2.1 (so users keep
 # their CUDA build), and pip resolving that range with no torch present fetches a multi-GB
-# CUDA build. Set TORCH_SPEC to choose another build. (The grep hides pip's notes about
-# local package folders that some machines configure; pip's own exit status still counts.)
-.venv/bin/python -m pip install -q --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}" 2>&1 | { grep -v '^WARNING: Location' || true; }
+# CUDA build. TORCH_SPEC chooses another build; its words are split, so it may hold pip
+# options. The grep hides pip's notes about local package folders some machines configure;
+# pip's own exit status still counts.
+.venv/bin/python -m pip install -q --disable-pip-version-check ${TORCH_SPEC:-torch==2.13.0} 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[testing,pyqt6]" 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -c "import napari_noise2detail as n; print('== ready: napari-noise2detail', n.__version__, 'on', n.describe_device())"

@@ -1,0 +1,183 @@
+"""Speed and quality of the presets: one table per question of the speed issue.
+
+    python benchmarks/speed.py [--data ../shared/data] [--quick] > docs/benchmarks.md
+
+A. single 256x256 images (4 real images x Gaussian sigma 25/255 and Poisson lambda 30):
+   `paper` vs `fast`, seconds, peak memory, stage PSNRs and SSIM, speed-up and PSNR change;
+B. 512x512: `fast` against `paper`, whose time is extrapolated from a probe of a few hundred
+   steps per stage (said so in the table);
+C. a 20-plane stack of 256x256 planes with `fast`: its cost against one plane, and its mean
+   detail PSNR against denoising every plane on its own;
+D. a 4096x4096 uint16 image with `fast`: seconds, peak memory, and seconds per megapixel
+   against a 1024x1024 crop of it.
+
+Each run is a fresh process, so the peak memory (RSS) is that run's own. Seconds are wall time
+on this machine; run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from common import add_noise, centre_crop, isolated, machine, psnr, ssim
+from skimage import data as skdata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_images(data_dir: Path, size: int) -> dict[str, np.ndarray]:
+    """Clean-looking real images in [0, 1]: two microscopy, two classic test images.
+
+    The EM image has real shot noise; 4x4 binning (a mean of 16 pixels) makes it a clean
+    enough reference at 256x384.
+    """
+    fluo = tifffile.imread(data_dir / "fluo_nuclei_dsb2018_2d.tif").astype(np.float64)
+    fluo = fluo[256:512, 0:256] if size == 256 else centre_crop(fluo, size)
+    em = tifffile.imread(data_dir / "em_sem_rbc_membrane_skeleton_2d.tif").astype(np.float64)
+    em = em.reshape(256, 4, 384, 4).mean(axis=(1, 3))
+    return {
+        "fluo nuclei": fluo / fluo.max(),
+        "EM (4x4 binned)": centre_crop(em, min(size, 256)) / 255.0,
+        "camera": centre_crop(skdata.camera(), size) / 255.0,
+        "moon": centre_crop(skdata.moon(), size) / 255.0,
+    }
+
+
+def run(noisy, preset, overrides):
+    from napari_noise2detail import denoise
+
+    r = denoise(noisy, preset=preset, device="cpu", seed=0, **overrides)
+    return r.partial, r.smooth, r.detail
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def section_a(images, noises, quick):
+    rows, speedups, deltas = [], [], []
+    for name, clean in images.items():
+        for noise in noises:
+            noisy = add_noise(clean, noise, seed=0).astype(np.float32)
+            results = {}
+            for preset in ("paper", "fast"):
+                overrides = {"steps": 100} if (quick and preset == "paper") else {}
+                (s1, s2, s3), secs, peak = isolated(run, noisy, preset, overrides)
+                if quick and preset == "paper":
+                    secs *= 20  # 100 of 2000 steps: extrapolated
+                results[preset] = (psnr(s3, clean), secs)
+                rows.append([name, noise, preset, f"{secs:.1f}", f"{peak:.0f}", f"{psnr(noisy, clean):.2f}",
+                             f"{psnr(s1, clean):.2f}", f"{psnr(s2, clean):.2f}", f"{psnr(s3, clean):.2f}",
+                             f"{ssim(s3, clean):.4f}"])
+                print(f"  A {name} {noise} {preset}: {secs:.1f} s, detail {psnr(s3, clean):.2f} dB", flush=True)
+            speedups.append(results["paper"][1] / results["fast"][1])
+            deltas.append(results["fast"][0] - results["paper"][0])
+            rows.append(["", "", "**fast vs paper**", f"**{speedups[-1]:.1f}x faster**", "", "", "", "",
+                         f"**{deltas[-1]:+.2f} dB**", ""])
+    summary = (f"fast vs paper over {len(deltas)} cases: {np.mean(speedups):.1f}x faster on average "
+               f"(min {min(speedups):.1f}x); detail PSNR {np.mean(deltas):+.2f} dB on average, "
+               f"worst {min(deltas):+.2f} dB")
+    header = ["image", "noise", "preset", "seconds", "peak MiB", "noisy dB", "stage 1 dB", "smooth dB",
+              "detail dB", "detail SSIM"]
+    return table(header, rows), summary
+
+
+def section_b(data_dir, quick):
+    clean = clean_images(data_dir, 512)["fluo nuclei"]
+    noisy = add_noise(clean, "poisson30", seed=0).astype(np.float32)
+    probe = 20 if quick else 200
+    _, probe_secs, _ = isolated(run, noisy, "paper", {"steps": probe})
+    paper_secs = probe_secs * 2000 / probe
+    (s1, s2, s3), fast_secs, peak = isolated(run, noisy, "fast", {})
+    rows = [["paper (extrapolated from a probe of %d + %d steps)" % (probe, probe), f"{paper_secs:.0f}", "", ""],
+            ["fast", f"{fast_secs:.1f}", f"{peak:.0f}", f"{psnr(s3, clean):.2f}"]]
+    summary = f"512x512: fast is {paper_secs / fast_secs:.0f}x faster than paper (paper time extrapolated)"
+    return table(["run", "seconds", "peak MiB", "detail dB"], rows), summary
+
+
+def _stack_planes(clean, n):
+    """n planes of a slowly drifting image: crops shifted by one pixel per plane."""
+    return np.stack([clean[i : i + 256, i // 2 : i // 2 + 256] for i in range(n)])
+
+
+def section_c(data_dir, quick):
+    n = 5 if quick else 20
+    big = clean_images(data_dir, 512)["fluo nuclei"]
+    clean = _stack_planes(big, n)
+    noisy = np.stack([add_noise(p, "poisson30", seed=i) for i, p in enumerate(clean)]).astype(np.float32)
+    (_, _, stacked), stack_secs, stack_peak = isolated(run, noisy, "fast", {})
+    alone, alone_secs = [], []
+    for i in range(n):
+        (_, _, s3), secs, _ = isolated(run, noisy[i], "fast", {})
+        alone.append(psnr(s3, clean[i]))
+        alone_secs.append(secs)
+    stack_psnr = np.mean([psnr(stacked[i], clean[i]) for i in range(n)])
+    rows = [[f"{n}-plane stack, fast", f"{stack_secs:.1f}", f"{stack_peak:.0f}", f"{stack_psnr:.2f}"],
+            ["each plane on its own, fast (sum)", f"{sum(alone_secs):.1f}", "", f"{np.mean(alone):.2f}"],
+            ["one plane, fast", f"{np.mean(alone_secs):.1f}", "", ""]]
+    summary = (f"{n}-plane stack: {stack_secs / np.mean(alone_secs):.1f}x the time of one plane; mean detail "
+               f"PSNR {stack_psnr - np.mean(alone):+.2f} dB against each plane on its own")
+    return table(["run", "seconds", "peak MiB", "mean detail dB"], rows), summary
+
+
+def section_d(quick):
+    size = 1024 if quick else 4096
+    rng = np.random.default_rng(0)
+    base = skdata.cell().astype(np.float64) / 255.0
+    tiles = np.tile(base, (size // base.shape[0] + 1, size // base.shape[1] + 1))[:size, :size]
+    image = np.clip(rng.poisson(tiles * 300) + 100, 0, 65535).astype(np.uint16)
+    (_, _, detail), big_secs, big_peak = isolated(run, image, "fast", {})
+    crop = image[:1024, :1024] if size > 1024 else image[:512, :512]
+    _, small_secs, small_peak = isolated(run, crop, "fast", {})
+    mpx_big, mpx_small = image.size / 1e6, crop.size / 1e6
+    rows = [[f"{size}x{size} uint16", f"{big_secs:.1f}", f"{big_peak:.0f}", f"{big_secs / mpx_big:.2f}"],
+            [f"{crop.shape[0]}x{crop.shape[1]} crop of it", f"{small_secs:.1f}", f"{small_peak:.0f}",
+             f"{small_secs / mpx_small:.2f}"]]
+    summary = (f"{size}x{size}: peak memory {big_peak / 1024:.2f} GiB; {big_secs / mpx_big:.2f} s per megapixel "
+               f"against {small_secs / mpx_small:.2f} for the crop")
+    return table(["image", "seconds", "peak MiB", "seconds per megapixel"], rows), summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run, not for the record")
+    parser.add_argument("--sections", default="ABCD")
+    args = parser.parse_args()
+
+    from napari_noise2detail import PRESETS
+
+    out = [f"# Benchmarks\n\nMachine: {machine()}.", f"Presets: paper = `{PRESETS['paper']}`; "
+           f"fast = `{PRESETS['fast']}`.", "Command: `python benchmarks/speed.py`" + (" --quick" if args.quick else "")]
+    summaries = []
+    if "A" in args.sections:
+        images = clean_images(args.data, 256)
+        if args.quick:
+            images = dict(list(images.items())[:1])
+        text, summary = section_a(images, ("gauss25", "poisson30"), args.quick)
+        out += ["## A. One 256x256 image: paper vs fast", text]
+        summaries.append(summary)
+    if "B" in args.sections:
+        text, summary = section_b(args.data, args.quick)
+        out += ["## B. 512x512 (fluorescence nuclei, Poisson 30)", text]
+        summaries.append(summary)
+    if "C" in args.sections:
+        text, summary = section_c(args.data, args.quick)
+        out += ["## C. A stack of 256x256 planes (fluorescence nuclei drifting 1 px per plane, Poisson 30)", text]
+        summaries.append(summary)
+    if "D" in args.sections:
+        text, summary = section_d(args.quick)
+        out += ["## D. A large uint16 image (skimage cell tiled, Poisson noise)", text]
+        summaries.append(summary)
+    out += ["## Summary", "\n".join(f"- {s}" for s in summaries)]
+    print("\n\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
