@@ -8,20 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_noise2detail.cli import main
 from conftest import make_folder, snapshot
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny images gain nothing from threads, and on a busy machine torch's threads wait on
-    # each other: one thread is 10-40x faster here.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from napari_noise2detail.cli import main
 
 
 def test_demo_writes_results_and_says_where(tmp_path, capsys):
