@@ -48,7 +48,14 @@ def clean_images(data_dir: Path, size: int) -> dict[str, np.ndarray]:
 
 
 def run(noisy, preset, overrides):
+    import os
+
+    import torch
+
     from napari_noise2detail import denoise
+
+    if os.environ.get("N2D_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["N2D_BENCH_THREADS"]))
 
     r = denoise(noisy, preset=preset, device="cpu", seed=0, **overrides)
     return r.partial, r.smooth, r.detail
@@ -149,12 +156,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="a short smoke run, not for the record")
     parser.add_argument("--sections", default="ABCD")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in every run (default: torch's choice, all cores)")
     args = parser.parse_args()
+    if args.threads:
+        import os
+
+        os.environ["N2D_BENCH_THREADS"] = str(args.threads)  # read by every run's fresh process
 
     from napari_noise2detail import PRESETS
 
-    out = [f"# Benchmarks\n\nMachine: {machine()}.", f"Presets: paper = `{PRESETS['paper']}`; "
-           f"fast = `{PRESETS['fast']}`.", "Command: `python benchmarks/speed.py`" + (" --quick" if args.quick else "")]
+    threads = f"; every run limited to {args.threads} torch thread(s)" if args.threads else ""
+    out = [f"# Benchmarks\n\nMachine: {machine()}{threads}.", f"Presets: paper = `{PRESETS['paper']}`; "
+           f"fast = `{PRESETS['fast']}`.", "Command: `python benchmarks/speed.py" + (" --quick" if args.quick else "")
+           + (f" --threads {args.threads}" if args.threads else "") + "`"]
     summaries = []
     if "A" in args.sections:
         images = clean_images(args.data, 256)

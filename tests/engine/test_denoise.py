@@ -9,7 +9,7 @@ TINY = dict(steps=2, width=4, device="cpu")
 
 
 def test_detail_psnr_rises_by_several_db(clean64, noisy64):
-    result = denoise(noisy64, steps=150, device="cpu")
+    result = denoise(noisy64, preset="paper", steps=150, device="cpu")
     before = psnr(noisy64, clean64)
     assert psnr(result.partial, clean64) > before + 3
     assert psnr(result.detail, clean64) > before + 4
@@ -171,3 +171,25 @@ def test_settings_override_and_torch_device_object():
         denoise(synthetic_cells(16), iterations=3)
     with pytest.raises(ValueError, match="unknown preset"):
         denoise(synthetic_cells(16), preset="slow")
+
+
+def test_stack_planes_continue_from_the_plane_before():
+    plane = np.random.default_rng(0).uniform(0, 1, (16, 16)).astype(np.float32)
+    stack = np.stack([plane, plane, plane])
+    events = []
+    warm = denoise(stack, steps=6, width=4, plane_steps=0, device="cpu", progress=events.append)
+    # planes 2 and 3 reuse plane 1's networks unchanged: identical planes, identical results
+    assert np.array_equal(warm.detail[0], warm.detail[1]) and np.array_equal(warm.detail[1], warm.detail[2])
+    assert {e.plane for e in events if e.stage != 2} == {0}  # no fitting after the first plane
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    scratch = denoise(stack, steps=6, width=4, seed=0, device="cpu")
+    assert np.array_equal(scratch.detail[0], warm.detail[0])  # the first plane is fitted as usual
+
+
+def test_fast_preset_is_the_crop_preset():
+    from napari_noise2detail import PRESETS
+
+    fast = PRESETS["fast"]
+    assert fast.crop == 32 and fast.batch == 4 and fast.plane_steps is not None
+    assert PRESETS["paper"].plane_steps is None and not PRESETS["paper"].zero_noise_init

@@ -37,7 +37,7 @@ def test_plane_pipeline_outputs_and_events():
         try:
             events.append(next(run))
         except StopIteration as done:
-            outputs = done.value
+            outputs, networks = done.value
             break
     assert [e[:3] for e in events] == [
         (1, 2, 6), (1, 4, 6), (1, 6, 6), (2, 1, 1), (3, 2, 6), (3, 4, 6), (3, 6, 6)
@@ -47,13 +47,14 @@ def test_plane_pipeline_outputs_and_events():
         assert out.shape == y.shape
         assert 0 <= out.min() and out.max() <= 1
         assert not out.requires_grad
+    assert len(networks) == 2 and not any(p.requires_grad for n in networks for p in n.parameters())
 
 
 def test_fitting_lowers_the_loss():
     torch.manual_seed(0)
     y = (0.5 + 0.1 * torch.randn(1, 1, 32, 32)).clamp(0, 1)
     run = n2d_plane(y, Settings(steps=60, width=16, report_every=10), seed=0)
-    stage1 = [loss for stage, _, _, loss in run if stage == 1]
+    stage1 = [loss for stage, _, _, loss in run if stage == 1]  # noqa: the return value is not needed
     assert stage1[-1] < stage1[0]
 
 
@@ -99,7 +100,59 @@ def test_crop_training_runs_and_changes_the_result():
             try:
                 next(run)
             except StopIteration as done:
-                results.append(done.value[0])  # s1: the residual net is never all clamped
+                results.append(done.value[0][0])  # s1: the residual net is never all clamped
                 break
     assert results[0].shape == results[1].shape == y.shape
     assert not torch.equal(results[0], results[1])
+
+
+def _finish(run):
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            return done.value
+
+
+def test_zero_noise_init_starts_stage_one_from_the_image():
+    from napari_noise2detail.engine.stages import _new_network
+
+    y = torch.rand(1, 1, 16, 16)
+    f = _new_network(1, 0, Settings(), y, zero_output=True)
+    with torch.no_grad():
+        assert torch.equal(f(y), torch.zeros_like(y))
+
+
+def test_warm_start_continues_from_copies_of_the_given_networks():
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    settings = Settings(steps=5, width=8, plane_steps=0)
+    (first, nets) = _finish(n2d_plane(y, settings))
+    before = [p.clone() for n in nets for p in n.parameters()]
+    (again, nets2) = _finish(n2d_plane(y, settings, start=nets))
+    # zero warm steps: the same networks on the same plane give the same results ...
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    # ... and the networks handed in were copied, not changed
+    assert all(torch.equal(a, p) for a, p in zip(before, [p for n in nets for p in n.parameters()]))
+    assert nets2[0] is not nets[0]
+    settings = Settings(steps=5, width=8, plane_steps=3)
+    events = []
+    run = n2d_plane(y, settings, start=nets)
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration:
+            break
+    assert [e[:3] for e in events if e[0] != 2] == [(1, 3, 3), (3, 3, 3)]
+
+
+def test_fits_per_stage_and_warm():
+    s = Settings(steps=10, detail_steps=4, lr=3e-3, schedule="cosine", detail_lr=1e-3,
+                 detail_schedule="step", plane_steps=2)
+    (f1, f3) = s.fits()
+    assert (f1.steps, f1.lr, f1.schedule) == (10, 3e-3, "cosine")
+    assert (f3.steps, f3.lr, f3.schedule) == (4, 1e-3, "step")
+    (w1, w3) = s.fits(warm=True)
+    assert (w1.steps, w3.steps, w1.schedule) == (2, 2, "cosine")
+    assert w1.lr == 1e-3 and abs(w3.lr - 1e-3 / 3) < 1e-12
+    assert Settings(steps=7).fits(warm=True)[0].steps == 7  # no plane_steps: from scratch
+    assert Settings(steps=1, plane_steps=5).fits(warm=True)[0].steps == 1  # never more than steps

@@ -123,40 +123,52 @@ def denoise_iter(
 def _run(
     arr: np.ndarray, rgb: bool, settings: Settings, device: torch.device, seed: int
 ) -> Generator[Progress, None, DenoiseResult]:
-    start = time.perf_counter()
+    began = time.perf_counter()
     height, width = (arr.shape[-3:-1] if rgb else arr.shape[-2:])
     planes = arr.reshape(-1, height, width, arr.shape[-1]) if rgb else arr.reshape(-1, height, width, 1)
     n_planes = planes.shape[0]
     fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
     outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
-    steps1, steps3 = settings.stage_steps
+    # Each plane's share of the work, for one progress fraction over the whole run.
+    full, warm = (sum(fit.steps for fit in settings.fits(w)) or 1 for w in (False, True))
+    weights = [full] + [warm] * (n_planes - 1)
+    done_before = 0.0
+    start = None  # networks of the previous plane, for a warm start (stacks)
 
     for index, plane in enumerate(planes):
         data = plane[..., :fitted]
         low, high = unit_range(data)
+        share = weights[index]  # what the plane counts for in the progress fraction
         if high > low:  # a constant plane has nothing to denoise and stays as it is
             y = _to_tensor(to_unit(data, low, high), device, settings)
-            run = n2d_plane(y, settings, seed)
+            run = n2d_plane(y, settings, seed, start)
+            fits = settings.fits(warm=start is not None)
+            share = sum(fit.steps for fit in fits) or 1
             while True:
                 try:
                     stage, step, total, loss = next(run)
                 except StopIteration as done:
-                    stages = done.value
+                    stages, networks = done.value
                     break
-                done_steps = step if stage == 1 else steps1 + (step if stage == 3 else 0)
+                within = step if stage == 1 else fits[0].steps + (step if stage == 3 else 0)
+                if stage == 2 and fits[1].steps == 0:
+                    within = share  # nothing left to fit: the plane is done
                 yield Progress(
                     index, n_planes, stage, step, total, loss,
-                    (index + done_steps / (steps1 + steps3)) / n_planes,
+                    min((done_before + within) / sum(weights), 1.0),
                 )
             for out, result in zip(outputs, stages):
                 out[index, ..., :fitted] = from_unit(_to_numpy(result, height, width), low, high)
-            del y, run, stages
+            if settings.plane_steps is not None:
+                start = networks
+            del y, run, stages, networks
+        done_before += share
     if device.type == "cuda":
         torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
 
     partial, smooth, detail = (out.reshape(arr.shape) for out in outputs)
     return DenoiseResult(
-        partial, smooth, detail, describe_device(device), settings, time.perf_counter() - start
+        partial, smooth, detail, describe_device(device), settings, time.perf_counter() - began
     )
 
 

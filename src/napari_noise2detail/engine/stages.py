@@ -6,6 +6,7 @@ whatever device they live on; :mod:`.denoise` deals with arrays, shapes and inte
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Generator, Iterator
 
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 from .downsample import polyphase_merge, polyphase_split
 from .losses import pair_loss
 from .network import apply_tiled, make_network
-from .presets import Settings
+from .presets import Fit, Settings
 
 #: (stage, step, total steps of the stage, loss or None)
 StageEvent = tuple[int, int, int, float | None]
@@ -59,15 +60,20 @@ def fit(
     net: nn.Module,
     predict: Callable[[torch.Tensor], torch.Tensor],
     sample: Sampler,
-    steps: int,
-    settings: Settings,
+    how: Fit,
+    report_every: int,
 ) -> Iterator[tuple[int, float]]:
-    """Adam on the pair loss; yields (step, loss) every ``settings.report_every`` steps.
+    """Adam on the pair loss; yields (step, loss) every ``report_every`` steps.
 
     The loss is read back (a device sync) only when it is reported.
     """
-    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    schedule = _schedule(opt, steps, settings.schedule)
+    steps = how.steps
+    if steps == 0:  # a warm start used as it is
+        net.requires_grad_(False).eval()
+        return
+    net.requires_grad_(True)
+    opt = torch.optim.Adam(net.parameters(), lr=how.lr)
+    schedule = _schedule(opt, steps, how.schedule)
     net.train()
     with torch.enable_grad():
         for step in range(1, steps + 1):
@@ -76,7 +82,7 @@ def fit(
             loss.backward()
             opt.step()
             schedule.step()
-            if step % settings.report_every == 0 or step == steps:
+            if step % report_every == 0 or step == steps:
                 yield step, float(loss.detach())
     net.requires_grad_(False)
     net.eval()
@@ -102,35 +108,52 @@ def refine(f: nn.Module, y: torch.Tensor, s1: torch.Tensor, tile: int | None) ->
     return total / 3
 
 
-def _new_network(channels: int, seed: int, settings: Settings, like: torch.Tensor) -> nn.Module:
-    net = make_network(channels, settings.width, seed).to(like.device)
+def _new_network(
+    channels: int, seed: int, settings: Settings, like: torch.Tensor, start: nn.Module | None = None,
+    zero_output: bool = False,
+) -> nn.Module:
+    """A fresh network (seeded), or a copy of ``start``, on ``like``'s device."""
+    if start is not None:
+        net = copy.deepcopy(start)
+    else:
+        net = make_network(channels, settings.width, seed)
+        if zero_output:
+            nn.init.zeros_(net[-1].weight)
+            nn.init.zeros_(net[-1].bias)
+    net = net.to(like.device)
     if settings.channels_last and like.device.type != "mps":
         net = net.to(memory_format=torch.channels_last)
     return net
 
 
 def n2d_plane(
-    y: torch.Tensor, settings: Settings, seed: int = 0
-) -> Generator[StageEvent, None, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Run N2D on one noisy plane; yields StageEvents, returns (s1, s2, s3)."""
+    y: torch.Tensor,
+    settings: Settings,
+    seed: int = 0,
+    start: tuple[nn.Module, nn.Module] | None = None,
+) -> Generator[StageEvent, None, tuple[tuple[torch.Tensor, ...], tuple[nn.Module, nn.Module]]]:
+    """Run N2D on one noisy plane; yields StageEvents, returns ((s1, s2, s3), (f, g)).
+
+    ``start``: networks fitted on a neighbouring plane to continue from (stacks), with the
+    shorter warm fit of ``settings.fits(warm=True)``; their weights are copied, not changed.
+    """
     channels = y.shape[1]
-    steps1, steps3 = settings.stage_steps
+    fit1, fit3 = settings.fits(warm=start is not None)
     crops = torch.Generator().manual_seed(seed)
 
-    f = _new_network(channels, 2 * seed, settings, y)
+    f = _new_network(channels, 2 * seed, settings, y, start and start[0], settings.zero_noise_init)
     sample = crop_sampler(y, y, settings.crop, settings.batch, crops)
-    for step, loss in fit(f, lambda u: u - f(u), sample, steps1, settings):
-        yield 1, step, steps1, loss
+    for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every):
+        yield 1, step, fit1.steps, loss
     s1 = denoise_residual(f, y, settings.tile)
 
     s2 = refine(f, y, s1, settings.tile)
-    del f
     yield 2, 1, 1, None
 
-    g = _new_network(channels, 2 * seed + 1, settings, y)
+    g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
     sample = crop_sampler(s2, y, settings.crop, settings.batch, crops)
-    for step, loss in fit(g, g, sample, steps3, settings):
-        yield 3, step, steps3, loss
+    for step, loss in fit(g, g, sample, fit3, settings.report_every):
+        yield 3, step, fit3.steps, loss
     with torch.no_grad():
         s3 = apply_tiled(g, s2, settings.tile).clamp_(0, 1)
-    return s1, s2, s3
+    return (s1, s2, s3), (f, g)
