@@ -10,6 +10,7 @@ Without IMAGE, the built-in noisy nuclei sample is used. Writes docs/images/napa
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import napari
@@ -33,12 +34,11 @@ def main() -> None:
     viewer.add_image(data, name=name, colormap="gray")
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Noise2Detail", area="right")
-    worker = widget.start()
-    if worker is None:
+    if widget.start() is None:
         raise SystemExit(widget.status.value)
-    while widget.running:
+    while widget.running:  # a real event loop: the worker reports through Qt signals
         QApplication.processEvents()
-        worker.await_workers(msecs=100) if hasattr(worker, "await_workers") else None
+        time.sleep(0.02)
     if not widget.status.value.startswith("Done"):
         raise SystemExit(widget.status.value)
     viewer.grid.enabled = True

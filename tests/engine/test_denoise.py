@@ -193,3 +193,11 @@ def test_fast_preset_is_the_crop_preset():
     fast = PRESETS["fast"]
     assert fast.crop == 32 and fast.batch == 4 and fast.plane_steps is not None
     assert PRESETS["paper"].plane_steps is None and not PRESETS["paper"].zero_noise_init
+
+
+def test_tiled_results_equal_untiled_so_no_seams(noisy64):
+    # tiles with a halo covering the receptive field: the same numbers, only less memory
+    whole = denoise(noisy64, steps=10, width=8, device="cpu", tile=None)
+    tiled = denoise(noisy64, steps=10, width=8, device="cpu", tile=16)
+    for name in ("partial", "smooth", "detail"):
+        np.testing.assert_allclose(getattr(tiled, name), getattr(whole, name), rtol=0, atol=1e-5)

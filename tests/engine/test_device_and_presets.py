@@ -34,8 +34,11 @@ def test_explicit_devices(monkeypatch):
             resolve_device(bad)
 
 
-def test_describe_cpu():
-    assert describe_device("cpu") == f"CPU, {torch.get_num_threads()} threads"
+def test_describe_cpu(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert describe_device("cpu") == "CPU, 8 threads"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert describe_device("cpu") == "CPU, 1 thread"
 
 
 def test_presets():

@@ -51,4 +51,5 @@ def describe_device(device: str | torch.device = "auto") -> str:
         return f"CUDA: {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
