@@ -192,6 +192,8 @@ def test_fast_preset_is_the_crop_preset():
 
     fast = PRESETS["fast"]
     assert fast.crop == 32 and fast.batch == 4 and fast.plane_steps is not None
+    (f1, f3) = fast.fits()
+    assert (f1.crop, f1.batch, f3.crop, f3.batch) == (32, 4, 64, 2)
     assert PRESETS["paper"].plane_steps is None and not PRESETS["paper"].zero_noise_init
 
 

@@ -53,7 +53,7 @@ def test_presets():
     with pytest.raises(TypeError, match="stepz"):
         resolve_settings("fast", stepz=3)
     assert Settings(steps=10, detail_steps=4).stage_steps == (10, 4)
-    for bad in (dict(steps=0), dict(detail_steps=0), dict(crop=7), dict(batch=0),
+    for bad in (dict(steps=0), dict(detail_steps=0), dict(crop=7), dict(batch=0), dict(detail_crop=9), dict(detail_batch=0),
                 dict(schedule="linear"), dict(width=0), dict(lr=0), dict(tile=4)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Settings(**bad)

@@ -147,10 +147,11 @@ def test_warm_start_continues_from_copies_of_the_given_networks():
 
 def test_fits_per_stage_and_warm():
     s = Settings(steps=10, detail_steps=4, lr=3e-3, schedule="cosine", detail_lr=1e-3,
-                 detail_schedule="step", plane_steps=2)
+                 detail_schedule="step", plane_steps=2, crop=16, batch=3, detail_crop=24)
     (f1, f3) = s.fits()
     assert (f1.steps, f1.lr, f1.schedule) == (10, 3e-3, "cosine")
     assert (f3.steps, f3.lr, f3.schedule) == (4, 1e-3, "step")
+    assert (f1.crop, f1.batch, f3.crop, f3.batch) == (16, 3, 24, 3)
     (w1, w3) = s.fits(warm=True)
     assert (w1.steps, w3.steps, w1.schedule) == (2, 2, "cosine")
     assert w1.lr == 1e-3 and abs(w3.lr - 1e-3 / 3) < 1e-12

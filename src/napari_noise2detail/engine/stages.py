@@ -142,7 +142,7 @@ def n2d_plane(
     crops = torch.Generator().manual_seed(seed)
 
     f = _new_network(channels, 2 * seed, settings, y, start and start[0], settings.zero_noise_init)
-    sample = crop_sampler(y, y, settings.crop, settings.batch, crops)
+    sample = crop_sampler(y, y, fit1.crop, fit1.batch, crops)
     for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every):
         yield 1, step, fit1.steps, loss
     s1 = denoise_residual(f, y, settings.tile)
@@ -151,7 +151,7 @@ def n2d_plane(
     yield 2, 1, 1, None
 
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
-    sample = crop_sampler(s2, y, settings.crop, settings.batch, crops)
+    sample = crop_sampler(s2, y, fit3.crop, fit3.batch, crops)
     for step, loss in fit(g, g, sample, fit3, settings.report_every):
         yield 3, step, fit3.steps, loss
     with torch.no_grad():
