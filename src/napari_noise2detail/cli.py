@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast")
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
-                         help="fitting steps per stage, overriding the preset (fewer: faster, rougher)")
+                         help="stage-1 fitting steps, overriding the preset; stage 3 scales in proportion (fewer: faster, rougher)")
     return parser
 
 

@@ -45,7 +45,11 @@ def test_presets():
     assert PRESETS["paper"].steps == 2000 and PRESETS["paper"].width == 48
     assert PRESETS["paper"].lr == 1e-3 and PRESETS["paper"].schedule == "step"
     assert PRESETS["paper"].stage_steps == (2000, 2000) and PRESETS["paper"].crop is None
-    assert resolve_settings("fast", steps=10).steps == 10
+    assert resolve_settings("paper", steps=10).stage_steps == (10, 10)
+    fast = PRESETS["fast"]
+    half = resolve_settings("fast", steps=fast.steps // 2).stage_steps
+    assert half == (fast.steps // 2, round(fast.stage_steps[1] / 2))  # stage 3 in proportion
+    assert resolve_settings("fast", steps=10, detail_steps=7).stage_steps == (10, 7)
     assert resolve_settings("fast", steps=None) == PRESETS["fast"]
     assert resolve_settings(Settings(steps=3)).steps == 3
     with pytest.raises(ValueError, match="unknown preset"):

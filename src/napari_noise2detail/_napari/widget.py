@@ -65,9 +65,10 @@ class DenoiseWidget(Container):
         self.layer = ComboBox(label="image", choices=self._image_layers, nullable=False)
         preset = saved.get("preset") if saved.get("preset") in PRESETS else "fast"
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value=preset)
-        self.steps = SpinBox(label="steps per stage", min=1, max=100_000,
+        self.steps = SpinBox(label="fitting steps", min=1, max=100_000,
                              value=int(saved.get("steps", PRESETS[preset].steps)),
-                             tooltip="fitting steps of stage 1 and of stage 3; the preset sets it")
+                             tooltip="steps of stage 1, set by the preset; stage 3 is scaled in "
+                                     "proportion. Fewer: faster and rougher.")
         self.add_stage1 = CheckBox(text="also add the stage-1 result",
                                    value=bool(saved.get("add_stage1", False)))
         self.device = Label(label="device", value=describe_device("auto"))

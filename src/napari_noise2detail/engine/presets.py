@@ -11,7 +11,8 @@ class Settings:
 
     #: Optimisation steps for each fitted network (stage 1 and stage 3 alike).
     steps: int = 1000
-    #: Steps for stage 3 only, when it should differ from ``steps``.
+    #: Steps for stage 3 only, when it should differ from ``steps``. Overriding only ``steps``
+    #: of a preset scales this in proportion.
     detail_steps: int | None = None
     #: Fit on a batch of random square crops of this side (even, pixels) instead of the
     #: whole image: the cost of a step no longer grows with the image. None: whole image.
@@ -132,4 +133,7 @@ def resolve_settings(preset: str | Settings, **overrides: object) -> Settings:
     if unknown:
         raise TypeError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     given = {k: v for k, v in overrides.items() if v is not None}
+    if "steps" in given and "detail_steps" not in given and base.detail_steps is not None:
+        # "fewer steps" means fewer in both stages: stage 3 keeps the preset's proportion
+        given["detail_steps"] = max(1, round(base.detail_steps * given["steps"] / base.steps))
     return replace(base, **given) if given else base
