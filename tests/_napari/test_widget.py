@@ -250,3 +250,4 @@ def test_multiscale_layer_is_denoised_at_full_resolution(viewer, qtbot):
     w = make_widget(viewer)
     click_and_wait(qtbot, w)
     assert viewer.layers["pyramid [N2D detail]"].data.shape == (32, 32)
+

@@ -60,6 +60,10 @@ class DenoiseWidget(Container):
         self._worker: GeneratorWorker | None = None
         self._source: Image | None = None
         self._started = 0.0
+        # Closing the viewer (or the dock) deletes the controls: the fit is stopped and late
+        # signals must not touch them.
+        self._closed = False
+        self.native.destroyed.connect(self._on_destroyed)
         saved = remembered.load(SETTINGS_NAME)
 
         self.layer = ComboBox(label="image", choices=self._image_layers, nullable=False)
@@ -87,9 +91,6 @@ class DenoiseWidget(Container):
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._source_removed)
-        # Closing the viewer deletes this widget: stop the fit rather than leave it running.
-        self._closed = False
-        self.native.destroyed.connect(self._on_destroyed)
         self._layers_changed()
 
     # -- choices and settings -------------------------------------------------------------
@@ -97,6 +98,8 @@ class DenoiseWidget(Container):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _layers_changed(self, _event: Any = None) -> None:
+        if self._closed:  # the dock was closed but the viewer lives on
+            return
         self.layer.reset_choices()
         self.denoise_button.enabled = self._worker is None and self.layer.value is not None
 
