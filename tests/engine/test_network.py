@@ -25,9 +25,22 @@ def test_seed_fixes_the_weights_and_leaves_global_rng_alone():
 
 
 @pytest.mark.parametrize("tile", [16, 20, 64])
-def test_tiled_inference_is_exact(tile):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_tiled_inference_is_exact(tile, batch):
     net = make_network(2, 8, seed=3)
-    x = torch.rand(1, 2, 50, 37, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(batch, 2, 50, 37, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         whole = net(x)
     assert torch.allclose(apply_tiled(net, x, tile), whole, atol=1e-6)
+
+
+def test_small_images_go_through_in_chunks_of_about_a_tile(monkeypatch):
+    net = make_network(1, 4, seed=0)
+    sizes = []
+    real_forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x: sizes.append(x.shape[0]) or real_forward(x))
+    x = torch.rand(16, 1, 8, 8)
+    with torch.no_grad():
+        whole = real_forward(x)
+    assert torch.allclose(apply_tiled(net, x, tile=16), whole, atol=1e-6)
+    assert sizes == [4, 4, 4, 4]  # 16 x 16 pixels per forward: four 8 x 8 images at a time
