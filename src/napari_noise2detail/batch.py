@@ -103,13 +103,11 @@ class BatchProgress:
     result: ItemResult | None = None
 
     def describe(self) -> str:
-        """One line for a status bar, e.g. ``"2/5 a.tif: detail recovery 40/1000, 3 min 10 s left"``."""
+        """One line for a status bar, e.g. ``"2/5 a.tif: stage 3/3 (detail recovery), step 40/800, 3 min 10 s left"``."""
         if self.result is not None:
             what = self.result.status + (f" ({self.result.reason})" if self.result.reason else "")
         elif self.progress is not None:
-            p = self.progress
-            plane = f"plane {p.plane + 1}/{p.planes}, " if p.planes > 1 else ""
-            what = f"{plane}{p.stage_name} {p.step}/{p.total}"
+            what = self.progress.describe()
         else:
             what = "reading"
         left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"

@@ -12,7 +12,7 @@ from .batch import DTYPES, BatchOptions, BatchSummary, collect_inputs, run_batch
 from .engine import PRESETS
 
 
-def _progress_bar(total_planes: int, desc: str):
+def _progress_bar(desc: str):
     from tqdm import tqdm
 
     bar = tqdm(total=100, desc=desc, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
@@ -20,8 +20,7 @@ def _progress_bar(total_planes: int, desc: str):
     def update(event) -> None:
         bar.n = round(100 * event.fraction, 1)
         loss = "" if event.loss is None else f", loss {event.loss:.2e}"
-        plane = f"plane {event.plane + 1}/{event.planes}, " if event.planes > 1 else ""
-        bar.set_postfix_str(f"{plane}stage {event.stage} {event.step}/{event.total}{loss}", refresh=False)
+        bar.set_postfix_str(event.describe() + loss, refresh=False)
         bar.refresh()
 
     return bar, update
@@ -37,7 +36,7 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None) -> in
     from .sample import clean_nuclei, noisy_nuclei
 
     noisy, clean = noisy_nuclei(), clean_nuclei()
-    bar, update = _progress_bar(1, f"Noise2Detail ({preset})")
+    bar, update = _progress_bar(f"Noise2Detail ({preset})")
     with bar:
         result = denoise(noisy, preset=preset, device=device, steps=steps, progress=update)
 

@@ -203,3 +203,11 @@ def test_tiled_results_equal_untiled_so_no_seams(noisy64):
     tiled = denoise(noisy64, steps=10, width=8, device="cpu", tile=16)
     for name in ("partial", "smooth", "detail"):
         np.testing.assert_allclose(getattr(tiled, name), getattr(whole, name), rtol=0, atol=1e-5)
+
+
+def test_progress_describes_itself():
+    from napari_noise2detail.engine.denoise import Progress
+
+    one = Progress(0, 1, 3, 40, 800, 0.1, 0.5)
+    assert one.describe() == "stage 3/3 (detail recovery), step 40/800"
+    assert Progress(1, 5, 1, 2, 9, None, 0.2).describe() == "plane 2/5, stage 1/3 (partial denoising), step 2/9"

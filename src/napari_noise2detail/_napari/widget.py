@@ -177,9 +177,8 @@ class DenoiseWidget(Container):
         self.progress.value = round(100 * event.fraction)
         elapsed = time.perf_counter() - self._started
         left = elapsed / event.fraction * (1 - event.fraction) if event.fraction > 0.01 else None
-        plane = f"plane {event.plane + 1}/{event.planes}, " if event.planes > 1 else ""
-        text = f"{plane}stage {event.stage}/3 ({event.stage_name}), step {event.step}/{event.total}"
-        self.status.value = text + (f", about {_eta(left)} left" if left is not None else "")
+        eta = f", about {_eta(left)} left" if left is not None else ""
+        self.status.value = event.describe() + eta
 
     def _on_returned(self, outcome: DenoiseResult | Failed) -> None:
         if self._closed:

@@ -39,6 +39,11 @@ class Progress:
     def stage_name(self) -> str:
         return STAGE_NAMES[self.stage]
 
+    def describe(self) -> str:
+        """One line for people, e.g. ``"plane 2/5, stage 1/3 (partial denoising), step 40/1200"``."""
+        plane = f"plane {self.plane + 1}/{self.planes}, " if self.planes > 1 else ""
+        return f"{plane}stage {self.stage}/3 ({self.stage_name}), step {self.step}/{self.total}"
+
 
 @dataclass(frozen=True)
 class DenoiseResult:
@@ -129,21 +134,21 @@ def _run(
     n_planes = planes.shape[0]
     fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
     outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
-    # Each plane's share of the work, for one progress fraction over the whole run.
-    full, warm = (sum(fit.steps for fit in settings.fits(w)) or 1 for w in (False, True))
-    weights = [full] + [warm] * (n_planes - 1)
-    done_before = 0.0
+    def work(fits: tuple) -> int:  # a plane's share of the progress fraction
+        return sum(fit.steps for fit in fits) or 1
+
+    total_work = work(settings.fits()) + work(settings.fits(warm=True)) * (n_planes - 1)
+    done_before = 0
     start = None  # networks of the previous plane, for a warm start (stacks)
 
     for index, plane in enumerate(planes):
         data = plane[..., :fitted]
         low, high = unit_range(data)
-        share = weights[index]  # what the plane counts for in the progress fraction
+        fits = settings.fits(warm=start is not None)
+        share = work(fits)
         if high > low:  # a constant plane has nothing to denoise and stays as it is
             y = _to_tensor(to_unit(data, low, high), device, settings)
             run = n2d_plane(y, settings, seed, start)
-            fits = settings.fits(warm=start is not None)
-            share = sum(fit.steps for fit in fits) or 1
             while True:
                 try:
                     stage, step, total, loss = next(run)
@@ -155,7 +160,7 @@ def _run(
                     within = share  # nothing left to fit: the plane is done
                 yield Progress(
                     index, n_planes, stage, step, total, loss,
-                    min((done_before + within) / sum(weights), 1.0),
+                    min((done_before + within) / total_work, 1.0),
                 )
             for out, result in zip(outputs, stages):
                 out[index, ..., :fitted] = from_unit(_to_numpy(result, height, width), low, high)
