@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
+from pathlib import Path
 import platform
 import resource
 import time
@@ -24,14 +26,53 @@ def clean_image(name: str, size: int = 256) -> np.ndarray:
     return centre_crop(image, size).astype(np.float64) / 255.0
 
 
+def noise_model(kind: str) -> tuple[float, float, float]:
+    """(lambda, sigma, clamp) of a noise name: ``gauss25`` (sigma 25/255, clamped to [0, 1]),
+    ``poisson30`` (poisson(30 x) / 30), ``mixed30g15`` (both, not clamped)."""
+    match = re.fullmatch(r"gauss(\d+)|poisson(\d+)|mixed(\d+)g(\d+)", kind)
+    if not match:
+        raise ValueError(f"unknown noise {kind!r}")
+    gauss, poisson, mixed_p, mixed_g = match.groups()
+    lam = float(poisson or mixed_p or 0)
+    sigma = float(gauss or mixed_g or 0) / 255
+    return lam, sigma, bool(gauss)
+
+
+def true_variance(kind: str) -> tuple[float, float]:
+    """(a, b) of the noise variance ``a * signal + b``, in [0, 1] units (clamping ignored)."""
+    lam, sigma, _ = noise_model(kind)
+    return (1 / lam if lam else 0.0), sigma**2
+
+
 def add_noise(clean: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
-    """``gauss25``: N(0, 25/255) clamped to [0, 1]; ``poisson30``: poisson(30 x) / 30."""
+    """``clean`` (in [0, 1]) with the noise :func:`noise_model` names, float64."""
+    lam, sigma, clamp = noise_model(kind)
     rng = np.random.default_rng(seed)
-    if kind == "gauss25":
-        return np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1)
-    if kind == "poisson30":
-        return rng.poisson(30 * clean) / 30.0
-    raise ValueError(kind)
+    noisy = rng.poisson(lam * clean) / lam if lam else clean.copy()
+    if sigma:
+        noisy = noisy + rng.normal(0, sigma, clean.shape)
+    return np.clip(noisy, 0, 1) if clamp else noisy
+
+
+def real_images(data_dir: Path, size: int = 256) -> dict[str, np.ndarray]:
+    """Clean-looking real microscopy images in [0, 1], one per modality, float64.
+
+    fluorescence nuclei (DSB 2018) scaled by its maximum; scanning EM with real shot noise,
+    4x4 binned (a mean of 16 pixels) to make a clean enough reference; histopathology (IHC,
+    RGB) and quantitative phase (skimage ``cell``), 8-bit.
+    """
+    import tifffile
+
+    fluo = tifffile.imread(data_dir / "fluo_nuclei_dsb2018_2d.tif").astype(np.float64)
+    fluo = fluo[256:512, 0:256] if size == 256 else centre_crop(fluo, size)
+    em = tifffile.imread(data_dir / "em_sem_rbc_membrane_skeleton_2d.tif").astype(np.float64)
+    em = em.reshape(256, 4, 384, 4).mean(axis=(1, 3))
+    return {
+        "fluo nuclei": fluo / fluo.max(),
+        "EM (4x4 binned)": centre_crop(em, min(size, 256)) / 255.0,
+        "histo IHC (RGB)": centre_crop(data.immunohistochemistry(), size) / 255.0,
+        "phase cell": centre_crop(data.cell(), size) / 255.0,
+    }
 
 
 def psnr(estimate: np.ndarray, clean: np.ndarray) -> float:

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from .device import describe_device, resolve_device
+from .colour import from_opponent, to_opponent
 from .normalize import from_unit, to_unit, unit_range
 from .presets import Settings, resolve_settings
+from .stabilise import NoiseModel, estimate_noise, forward, inverse, is_signal_dependent
 from .stages import n2d_plane
 
 MIN_SIZE = 8
@@ -55,6 +57,10 @@ class DenoiseResult:
     device: str
     settings: Settings
     seconds: float
+    #: The noise found in the image (variance = a * signal + b, in its intensity units) and
+    #: whether N2D was fitted on the variance-stabilised image; None if it could not be
+    #: estimated (a flat or tiny image, or one clipped almost everywhere).
+    noise: NoiseModel | None = None
 
 
 def _check_image(image: object, rgb: bool) -> np.ndarray:
@@ -134,6 +140,11 @@ def _run(
     n_planes = planes.shape[0]
     fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
     outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
+    noise = estimate_noise(np.moveaxis(planes[..., :fitted], -1, 1))
+    if noise is not None and settings.stabilise and is_signal_dependent(noise, planes[..., :fitted]):
+        noise = NoiseModel(noise.a, noise.b, stabilised=True)
+    decorrelate = settings.decorrelate and fitted == 3
+
     def work(fits: tuple) -> int:  # a plane's share of the progress fraction
         return sum(fit.steps for fit in fits) or 1
 
@@ -142,11 +153,16 @@ def _run(
     start = None  # networks of the previous plane, for a warm start (stacks)
 
     for index, plane in enumerate(planes):
-        data = plane[..., :fitted]
-        low, high = unit_range(data)
+        data = plane[..., :fitted].astype(np.float64)
+        # N2D runs where the noise suits it best: stabilised, then in opponent colours
+        if noise is not None and noise.stabilised:
+            data = forward(data, noise)
+        if decorrelate:
+            data = to_opponent(data)
+        low, high = unit_range(data, per_channel=decorrelate)
         fits = settings.fits(warm=start is not None)
         share = work(fits)
-        if high > low:  # a constant plane has nothing to denoise and stays as it is
+        if np.all(high > low):  # a constant plane has nothing to denoise and stays as it is
             y = _to_tensor(to_unit(data, low, high), device, settings)
             run = n2d_plane(y, settings, seed, start)
             while True:
@@ -163,7 +179,12 @@ def _run(
                     min((done_before + within) / total_work, 1.0),
                 )
             for out, result in zip(outputs, stages):
-                out[index, ..., :fitted] = from_unit(_to_numpy(result, height, width), low, high)
+                back = from_unit(_to_numpy(result, height, width), low, high)
+                if decorrelate:
+                    back = from_opponent(back)
+                if noise is not None and noise.stabilised:
+                    back = inverse(back, noise)
+                out[index, ..., :fitted] = back
             if settings.plane_steps is not None:
                 start = networks
             del y, run, stages, networks
@@ -173,7 +194,7 @@ def _run(
 
     partial, smooth, detail = (out.reshape(arr.shape) for out in outputs)
     return DenoiseResult(
-        partial, smooth, detail, describe_device(device), settings, time.perf_counter() - began
+        partial, smooth, detail, describe_device(device), settings, time.perf_counter() - began, noise
     )
 
 

@@ -53,3 +53,26 @@ def apply_tiled(net: nn.Module, x: torch.Tensor, tile: int | None = None) -> tor
                     ..., top - t0 : bottom - t0, left - l0 : right - l0
                 ]
     return out
+
+
+#: The dihedral transforms as (quarter turns, flip). The first 2 (a half turn) keep the
+#: diagonals that the pair downsampler pairs; the first 4 add the flips along either axis (no
+#: axis swap); all 8 are the whole group.
+_DIHEDRAL = [(0, False), (2, False), (0, True), (2, True), (1, False), (1, True), (3, False), (3, True)]
+
+
+@torch.no_grad()
+def apply_ensembled(net: nn.Module, x: torch.Tensor, tile: int | None = None, ensemble: int = 1) -> torch.Tensor:
+    """The mean of ``T^-1(net(T(x)))`` over the first ``ensemble`` dihedral transforms T.
+
+    The fitted networks are not rotation or flip equivariant, so their errors differ between
+    transformed copies of the image and partly average out.
+    """
+    if ensemble == 1:
+        return apply_tiled(net, x, tile)
+    total = torch.zeros_like(x)
+    for turns, flip in _DIHEDRAL[:ensemble]:
+        seen = torch.rot90(x.flip(-1) if flip else x, turns, dims=(-2, -1))
+        out = torch.rot90(apply_tiled(net, seen, tile), -turns, dims=(-2, -1))
+        total += out.flip(-1) if flip else out
+    return total / ensemble

@@ -34,6 +34,15 @@ class Settings:
     #: get this many steps per stage (at most ``steps``; a third of the learning rate, cosine).
     #: None: every plane is fitted from scratch, as the paper treats every image.
     plane_steps: int | None = None
+    #: Fit N2D on the variance-stabilised image (generalised Anscombe transform) when the noise,
+    #: estimated from the image, grows clearly with the signal (shot noise). The paper does not.
+    stabilise: bool = False
+    #: Average the fitted networks' outputs over this many flips and rotations of the image
+    #: (1, 2, 4 or 8). The paper applies them once.
+    ensemble: int = 1
+    #: RGB: fit in an opponent colour space (brightness and two colour differences, orthonormal)
+    #: instead of R, G, B. The paper fits R, G, B.
+    decorrelate: bool = False
     #: Channels of the hidden layers.
     width: int = 48
     #: Adam learning rate; halved once, half-way through the steps.
@@ -66,6 +75,8 @@ class Settings:
             raise ValueError(f"detail_lr must be positive, got {self.detail_lr}")
         if self.plane_steps is not None and self.plane_steps < 0:
             raise ValueError(f"plane_steps must be 0 or more, got {self.plane_steps}")
+        if self.ensemble not in (1, 2, 4, 8):
+            raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {self.ensemble}")
         if self.width < 1:
             raise ValueError(f"width must be at least 1, got {self.width}")
         if not self.lr > 0:

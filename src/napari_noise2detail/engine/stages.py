@@ -14,7 +14,7 @@ from torch import nn
 
 from .downsample import polyphase_merge, polyphase_split
 from .losses import pair_loss
-from .network import apply_tiled, make_network
+from .network import apply_ensembled, make_network
 from .presets import Fit, Settings
 
 #: (stage, step, total steps of the stage, loss or None)
@@ -89,13 +89,15 @@ def fit(
 
 
 @torch.no_grad()
-def denoise_residual(f: nn.Module, x: torch.Tensor, tile: int | None) -> torch.Tensor:
+def denoise_residual(f: nn.Module, x: torch.Tensor, tile: int | None, ensemble: int = 1) -> torch.Tensor:
     """``clamp(x - f(x), 0, 1)``: f predicts the noise."""
-    return (x - apply_tiled(f, x, tile)).clamp_(0, 1)
+    return (x - apply_ensembled(f, x, tile, ensemble)).clamp_(0, 1)
 
 
 @torch.no_grad()
-def refine(f: nn.Module, y: torch.Tensor, s1: torch.Tensor, tile: int | None) -> torch.Tensor:
+def refine(
+    f: nn.Module, y: torch.Tensor, s1: torch.Tensor, tile: int | None, ensemble: int = 1
+) -> torch.Tensor:
     """Stage 2: average s1 with f applied to pixel-shuffled copies of y (k = 2, 4), no training.
 
     Splitting y into its k*k polyphase sub-images breaks the spatial correlation of the noise
@@ -103,8 +105,8 @@ def refine(f: nn.Module, y: torch.Tensor, s1: torch.Tensor, tile: int | None) ->
     """
     total = s1.clone()
     for k in (2, 4):
-        q = polyphase_merge(denoise_residual(f, polyphase_split(y, k), tile), k)
-        total += denoise_residual(f, q, tile)
+        q = polyphase_merge(denoise_residual(f, polyphase_split(y, k), tile, ensemble), k)
+        total += denoise_residual(f, q, tile, ensemble)
     return total / 3
 
 
@@ -146,8 +148,9 @@ def n2d_plane(
     for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every):
         yield 1, step, fit1.steps, loss
     s1 = denoise_residual(f, y, settings.tile)
-
     s2 = refine(f, y, s1, settings.tile)
+    if settings.ensemble > 1:
+        s1 = denoise_residual(f, y, settings.tile, settings.ensemble)
     yield 2, 1, 1, None
 
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
@@ -155,5 +158,5 @@ def n2d_plane(
     for step, loss in fit(g, g, sample, fit3, settings.report_every):
         yield 3, step, fit3.steps, loss
     with torch.no_grad():
-        s3 = apply_tiled(g, s2, settings.tile).clamp_(0, 1)
+        s3 = apply_ensembled(g, s2, settings.tile, settings.ensemble).clamp_(0, 1)
     return (s1, s2, s3), (f, g)

@@ -1,0 +1,172 @@
+"""Signal-dependent noise: estimate it from the image, and stabilise its variance.
+
+Microscopy noise is mostly shot noise plus read noise, so its variance grows with the
+signal: ``variance = a * signal + b`` (the Poisson-Gaussian model). N2D's losses weigh every
+pixel alike; the generalised Anscombe transform (GAT) makes the noise variance about 1
+everywhere, so N2D can be fitted there and its result mapped back with the exact unbiased
+inverse (Makitalo & Foi, IEEE TIP 2013, closed-form approximation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Stabilise when the fitted noise variance at the bright end of the image (99th percentile
+#: of the signal) is at least this many times the variance at the dark end (1st percentile).
+SIGNAL_DEPENDENT_RATIO = 2.0
+#: Pixels looked at, at most: a sample of planes beyond this keeps the estimate cheap.
+MAX_PIXELS = 1 << 24
+_BINS = 40
+#: Bins with more than this fraction of their pixels clipped are left out: clipping (a
+#: saturated camera, noise clamped at 0) lowers the variance there.
+_CLIPPED = 0.05
+#: A fit needs this many bins left (a fifth of the pixels).
+_MIN_BINS = 8
+
+
+def _clipped_at(x: np.ndarray, value: float) -> bool:
+    """Whether the pixels equal to ``value`` (the data's minimum or maximum) are a pile-up of
+    clipped values rather than a natural level, such as the zero count of shot noise: clipping
+    piles up far more pixels on that value than on the nearest value present."""
+    at = np.count_nonzero(x == value)
+    rest = x[x != value]
+    if at <= 1 or rest.size == 0:
+        return False
+    nearest = rest.min() if value < rest.min() else rest.max()
+    return at > 20 * np.count_nonzero(x == nearest)
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Noise variance ``a * signal + b``, in the image's intensity units.
+
+    ``stabilised``: whether N2D was fitted on the variance-stabilised image.
+    """
+
+    a: float
+    b: float
+    stabilised: bool = False
+
+    def variance(self, signal: np.ndarray | float) -> np.ndarray | float:
+        return self.a * np.asarray(signal) + self.b
+
+
+def _neighbour_mean(block: np.ndarray) -> np.ndarray:
+    """Mean of the 8 neighbours of every interior pixel, (N, H-2, W-2)."""
+    h, w = block.shape[-2:]
+    total = sum(block[:, i : h - 2 + i, j : w - 2 + j] for i in range(3) for j in range(3))
+    return (total - block[:, 1:-1, 1:-1]) / 8
+
+
+def _fit_line(x: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares v = a x + b, weights n / v^2 (a variance estimated from n
+    samples has a spread proportional to v / sqrt(n)), refitted once without outliers."""
+    keep = np.ones(len(x), bool)
+    a = b = 0.0
+    for _ in range(3):
+        guess = np.maximum(a * x + b, 1e-12) if a or b else np.maximum(v, 1e-12)
+        weight = np.where(keep, n / guess**2, 0.0)
+        design = np.stack([x, np.ones_like(x)], axis=1) * np.sqrt(weight)[:, None]
+        (a, b), *_ = np.linalg.lstsq(design, v * np.sqrt(weight), rcond=None)
+        predicted = np.maximum(a * x + b, 1e-12)
+        spread = predicted * np.sqrt(2 / np.maximum(n, 1))
+        keep = np.abs(v - predicted) < 4 * spread + 0.1 * predicted
+    return float(a), float(b)
+
+
+def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
+    """Fit ``variance = a * signal + b`` to the noise of ``planes`` ``(..., H, W)``.
+
+    On every 2x2 block, ``(tl + br - tr - bl) / 2`` (the difference of N2D's two
+    pair-downsampled views) cancels the signal, and edges along either axis, and keeps noise
+    of the block's mean variance. Blocks are binned by the mean of their 8 neighbouring blocks,
+    whose noise is independent of the block's own, so the mean of the block and of its
+    squared difference within a bin fall on the variance line without bias. Returns None when
+    there is too little to fit (a tiny or flat image).
+    """
+    x = np.asarray(planes, dtype=np.float64)
+    h, w = x.shape[-2:]
+    x = x.reshape(-1, h, w)[:, : h - h % 2, : w - w % 2]
+    if x.shape[0] * x.shape[1] * x.shape[2] > MAX_PIXELS:
+        keep = max(1, MAX_PIXELS // (x.shape[1] * x.shape[2]))
+        x = x[np.linspace(0, x.shape[0] - 1, keep).round().astype(int)]
+        if x.shape[1] * x.shape[2] > MAX_PIXELS:
+            x = x[:1, : 1 << 12, : 1 << 12]
+    tl, tr, bl, br = x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
+    if tl.shape[1] < 3 or tl.shape[2] < 3:
+        return None
+    low, high = x.min(), x.max()
+    if high <= low:
+        return None
+    ends = [v for v in (low, high) if _clipped_at(x, v)]
+    clipped = sum(np.isin(p, ends) for p in (tl, tr, bl, br))[:, 1:-1, 1:-1] / 4
+    detail2 = ((tl + br - tr - bl)[:, 1:-1, 1:-1] / 2) ** 2
+    block = (tl + tr + bl + br) / 4
+    selector = _neighbour_mean(block).ravel()
+    block, detail2, clipped = block[:, 1:-1, 1:-1].ravel(), detail2.ravel(), clipped.ravel()
+    if block.size < 20 * _BINS:
+        return None
+
+    order = np.argsort(selector, kind="stable")
+    xs, vs, ns = [], [], []
+    for chunk in np.array_split(order, _BINS):
+        if clipped[chunk].mean() > _CLIPPED:
+            continue
+        xs.append(block[chunk].mean())
+        vs.append(detail2[chunk].mean())
+        ns.append(chunk.size)
+    if len(xs) < _MIN_BINS:
+        return None
+    xs, vs, ns = np.array(xs), np.array(vs), np.array(ns, dtype=np.float64)
+    a, b = _fit_line(xs, vs, ns)
+    # Texture that the difference does not cancel only adds variance: trim what lies far above
+    # the first fit in each bin, and fit again.
+    xs2, vs2, ns2 = [], [], []
+    for chunk in np.array_split(order, _BINS):
+        if clipped[chunk].mean() > _CLIPPED:
+            continue
+        limit = 12 * max(a * block[chunk].mean() + b, 1e-12)
+        inside = chunk[detail2[chunk] < limit]
+        if inside.size:
+            xs2.append(block[inside].mean())
+            vs2.append(detail2[inside].mean())
+            ns2.append(inside.size)
+    a, b = _fit_line(np.array(xs2), np.array(vs2), np.array(ns2, dtype=np.float64))
+    return NoiseModel(max(a, 0.0), b)
+
+
+def is_signal_dependent(model: NoiseModel | None, planes: np.ndarray) -> bool:
+    """Whether the noise variance changes enough over the image's signal range to be worth
+    stabilising (see :data:`SIGNAL_DEPENDENT_RATIO`)."""
+    if model is None or model.a <= 0:
+        return False
+    sample = np.asarray(planes).ravel()[:: max(1, np.asarray(planes).size // 1_000_000)]
+    dark, bright = np.percentile(sample, [1, 99])
+    low, high = model.variance(dark), model.variance(bright)
+    return bool(high > 0 and (low <= 0 or high / low >= SIGNAL_DEPENDENT_RATIO))
+
+
+def forward(z: np.ndarray, model: NoiseModel) -> np.ndarray:
+    """Generalised Anscombe transform: noise of variance ``a * signal + b`` becomes about 1."""
+    a, b = model.a, model.b
+    return (2 / a) * np.sqrt(np.maximum(a * np.asarray(z, dtype=np.float64) + 0.375 * a * a + b, 0))
+
+
+def inverse(d: np.ndarray, model: NoiseModel) -> np.ndarray:
+    """Exact unbiased inverse of :func:`forward` (closed-form approximation): maps the mean
+    of the transformed noisy data, which a denoiser estimates, back to the signal."""
+    a, b = model.a, model.b
+    # forward() equals 2 sqrt(z / a + 3/8 + s2) with s2 = b / a^2: the GAT of z / a, whose
+    # inverse is the published one for unit gain.
+    t = np.asarray(d, dtype=np.float64)
+    s2 = b / (a * a)
+    r = np.sqrt(1.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        closed = t * t / 4 + r / 4 / t - 11 / 8 / t**2 + 5 / 8 * r / t**3 - 1 / 8
+    # Below the transform of a zero count the closed form turns back up: use the algebraic
+    # inverse there (the two meet at that point).
+    algebraic = t * t / 4 - 0.375
+    unit = np.where(t >= 2 * np.sqrt(0.375), closed, algebraic) - s2
+    return a * unit

@@ -1,0 +1,105 @@
+"""Noise estimation and the generalised Anscombe transform."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from napari_noise2detail.engine.stabilise import (
+    NoiseModel,
+    estimate_noise,
+    forward,
+    inverse,
+    is_signal_dependent,
+)
+
+from conftest import synthetic_cells
+
+
+def poisson_gaussian(clean: np.ndarray, a: float, b: float, seed: int = 0) -> np.ndarray:
+    """``a * Poisson(clean / a) + N(0, b)``: variance ``a * clean + b``."""
+    rng = np.random.default_rng(seed)
+    shot = a * rng.poisson(clean / a) if a else clean
+    return shot + rng.normal(0, np.sqrt(b), clean.shape)
+
+
+@pytest.mark.parametrize(
+    "scale, a, b",
+    [
+        (1.0, 1 / 30, 0.0),  # Poisson, 30 photons at 1
+        (1.0, 1 / 100, 0.002),  # mixed
+        (1.0, 1 / 10, 0.01),  # few photons, strong read noise
+        (4000.0, 2.0, 400.0),  # a uint16 camera: gain 2 ADU per photon, read noise 20 ADU
+    ],
+)
+def test_estimate_is_within_20_percent_of_the_true_model(scale, a, b):
+    clean = synthetic_cells(256) * scale
+    model = estimate_noise(poisson_gaussian(clean, a, b))
+    assert model.a == pytest.approx(a, rel=0.2)
+    # b is small next to a * signal in the Poisson cases: judge it against the variance at
+    # the mean signal, which is what the transform depends on
+    assert model.b == pytest.approx(b, abs=0.2 * max(b, 0.2 * a * clean.mean()))
+    assert is_signal_dependent(model, clean)
+
+
+def test_gaussian_noise_is_not_signal_dependent():
+    clean = synthetic_cells(256)
+    model = estimate_noise(poisson_gaussian(clean, 0.0, 0.05**2))
+    assert model.b == pytest.approx(0.05**2, rel=0.2)
+    assert model.a < 0.1 * model.b / clean.mean()
+    assert not is_signal_dependent(model, clean)
+
+
+def test_gaussian_noise_clamped_at_zero_is_not_mistaken_for_shot_noise():
+    # a dark background clamped at 0 has a lower variance there, as shot noise would
+    clean = synthetic_cells(256) - 0.1
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1)
+    assert not is_signal_dependent(estimate_noise(noisy), noisy)
+
+
+def test_shot_noise_zero_counts_are_not_taken_for_clipping():
+    clean = synthetic_cells(256) - 0.08  # a background of about 0.2 photons
+    noisy = np.random.default_rng(0).poisson(10 * clean) / 10
+    model = estimate_noise(noisy)
+    assert model.a == pytest.approx(0.1, rel=0.2)
+    assert is_signal_dependent(model, noisy)
+
+
+def test_stacks_are_pooled_and_flat_or_tiny_images_give_no_estimate():
+    clean = np.stack([synthetic_cells(128, seed) for seed in range(3)])
+    model = estimate_noise(poisson_gaussian(clean, 0.02, 0.0))
+    assert model.a == pytest.approx(0.02, rel=0.2)
+    assert estimate_noise(np.full((64, 64), 3.0)) is None
+    assert estimate_noise(np.random.default_rng(0).random((6, 6))) is None
+
+
+@pytest.mark.parametrize("sigma2", [0.0, 0.25, 4.0])
+def test_the_transform_makes_the_noise_variance_about_one(sigma2):
+    rng = np.random.default_rng(0)
+    for photons in (5.0, 20.0, 100.0):
+        z = rng.poisson(photons, 200_000) + rng.normal(0, np.sqrt(sigma2), 200_000)
+        assert forward(z, NoiseModel(1.0, sigma2)).var() == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_inverse_is_unbiased_for_poisson_counts():
+    # E[forward(Z)] for Z ~ Poisson(lam), summed exactly, maps back to lam
+    k = np.arange(0, 400)
+    for lam in (0.5, 1.0, 3.0, 10.0, 50.0):
+        mean_transformed = np.sum(stats.poisson.pmf(k, lam) * forward(k, NoiseModel(1.0, 0.0)))
+        assert inverse(mean_transformed, NoiseModel(1.0, 0.0)) == pytest.approx(lam, abs=0.05, rel=0.01)
+
+
+def test_the_inverse_is_unbiased_with_gain_and_read_noise():
+    rng = np.random.default_rng(0)
+    model = NoiseModel(a=2.0, b=9.0)  # 2 ADU per photon, read noise 3 ADU
+    for photons in (2.0, 10.0, 100.0):
+        z = 2.0 * rng.poisson(photons, 1_000_000) + rng.normal(0, 3.0, 1_000_000)
+        assert inverse(forward(z, model).mean(), model) == pytest.approx(2.0 * photons, abs=0.1, rel=0.01)
+
+
+def test_the_inverse_is_monotonic_and_near_the_algebraic_one_at_high_counts():
+    model = NoiseModel(0.01, 1e-4)
+    d = np.linspace(0.0, 50.0, 2001)
+    assert np.all(np.diff(inverse(d, model)) > 0)
+    z = np.linspace(0.5, 1.0, 11)  # 50 to 100 photons
+    # the unbiased inverse differs from the algebraic one by the bias of sqrt: a / 4
+    assert np.allclose(inverse(forward(z, model), model), z + model.a / 4, atol=0.1 * model.a)
