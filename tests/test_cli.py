@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import make_folder, snapshot
+from conftest import make_folder, snapshot, synthetic_cells
 from napari_noise2detail.cli import main
 
 
@@ -145,3 +145,16 @@ def test_a_killed_batch_leaves_no_incomplete_output(tmp_path):
     assert done.returncode == 1
     assert "skipped (outputs exist), 2 failed, of 7 image(s)" in done.stdout
     assert len(list((tmp_path / "out").glob("*_n2d_*.tif"))) == 10
+
+
+def test_stabilise_flag_reaches_the_engine(tmp_path):
+    clean = synthetic_cells(64)
+    counts = np.random.default_rng(0).poisson(40 * clean).astype(np.uint16)  # shot noise
+    tifffile.imwrite(tmp_path / "counts.tif", counts)
+    outputs = {}
+    for flag in ([], ["--stabilise"]):
+        out = tmp_path / ("out" + "".join(flag))
+        assert main(["denoise", str(tmp_path / "counts.tif"), "-o", str(out), "--steps", "5",
+                     "--device", "cpu", *flag]) == 0
+        outputs[bool(flag)] = tifffile.imread(out / "counts_n2d_detail.tif")
+    assert not np.array_equal(outputs[True], outputs[False])

@@ -207,8 +207,26 @@ def test_settings_come_back(viewer):
     assert w.steps.value == 2000
     w.steps.value = 321
     w.add_stage1.value = True
+    w.stabilise.value = True
     again = DenoiseWidget(viewer)
     assert (again.preset.value, again.steps.value, again.add_stage1.value) == ("paper", 321, True)
+    assert again.stabilise.value
+
+
+def test_shot_noise_is_shown_stabilised_on_request_and_kept_with_the_layers(viewer, qtbot):
+    clean = synthetic_cells(64)  # the smallest the noise estimator takes is about 60x60
+    counts = np.random.default_rng(0).poisson(40 * clean).astype(np.uint16)
+    viewer.add_image(counts, name="counts")
+    w = make_widget(viewer)
+    assert w.noise.value == "estimated when denoising"
+    click_and_wait(qtbot, w)
+    assert "shot noise" in w.noise.value and "stabilised" not in w.noise.value
+    w.stabilise.value = True
+    click_and_wait(qtbot, w)
+    assert "shot noise" in w.noise.value and "stabilised" in w.noise.value
+    about = viewer.layers["counts [N2D detail]"].metadata["noise2detail"]
+    assert about["stabilised"] and about["shot_noise"] and about["preset"] == "fast"
+    assert about["noise_a"] == pytest.approx(1.0, rel=0.3)  # counts: variance = signal
 
 
 def test_closing_the_viewer_mid_run_stops_the_worker(make_napari_viewer, qtbot):

@@ -49,9 +49,11 @@ def fitted_limits(data: np.ndarray) -> tuple[float, float]:
     return (low, high) if high > low else (low, low + 1.0)
 
 
-def put_results(viewer: Any, source: Image, arrays: dict[str, np.ndarray]) -> list[Image]:
+def put_results(
+    viewer: Any, source: Image, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None
+) -> list[Image]:
     """Add (or refresh) one result layer per array, over ``source``; the last one ends on top,
-    selected.
+    selected. ``metadata`` is added to each layer's metadata (how it was made).
 
     A re-run on the same source replaces the data of its earlier result layers instead of
     piling up copies. All arrays exist before the first layer is touched, and layers added
@@ -77,6 +79,7 @@ def put_results(viewer: Any, source: Image, arrays: dict[str, np.ndarray]) -> li
                     viewer.layers.remove(existing)
                 layer = viewer.add_image(data, name=name, contrast_limits=limits, **where)
                 added.append(layer)
+            layer.metadata.update(metadata or {})
             touched.append(layer)
     except Exception:
         for layer in added:

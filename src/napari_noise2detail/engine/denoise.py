@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import describe_device, resolve_device
 from .colour import from_opponent, to_opponent
+from .device import describe_device, resolve_device
 from .normalize import from_unit, to_unit, unit_range
 from .presets import Settings, resolve_settings
 from .stabilise import NoiseModel, estimate_noise, forward, inverse, is_signal_dependent
@@ -57,9 +57,9 @@ class DenoiseResult:
     device: str
     settings: Settings
     seconds: float
-    #: The noise found in the image (variance = a * signal + b, in its intensity units) and
-    #: whether N2D was fitted on the variance-stabilised image; None if it could not be
-    #: estimated (a flat or tiny image, or one clipped almost everywhere).
+    #: The noise found in the image (variance = a * signal + b, in its intensity units),
+    #: whether it is shot noise and whether N2D was fitted on the variance-stabilised image;
+    #: None if it could not be estimated (a flat or tiny image, one clipped almost everywhere).
     noise: NoiseModel | None = None
 
 
@@ -141,8 +141,9 @@ def _run(
     fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
     outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
     noise = estimate_noise(np.moveaxis(planes[..., :fitted], -1, 1))
-    if noise is not None and settings.stabilise and is_signal_dependent(noise, planes[..., :fitted]):
-        noise = NoiseModel(noise.a, noise.b, stabilised=True)
+    if noise is not None:
+        dependent = is_signal_dependent(noise, planes[..., :fitted])
+        noise = NoiseModel(noise.a, noise.b, dependent, stabilised=settings.stabilise and dependent)
     decorrelate = settings.decorrelate and fitted == 3
 
     def work(fits: tuple) -> int:  # a plane's share of the progress fraction

@@ -42,15 +42,24 @@ def _clipped_at(x: np.ndarray, value: float) -> bool:
 class NoiseModel:
     """Noise variance ``a * signal + b``, in the image's intensity units.
 
-    ``stabilised``: whether N2D was fitted on the variance-stabilised image.
+    ``signal_dependent``: whether the variance changes enough over the image's range to be
+    worth stabilising (shot noise); ``stabilised``: whether N2D was fitted on the
+    variance-stabilised image.
     """
 
     a: float
     b: float
+    signal_dependent: bool = False
     stabilised: bool = False
 
     def variance(self, signal: np.ndarray | float) -> np.ndarray | float:
         return self.a * np.asarray(signal) + self.b
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``"noise variance 0.033 x signal + 0.0002 (shot noise)"``."""
+        kind = "shot noise: grows with the signal" if self.signal_dependent else "about even"
+        text = f"noise variance {self.a:.3g} x signal + {self.b:.3g} ({kind})"
+        return text + (", fitted on the variance-stabilised image" if self.stabilised else "")
 
 
 def _neighbour_mean(block: np.ndarray) -> np.ndarray:
