@@ -56,7 +56,8 @@ def run_n2d(method: str, noisy: np.ndarray, rgb: bool) -> tuple[np.ndarray, dict
     result = denoise(noisy.astype(np.float32), rgb=rgb, preset=preset, device="cpu", seed=0, **overrides)
     extra = {}
     if getattr(result, "noise", None) is not None:
-        extra = {"a": result.noise.a, "b": result.noise.b, "stabilised": result.noise.stabilised}
+        extra = {"a": result.noise.a, "b": result.noise.b, "shot_noise": result.noise.signal_dependent,
+                 "stabilised": result.noise.stabilised}
     return result.detail, extra
 
 
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> None:
                     out, extra = run_bm3d(method, noisy, rgb, kind)
                 seconds = time.perf_counter() - start
                 record = {"image": name, "noise": kind, "method": method, "psnr": psnr(out, clean),
-                          "ssim": ssim(out, clean), "noisy_psnr": psnr(noisy, clean), "seconds": seconds,
+                          "ssim": ssim(out, clean), "noisy_psnr": psnr(noisy, clean),
+                          "noisy_ssim": ssim(noisy, clean), "seconds": seconds,
                           "threads": args.threads, "commit": commit, **extra}
                 with RESULTS.open("a") as out_file:
                     out_file.write(json.dumps(record) + "\n")
@@ -142,9 +144,9 @@ def table(args: argparse.Namespace) -> None:
                 row = [records.get((name, kind, m)) for m in methods]
                 if not any(row):
                     continue
-                noisy = next(r["noisy_psnr"] for r in row if r)
-                cells = [f"{r[metric]:.2f}" if metric == "psnr" else f"{r[metric]:.3f}" if r else "" for r in row]
-                print(f"| {name} | {kind} | {noisy:.2f} | " + " | ".join(cells) + " |")
+                noisy = next((r[f"noisy_{metric}"] for r in row if r and f"noisy_{metric}" in r), float("nan"))
+                cells = [(f"{r[metric]:.2f}" if metric == "psnr" else f"{r[metric]:.3f}") if r else "" for r in row]
+                print(f"| {name} | {kind} | {noisy:.{2 if metric == 'psnr' else 3}f} | " + " | ".join(cells) + " |")
         print()
     print("## Means and targets\n")
     for family, kinds in (("Gaussian", NOISES[:3]), ("Poisson", NOISES[3:6]), ("mixed", NOISES[6:])):
@@ -191,12 +193,12 @@ def _estimates(records) -> None:
     print("\n## The noise the default `fast` estimated\n")
     print("Variance = a * signal + b in [0, 1] units; true values from the noise added (clamped "
           "Gaussian noise has a lower variance near 0 and 1).\n")
-    print("| image | noise | true a | a | true b | b | stabilised |")
+    print("| image | noise | true a | a | true b | b | found shot noise |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         a, b = true_variance(r["noise"])
         print(f"| {r['image']} | {r['noise']} | {a:.4f} | {r['a']:.4f} | {b:.5f} | {r['b']:.5f} | "
-              f"{'yes' if r['stabilised'] else 'no'} |")
+              f"{ {True: 'yes', False: 'no'}.get(r.get('shot_noise'), '') } |")
 
 
 def main() -> None:

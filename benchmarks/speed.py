@@ -21,27 +21,19 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
-from common import add_noise, centre_crop, isolated, machine, psnr, ssim
+from common import add_noise, centre_crop, isolated, machine, psnr, real_images, ssim
 from skimage import data as skdata
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def clean_images(data_dir: Path, size: int) -> dict[str, np.ndarray]:
-    """Clean-looking real images in [0, 1]: two microscopy, two classic test images.
-
-    The EM image has real shot noise; 4x4 binning (a mean of 16 pixels) makes it a clean
-    enough reference at 256x384.
-    """
-    fluo = tifffile.imread(data_dir / "fluo_nuclei_dsb2018_2d.tif").astype(np.float64)
-    fluo = fluo[256:512, 0:256] if size == 256 else centre_crop(fluo, size)
-    em = tifffile.imread(data_dir / "em_sem_rbc_membrane_skeleton_2d.tif").astype(np.float64)
-    em = em.reshape(256, 4, 384, 4).mean(axis=(1, 3))
+    """Clean-looking real images in [0, 1]: two microscopy, two classic test images."""
+    real = real_images(data_dir, size)
     return {
-        "fluo nuclei": fluo / fluo.max(),
-        "EM (4x4 binned)": centre_crop(em, min(size, 256)) / 255.0,
+        "fluo nuclei": real["fluo nuclei"],
+        "EM (4x4 binned)": real["EM (4x4 binned)"],
         "camera": centre_crop(skdata.camera(), size) / 255.0,
         "moon": centre_crop(skdata.moon(), size) / 255.0,
     }

@@ -95,9 +95,7 @@ def denoise_residual(f: nn.Module, x: torch.Tensor, tile: int | None, ensemble: 
 
 
 @torch.no_grad()
-def refine(
-    f: nn.Module, y: torch.Tensor, s1: torch.Tensor, tile: int | None, ensemble: int = 1
-) -> torch.Tensor:
+def refine(f: nn.Module, y: torch.Tensor, s1: torch.Tensor, tile: int | None) -> torch.Tensor:
     """Stage 2: average s1 with f applied to pixel-shuffled copies of y (k = 2, 4), no training.
 
     Splitting y into its k*k polyphase sub-images breaks the spatial correlation of the noise
@@ -105,8 +103,8 @@ def refine(
     """
     total = s1.clone()
     for k in (2, 4):
-        q = polyphase_merge(denoise_residual(f, polyphase_split(y, k), tile, ensemble), k)
-        total += denoise_residual(f, q, tile, ensemble)
+        q = polyphase_merge(denoise_residual(f, polyphase_split(y, k), tile), k)
+        total += denoise_residual(f, q, tile)
     return total / 3
 
 
