@@ -1,7 +1,7 @@
 """Quality on real images: `paper`, `fast` with and without each addition, and BM3D.
 
     python benchmarks/quality.py run [--methods ...] [--images ...] [--noises ...] [--redo]
-    python benchmarks/quality.py table > docs/quality.md
+    python benchmarks/quality.py table    # the tables of docs/quality.md
 
 `run` appends one JSON line per (image, noise, method) to benchmarks/results/quality.jsonl
 and skips the ones already there (--redo runs them again), so a long sweep can be resumed
@@ -54,8 +54,8 @@ def run_n2d(method: str, noisy: np.ndarray, rgb: bool) -> tuple[np.ndarray, dict
 
     preset, overrides = N2D_METHODS[method]
     result = denoise(noisy.astype(np.float32), rgb=rgb, preset=preset, device="cpu", seed=0, **overrides)
-    extra = {}
-    if getattr(result, "noise", None) is not None:
+    extra = {"a": None}
+    if result.noise is not None:
         extra = {"a": result.noise.a, "b": result.noise.b, "shot_noise": result.noise.signal_dependent,
                  "stabilised": result.noise.stabilised}
     return result.detail, extra
@@ -187,16 +187,20 @@ def _targets(records) -> None:
 
 
 def _estimates(records) -> None:
-    rows = [r for r in records.values() if r["method"] == "fast" and "a" in r]
+    rows = [r for r in records.values() if r["method"] == "fast"]
     if not rows:
         return
     print("\n## The noise the default `fast` estimated\n")
     print("Variance = a * signal + b in [0, 1] units; true values from the noise added (clamped "
-          "Gaussian noise has a lower variance near 0 and 1).\n")
+          "Gaussian noise has a lower variance near 0 and 1). No estimate: too much of the image "
+          "is clipped at 0 or 1.\n")
     print("| image | noise | true a | a | true b | b | found shot noise |")
     print("|---|---|---|---|---|---|---|")
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (NOISES.index(r["noise"]), r["image"])):
         a, b = true_variance(r["noise"])
+        if r.get("a") is None:
+            print(f"| {r['image']} | {r['noise']} | {a:.4f} | no estimate | {b:.5f} | | |")
+            continue
         print(f"| {r['image']} | {r['noise']} | {a:.4f} | {r['a']:.4f} | {b:.5f} | {r['b']:.5f} | "
               f"{ {True: 'yes', False: 'no'}.get(r.get('shot_noise'), '') } |")
 
