@@ -9,7 +9,6 @@ from napari_noise2detail.engine.stabilise import (
     estimate_noise,
     forward,
     inverse,
-    is_signal_dependent,
 )
 
 from conftest import synthetic_cells
@@ -38,7 +37,7 @@ def test_estimate_is_within_20_percent_of_the_true_model(scale, a, b):
     # b is small next to a * signal in the Poisson cases: judge it against the variance at
     # the mean signal, which is what the transform depends on
     assert model.b == pytest.approx(b, abs=0.2 * max(b, 0.2 * a * clean.mean()))
-    assert is_signal_dependent(model, clean)
+    assert model.signal_dependent
 
 
 def test_gaussian_noise_is_not_signal_dependent():
@@ -46,14 +45,14 @@ def test_gaussian_noise_is_not_signal_dependent():
     model = estimate_noise(poisson_gaussian(clean, 0.0, 0.05**2))
     assert model.b == pytest.approx(0.05**2, rel=0.2)
     assert model.a < 0.1 * model.b / clean.mean()
-    assert not is_signal_dependent(model, clean)
+    assert not model.signal_dependent
 
 
 def test_gaussian_noise_clamped_at_zero_is_not_mistaken_for_shot_noise():
     # a dark background clamped at 0 has a lower variance there, as shot noise would
     clean = synthetic_cells(256) - 0.1
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1)
-    assert not is_signal_dependent(estimate_noise(noisy), noisy)
+    assert not estimate_noise(noisy).signal_dependent
 
 
 def test_shot_noise_zero_counts_are_not_taken_for_clipping():
@@ -61,7 +60,7 @@ def test_shot_noise_zero_counts_are_not_taken_for_clipping():
     noisy = np.random.default_rng(0).poisson(10 * clean) / 10
     model = estimate_noise(noisy)
     assert model.a == pytest.approx(0.1, rel=0.2)
-    assert is_signal_dependent(model, noisy)
+    assert model.signal_dependent
 
 
 def test_stacks_are_pooled_and_flat_or_tiny_images_give_no_estimate():
@@ -103,3 +102,40 @@ def test_the_inverse_is_monotonic_and_near_the_algebraic_one_at_high_counts():
     z = np.linspace(0.5, 1.0, 11)  # 50 to 100 photons
     # the unbiased inverse differs from the algebraic one by the bias of sqrt: a / 4
     assert np.allclose(inverse(forward(z, model), model), z + model.a / 4, atol=0.1 * model.a)
+
+
+def test_a_camera_offset_gain_and_read_noise_are_recovered_in_its_units():
+    clean = synthetic_cells(128)
+    rng = np.random.default_rng(0)
+    image = 100 + 2 * rng.poisson(50 * clean) + rng.normal(0, 3, clean.shape)  # offset 100 ADU
+    model = estimate_noise(image)
+    assert model.signal_dependent
+    assert model.a == pytest.approx(2.0, rel=0.2)
+    truth = 2 * (model.level - 100) + 9  # variance at the typical level: gain x (signal - offset) + read^2
+    assert model.variance(model.level) == pytest.approx(truth, rel=0.2)
+    assert "- " in model.describe()  # b is negative with an offset, and said so plainly
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_the_estimate_scales_with_the_data(scale):
+    clean = synthetic_cells(128)
+    noisy = poisson_gaussian(clean, 1 / 30, 1e-4)
+    base, scaled = estimate_noise(noisy), estimate_noise(noisy * scale)
+    assert scaled.signal_dependent == base.signal_dependent
+    assert scaled.a == pytest.approx(base.a * scale, rel=1e-6)
+    assert scaled.b == pytest.approx(base.b * scale**2, rel=1e-6, abs=1e-12 * scale**2)
+
+
+@pytest.mark.parametrize(
+    "image, sd",
+    [
+        (1e6 + np.random.default_rng(0).normal(0, 1, (64, 64)), 1.0),  # far from zero
+        (np.random.default_rng(1).normal(-1000, 10, (65, 67)).round(), 10.0),  # negative, odd size
+        (np.tile(np.arange(64.0), (64, 1)), 0.0),  # no noise at all
+    ],
+)
+def test_even_or_no_noise_is_never_called_shot_noise(image, sd):
+    model = estimate_noise(image)
+    assert not model.signal_dependent
+    assert np.sqrt(max(model.variance(model.level), 0)) == pytest.approx(sd, rel=0.2, abs=1e-6)
+    assert "even across the image" in model.describe()

@@ -16,7 +16,7 @@ from common import add_noise, psnr, real_images, true_variance
 from napari_noise2detail.engine.presets import PRESETS
 from napari_noise2detail.engine import stages
 from napari_noise2detail.engine.network import apply_ensembled
-from napari_noise2detail.engine.stabilise import estimate_noise, forward, inverse, is_signal_dependent, NoiseModel
+from napari_noise2detail.engine.stabilise import estimate_noise, forward, inverse, NoiseModel
 
 S = PRESETS["fast"]
 fit1, fit3 = S.fits()
@@ -63,7 +63,7 @@ for kind in noises:
     rec = {"image": name, "noise": kind}
     model = estimate_noise(np.moveaxis(noisy, -1, 0))
     rec["a"], rec["b"] = (model.a, model.b) if model else (None, None)
-    rec["dependent"] = is_signal_dependent(model, noisy)
+    rec["dependent"] = bool(model and model.signal_dependent)
     # plain
     u, lo, hi = unit(noisy); y = T(u)
     s1, s2, crops = smooth_part(y)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Generator
 
 import numpy as np
@@ -14,7 +14,7 @@ from .colour import from_opponent, to_opponent
 from .device import describe_device, resolve_device
 from .normalize import from_unit, to_unit, unit_range
 from .presets import Settings, resolve_settings
-from .stabilise import NoiseModel, estimate_noise, forward, inverse, is_signal_dependent
+from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import n2d_plane
 
 MIN_SIZE = 8
@@ -141,9 +141,8 @@ def _run(
     fitted = planes.shape[-1] if planes.shape[-1] != 4 else 3  # alpha is passed through
     outputs = [planes.astype(np.float32) for _ in range(3)]  # fresh copies; input untouched
     noise = estimate_noise(np.moveaxis(planes[..., :fitted], -1, 1))
-    if noise is not None:
-        dependent = is_signal_dependent(noise, planes[..., :fitted])
-        noise = NoiseModel(noise.a, noise.b, dependent, stabilised=settings.stabilise and dependent)
+    if noise is not None and settings.stabilise and noise.signal_dependent:
+        noise = replace(noise, stabilised=True)
     decorrelate = settings.decorrelate and fitted == 3
 
     def work(fits: tuple) -> int:  # a plane's share of the progress fraction

@@ -24,6 +24,8 @@ _BINS = 40
 _CLIPPED = 0.05
 #: A fit needs this many bins left (a fifth of the pixels).
 _MIN_BINS = 8
+#: Noise variance, in units of the image's range squared, too small to matter.
+_NEGLIGIBLE = 1e-8
 
 
 def _clipped_at(x: np.ndarray, value: float) -> bool:
@@ -51,14 +53,21 @@ class NoiseModel:
     b: float
     signal_dependent: bool = False
     stabilised: bool = False
+    #: A typical signal of the image (the median brightness), in its units.
+    level: float = 0.0
 
     def variance(self, signal: np.ndarray | float) -> np.ndarray | float:
         return self.a * np.asarray(signal) + self.b
 
     def describe(self) -> str:
-        """One line for people, e.g. ``"noise variance 0.033 x signal + 0.0002 (shot noise)"``."""
-        kind = "shot noise: grows with the signal" if self.signal_dependent else "about even"
-        text = f"noise variance {self.a:.3g} x signal + {self.b:.3g} ({kind})"
+        """One line for people, e.g. ``"noise variance 0.033 x signal + 0.0002 (shot noise: ...)"``."""
+        if self.signal_dependent:
+            sign = "+" if self.b >= 0 else "-"
+            text = (f"noise variance {self.a:.3g} x signal {sign} {abs(self.b):.3g} "
+                    "(shot noise: grows with the signal)")
+        else:
+            sd = float(np.sqrt(max(self.variance(self.level), 0.0)))
+            text = f"noise standard deviation about {sd:.3g}, even across the image"
         return text + (", fitted on the variance-stabilised image" if self.stabilised else "")
 
 
@@ -71,18 +80,33 @@ def _neighbour_mean(block: np.ndarray) -> np.ndarray:
 
 def _fit_line(x: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     """Weighted least squares v = a x + b, weights n / v^2 (a variance estimated from n
-    samples has a spread proportional to v / sqrt(n)), refitted once without outliers."""
+    samples has a spread proportional to v / sqrt(n)), refitted without outliers.
+
+    x is centred first, so that an offset far from zero (a camera's) does not make the fit
+    ill-conditioned; a falling line is no noise model and becomes a flat one.
+    """
+    centre = float(np.average(x, weights=n))
+    u = x - centre
     keep = np.ones(len(x), bool)
-    a = b = 0.0
+    a = c = 0.0
     for _ in range(3):
-        guess = np.maximum(a * x + b, 1e-12) if a or b else np.maximum(v, 1e-12)
+        guess = np.maximum(a * u + c, 1e-12) if a or c else np.maximum(v, 1e-12)
         weight = np.where(keep, n / guess**2, 0.0)
-        design = np.stack([x, np.ones_like(x)], axis=1) * np.sqrt(weight)[:, None]
-        (a, b), *_ = np.linalg.lstsq(design, v * np.sqrt(weight), rcond=None)
-        predicted = np.maximum(a * x + b, 1e-12)
+        design = np.stack([u, np.ones_like(u)], axis=1) * np.sqrt(weight)[:, None]
+        (a, c), *_ = np.linalg.lstsq(design, v * np.sqrt(weight), rcond=None)
+        predicted = np.maximum(a * u + c, 1e-12)
         spread = predicted * np.sqrt(2 / np.maximum(n, 1))
         keep = np.abs(v - predicted) < 4 * spread + 0.1 * predicted
-    return float(a), float(b)
+        if not keep.any():
+            keep[:] = True
+    if a < 0:
+        a, c = 0.0, float(np.average(v, weights=np.where(keep, n, 0.0)))
+    return float(a), float(c - a * centre)
+
+
+def _bins(order: np.ndarray, clipped: np.ndarray) -> list[np.ndarray]:
+    """Equal-count bins of blocks by brightness, without the bins that are mostly clipped."""
+    return [chunk for chunk in np.array_split(order, _BINS) if clipped[chunk].mean() <= _CLIPPED]
 
 
 def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
@@ -92,8 +116,10 @@ def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
     pair-downsampled views) cancels the signal, and edges along either axis, and keeps noise
     of the block's mean variance. Blocks are binned by the mean of their 8 neighbouring blocks,
     whose noise is independent of the block's own, so the mean of the block and of its
-    squared difference within a bin fall on the variance line without bias. Returns None when
-    there is too little to fit (a tiny or flat image).
+    squared difference within a bin fall on the variance line without bias. The noise is
+    called signal-dependent when the brightest quarter of the bins is at least
+    :data:`SIGNAL_DEPENDENT_RATIO` times as noisy as the darkest quarter. Returns None when
+    there is too little to fit (a tiny, flat or mostly clipped image).
     """
     x = np.asarray(planes, dtype=np.float64)
     h, w = x.shape[-2:]
@@ -103,14 +129,18 @@ def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
         x = x[np.linspace(0, x.shape[0] - 1, keep).round().astype(int)]
         if x.shape[1] * x.shape[2] > MAX_PIXELS:
             x = x[:1, : 1 << 12, : 1 << 12]
-    tl, tr, bl, br = x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
-    if tl.shape[1] < 3 or tl.shape[2] < 3:
+    if x.shape[1] < 6 or x.shape[2] < 6:
         return None
     low, high = x.min(), x.max()
-    if high <= low:
+    if not high > low:
         return None
     ends = [v for v in (low, high) if _clipped_at(x, v)]
-    clipped = sum(np.isin(p, ends) for p in (tl, tr, bl, br))[:, 1:-1, 1:-1] / 4
+    clipped_pixels = np.isin(x, ends)
+    # Work in units of the data's range: the same numbers for 8-bit, 16-bit or float data.
+    offset, scale = float(low), float(high - low)
+    x = (x - offset) / scale
+    tl, tr, bl, br = x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
+    clipped = sum(clipped_pixels[:, i::2, j::2] for i in range(2) for j in range(2))[:, 1:-1, 1:-1] / 4
     detail2 = ((tl + br - tr - bl)[:, 1:-1, 1:-1] / 2) ** 2
     block = (tl + tr + bl + br) / 4
     selector = _neighbour_mean(block).ravel()
@@ -119,42 +149,32 @@ def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
         return None
 
     order = np.argsort(selector, kind="stable")
-    xs, vs, ns = [], [], []
-    for chunk in np.array_split(order, _BINS):
-        if clipped[chunk].mean() > _CLIPPED:
-            continue
-        xs.append(block[chunk].mean())
-        vs.append(detail2[chunk].mean())
-        ns.append(chunk.size)
-    if len(xs) < _MIN_BINS:
+    bins = _bins(order, clipped)
+    if len(bins) < _MIN_BINS:
         return None
-    xs, vs, ns = np.array(xs), np.array(vs), np.array(ns, dtype=np.float64)
-    a, b = _fit_line(xs, vs, ns)
+    a, b = _fit_line(*_summarise(bins, block, detail2))
     # Texture that the difference does not cancel only adds variance: trim what lies far above
     # the first fit in each bin, and fit again.
-    xs2, vs2, ns2 = [], [], []
-    for chunk in np.array_split(order, _BINS):
-        if clipped[chunk].mean() > _CLIPPED:
-            continue
-        limit = 12 * max(a * block[chunk].mean() + b, 1e-12)
-        inside = chunk[detail2[chunk] < limit]
-        if inside.size:
-            xs2.append(block[inside].mean())
-            vs2.append(detail2[inside].mean())
-            ns2.append(inside.size)
-    a, b = _fit_line(np.array(xs2), np.array(vs2), np.array(ns2, dtype=np.float64))
-    return NoiseModel(max(a, 0.0), b)
+    trimmed = [chunk[detail2[chunk] < 12 * max(a * block[chunk].mean() + b, 1e-12)] for chunk in bins]
+    trimmed = [chunk for chunk in trimmed if chunk.size]
+    xs, vs, ns = _summarise(trimmed, block, detail2)
+    a, b = _fit_line(xs, vs, ns)
+    quarter = max(1, len(trimmed) // 4)
+    dark = np.average(vs[:quarter], weights=ns[:quarter])
+    bright = np.average(vs[-quarter:], weights=ns[-quarter:])
+    # (a noise-free image, or one with noise below 1e-4 of its range, has nothing to stabilise)
+    dependent = bool(a > 0 and bright > _NEGLIGIBLE and bright >= SIGNAL_DEPENDENT_RATIO * dark)
+    # back to the data's units: variance(z) = a (z - offset) / scale * scale^2 + b scale^2
+    level = offset + scale * float(np.median(block))
+    return NoiseModel(a * scale, (b - a * offset / scale) * scale**2, dependent, level=level)
 
 
-def is_signal_dependent(model: NoiseModel | None, planes: np.ndarray) -> bool:
-    """Whether the noise variance changes enough over the image's signal range to be worth
-    stabilising (see :data:`SIGNAL_DEPENDENT_RATIO`)."""
-    if model is None or model.a <= 0:
-        return False
-    sample = np.asarray(planes).ravel()[:: max(1, np.asarray(planes).size // 1_000_000)]
-    dark, bright = np.percentile(sample, [1, 99])
-    low, high = model.variance(dark), model.variance(bright)
-    return bool(high > 0 and (low <= 0 or high / low >= SIGNAL_DEPENDENT_RATIO))
+def _summarise(bins: list[np.ndarray], block: np.ndarray, detail2: np.ndarray):
+    """(mean brightness, mean squared difference, count) of every bin."""
+    xs = np.array([block[chunk].mean() for chunk in bins])
+    vs = np.array([detail2[chunk].mean() for chunk in bins])
+    ns = np.array([chunk.size for chunk in bins], dtype=np.float64)
+    return xs, vs, ns
 
 
 def forward(z: np.ndarray, model: NoiseModel) -> np.ndarray:
