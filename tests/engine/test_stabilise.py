@@ -139,3 +139,9 @@ def test_even_or_no_noise_is_never_called_shot_noise(image, sd):
     assert not model.signal_dependent
     assert np.sqrt(max(model.variance(model.level), 0)) == pytest.approx(sd, rel=0.2, abs=1e-6)
     assert "even across the image" in model.describe()
+
+
+def test_pure_gaussian_noise_on_small_images_is_never_called_shot_noise():
+    # a small image gives a poorly determined slope; only a well-determined one counts
+    rng = np.random.default_rng(1)
+    assert not any(estimate_noise(rng.normal(0, 1, (65, 67))).signal_dependent for _ in range(20))

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Stabilise when the fitted noise variance at the bright end of the image (99th percentile
-#: of the signal) is at least this many times the variance at the dark end (1st percentile).
-SIGNAL_DEPENDENT_RATIO = 2.0
+#: Shot noise: the fitted noise variance at the image's brightest is at least this many times
+#: the variance at its darkest.
+SIGNAL_DEPENDENT_RATIO = 1.5
 #: Pixels looked at, at most: a sample of planes beyond this keeps the estimate cheap.
 MAX_PIXELS = 1 << 24
 _BINS = 40
@@ -26,6 +26,8 @@ _CLIPPED = 0.05
 _MIN_BINS = 8
 #: Noise variance, in units of the image's range squared, too small to matter.
 _NEGLIGIBLE = 1e-8
+#: A slope counts when it is this many standard errors above zero.
+_SLOPE_ERRORS = 5.0
 
 
 def _clipped_at(x: np.ndarray, value: float) -> bool:
@@ -78,9 +80,10 @@ def _neighbour_mean(block: np.ndarray) -> np.ndarray:
     return (total - block[:, 1:-1, 1:-1]) / 8
 
 
-def _fit_line(x: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+def _fit_line(x: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[float, float, float]:
     """Weighted least squares v = a x + b, weights n / v^2 (a variance estimated from n
-    samples has a spread proportional to v / sqrt(n)), refitted without outliers.
+    samples has a spread of v sqrt(2 / n)), refitted without outliers; returns (a, b, the
+    standard error of a).
 
     x is centred first, so that an offset far from zero (a camera's) does not make the fit
     ill-conditioned; a falling line is no noise model and becomes a flat one.
@@ -99,9 +102,12 @@ def _fit_line(x: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[float, float
         keep = np.abs(v - predicted) < 4 * spread + 0.1 * predicted
         if not keep.any():
             keep[:] = True
+    weight = np.where(keep, n / (2 * np.maximum(a * u + c, 1e-12) ** 2), 0.0)
+    spread_u = np.sum(weight * (u - np.average(u, weights=weight)) ** 2) if weight.any() else 0.0
+    error = float(1 / np.sqrt(spread_u)) if spread_u > 0 else float("inf")
     if a < 0:
         a, c = 0.0, float(np.average(v, weights=np.where(keep, n, 0.0)))
-    return float(a), float(c - a * centre)
+    return float(a), float(c - a * centre), error
 
 
 def _bins(order: np.ndarray, clipped: np.ndarray) -> list[np.ndarray]:
@@ -117,8 +123,9 @@ def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
     of the block's mean variance. Blocks are binned by the mean of their 8 neighbouring blocks,
     whose noise is independent of the block's own, so the mean of the block and of its
     squared difference within a bin fall on the variance line without bias. The noise is
-    called signal-dependent when the brightest quarter of the bins is at least
-    :data:`SIGNAL_DEPENDENT_RATIO` times as noisy as the darkest quarter. Returns None when
+    called signal-dependent when the slope is well determined and the fitted variance at the
+    brightest bin is at least :data:`SIGNAL_DEPENDENT_RATIO` times that at the darkest. Returns
+    None when
     there is too little to fit (a tiny, flat or mostly clipped image).
     """
     x = np.asarray(planes, dtype=np.float64)
@@ -152,18 +159,20 @@ def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
     bins = _bins(order, clipped)
     if len(bins) < _MIN_BINS:
         return None
-    a, b = _fit_line(*_summarise(bins, block, detail2))
+    a, b, _ = _fit_line(*_summarise(bins, block, detail2))
     # Texture that the difference does not cancel only adds variance: trim what lies far above
     # the first fit in each bin, and fit again.
     trimmed = [chunk[detail2[chunk] < 12 * max(a * block[chunk].mean() + b, 1e-12)] for chunk in bins]
     trimmed = [chunk for chunk in trimmed if chunk.size]
     xs, vs, ns = _summarise(trimmed, block, detail2)
-    a, b = _fit_line(xs, vs, ns)
-    quarter = max(1, len(trimmed) // 4)
-    dark = np.average(vs[:quarter], weights=ns[:quarter])
-    bright = np.average(vs[-quarter:], weights=ns[-quarter:])
-    # (a noise-free image, or one with noise below 1e-4 of its range, has nothing to stabilise)
-    dependent = bool(a > 0 and bright > _NEGLIGIBLE and bright >= SIGNAL_DEPENDENT_RATIO * dark)
+    a, b, error = _fit_line(xs, vs, ns)
+    # Shot noise: a slope well above its uncertainty, and enough of a change over the image's
+    # range of brightness; a noise-free image (noise below 1e-4 of the range) has none.
+    dark, bright = a * xs[0] + b, a * xs[-1] + b
+    dependent = bool(
+        a > _SLOPE_ERRORS * error and bright > _NEGLIGIBLE
+        and (dark <= 0 or bright >= SIGNAL_DEPENDENT_RATIO * dark)
+    )
     # back to the data's units: variance(z) = a (z - offset) / scale * scale^2 + b scale^2
     level = offset + scale * float(np.median(block))
     return NoiseModel(a * scale, (b - a * offset / scale) * scale**2, dependent, level=level)
