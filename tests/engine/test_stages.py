@@ -1,8 +1,13 @@
+import copy
+
+import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_noise2detail.engine.presets import Settings
-from napari_noise2detail.engine.stages import n2d_plane, refine
+from napari_noise2detail.engine.downsample import pair_downsample
+from napari_noise2detail.engine.network import make_network
+from napari_noise2detail.engine.presets import Fit, Settings
+from napari_noise2detail.engine.stages import fit, held_out_error, n2d_plane, refine
 
 
 class Blur(torch.nn.Module):
@@ -157,3 +162,42 @@ def test_fits_per_stage_and_warm():
     assert w1.lr == 1e-3 and abs(w3.lr - 1e-3 / 3) < 1e-12
     assert Settings(steps=7).fits(warm=True)[0].steps == 7  # no plane_steps: from scratch
     assert Settings(steps=1, plane_steps=5).fits(warm=True)[0].steps == 1  # never more than steps
+
+
+def test_guard_stops_when_the_held_out_error_rises_and_restores_the_best_state():
+    torch.manual_seed(0)
+    net = make_network(1, 8, seed=0)
+    y = torch.rand(1, 1, 16, 16)
+    errors = iter([5.0, 3.0, 2.0, 2.5, 2.6, 9.9])  # best at check 3 (step 75), then +25%, +30%
+    states = []
+
+    def held_out():
+        states.append(copy.deepcopy(net.state_dict()))
+        return next(errors)
+
+    how = Fit(steps=1000, lr=1e-2, schedule="step")
+    events = list(fit(net, net, lambda: (y, y), how, report_every=1000, held_out=held_out))
+    assert len(states) == 5  # checked at steps 25 ... 125, stopped at the second rise
+    assert events[-1][0] == 1000  # the stage reports itself complete
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, states[2][name])  # back to the state of the best check
+
+
+def test_guard_ignores_small_rises_and_fits_every_step():
+    net = make_network(1, 8, seed=0)
+    y = torch.rand(1, 1, 16, 16)
+    errors = iter([2.0, 2.3, 2.1, 2.39, 2.2, 2.0, 2.1, 2.2])  # never 20% above the best twice
+    how = Fit(steps=200, lr=1e-2, schedule="step")
+    events = list(fit(net, net, lambda: (y, y), how, report_every=50, held_out=lambda: next(errors)))
+    assert [step for step, _ in events] == [50, 100, 150, 200]
+
+
+def test_held_out_error_pairs_one_view_with_the_other():
+    y = torch.rand(1, 1, 12, 12)
+    f = make_network(1, 4, seed=0)
+    for param in f.parameters():
+        torch.nn.init.zeros_(param)  # f(u) = 0: its estimate is the view itself
+    error = held_out_error(torch.nn.Identity(), f, y, tile=None)
+    y1, y2 = pair_downsample(y)
+    expected = 0.5 * (torch.mean((y1 - y2) ** 2) + torch.mean((y2 - y1) ** 2))
+    assert error() == pytest.approx(float(expected))

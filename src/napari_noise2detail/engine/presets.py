@@ -37,6 +37,10 @@ class Settings:
     #: Fit N2D on the variance-stabilised image (generalised Anscombe transform) when the noise,
     #: estimated from the image, grows clearly with the signal (shot noise). The paper does not.
     stabilise: bool = False
+    #: Stop stage 3 once it starts to learn the noise (its error on held-out pairs of
+    #: half-resolution views rises 20% above its best) and keep its best state. The paper
+    #: fits all the steps.
+    detail_guard: bool = False
     #: Average the fitted networks' outputs over this many flips and rotations of the image
     #: (1, 2, 4 or 8). The paper applies them once.
     ensemble: int = 1
@@ -126,7 +130,7 @@ PRESETS: dict[str, Settings] = {
     "fast": Settings(
         steps=1200, detail_steps=800, crop=32, batch=4, lr=3e-3, schedule="cosine",
         detail_crop=64, detail_batch=2, detail_lr=1e-3, detail_schedule="step",
-        zero_noise_init=True, plane_steps=100,
+        zero_noise_init=True, plane_steps=100, detail_guard=True,
     ),
 }
 

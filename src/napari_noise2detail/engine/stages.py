@@ -10,9 +10,10 @@ import copy
 from typing import Callable, Generator, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .downsample import polyphase_merge, polyphase_split
+from .downsample import pair_downsample, polyphase_merge, polyphase_split
 from .losses import pair_loss
 from .network import apply_ensembled, make_network
 from .presets import Fit, Settings
@@ -56,16 +57,26 @@ def _schedule(opt: torch.optim.Optimizer, steps: int, kind: str) -> torch.optim.
     return torch.optim.lr_scheduler.StepLR(opt, step_size=max(steps // 2, 1), gamma=0.5)
 
 
+#: Stage 3's guard: every this many steps, the held-out error of g is checked ...
+GUARD_EVERY = 25
+#: ... and when it stays this much above its best for two checks in a row, g has started to
+#: learn the noise: the fit stops and g goes back to its best state.
+GUARD_RISE = 0.2
+
+
 def fit(
     net: nn.Module,
     predict: Callable[[torch.Tensor], torch.Tensor],
     sample: Sampler,
     how: Fit,
     report_every: int,
+    held_out: Callable[[], float] | None = None,
 ) -> Iterator[tuple[int, float]]:
     """Adam on the pair loss; yields (step, loss) every ``report_every`` steps.
 
-    The loss is read back (a device sync) only when it is reported.
+    The loss is read back (a device sync) only when it is reported. ``held_out``: an error
+    of ``net`` on data it is not fitted to, for the guard (:data:`GUARD_RISE`); a fit it
+    stops reports its last step as the final one.
     """
     steps = how.steps
     if steps == 0:  # a warm start used as it is
@@ -74,6 +85,7 @@ def fit(
     net.requires_grad_(True)
     opt = torch.optim.Adam(net.parameters(), lr=how.lr)
     schedule = _schedule(opt, steps, how.schedule)
+    best, best_state, rising = float("inf"), None, 0
     net.train()
     with torch.enable_grad():
         for step in range(1, steps + 1):
@@ -82,10 +94,44 @@ def fit(
             loss.backward()
             opt.step()
             schedule.step()
+            if held_out is not None and step % GUARD_EVERY == 0:
+                error = held_out()
+                if error < best:
+                    best, best_state, rising = error, copy.deepcopy(net.state_dict()), 0
+                else:
+                    rising = rising + 1 if error > best * (1 + GUARD_RISE) else 0
+                if rising == 2:
+                    net.load_state_dict(best_state)
+                    yield steps, float(loss.detach())
+                    break
             if step % report_every == 0 or step == steps:
                 yield step, float(loss.detach())
     net.requires_grad_(False)
     net.eval()
+
+
+def held_out_error(
+    g: nn.Module, f: nn.Module, y: torch.Tensor, tile: int | None, size: int = 256
+) -> Callable[[], float]:
+    """The error of g on pairs it is never fitted to: f's estimate from one diagonal view of y
+    against the other view (at most ``size`` x ``size`` of their centre, a fixed cost).
+
+    Stage 3 feeds g the smooth image, which holds a trace of the noise of *both* views, so g
+    can learn to pull the target's noise out of its input; on these pairs that only adds
+    error. It falls while g learns the image and rises once g learns the noise.
+    """
+    y1, y2 = pair_downsample(y)
+    h, w = y1.shape[-2:]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    y1, y2 = (v[..., top : top + size, left : left + size] for v in (y1, y2))
+    x1, x2 = denoise_residual(f, y1, tile), denoise_residual(f, y2, tile)
+
+    @torch.no_grad()
+    def error() -> float:
+        p1, p2 = g(torch.cat([x1, x2])).chunk(2)
+        return float(0.5 * (F.mse_loss(p1, y2) + F.mse_loss(p2, y1)))
+
+    return error
 
 
 @torch.no_grad()
@@ -153,7 +199,8 @@ def n2d_plane(
 
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
     sample = crop_sampler(s2, y, fit3.crop, fit3.batch, crops)
-    for step, loss in fit(g, g, sample, fit3, settings.report_every):
+    guard = held_out_error(g, f, y, settings.tile) if settings.detail_guard else None
+    for step, loss in fit(g, g, sample, fit3, settings.report_every, guard):
         yield 3, step, fit3.steps, loss
     with torch.no_grad():
         s3 = apply_ensembled(g, s2, settings.tile, settings.ensemble).clamp_(0, 1)
