@@ -1,11 +1,12 @@
-"""Issue 7 prototype: stop stage 3 by the discrepancy principle, using the estimated noise.
+"""Issue 7 prototype: a held-out error to tell when stage 3 starts to learn the noise.
 
-Stage 3 fits g(s2) to the noisy y; once the residual y - g(s2) is quieter than the noise
-itself, g is learning the noise. Every 25 steps of the fast preset's stage 3, record the detail
-PSNR and R = mean((y - g(s2))^2) / mean(noise variance), the noise variance from the estimate
-(a * y + b). One JSON line per case with the trajectories.
+Every 25 steps of the fast preset's stage 3 (run to twice its steps), record for g and for an
+exponential average of its weights: the detail PSNR, and the error of g on stage 1's estimate
+of one half-resolution diagonal view against the other view (pairs g is never fitted to). One
+JSON line per case with the trajectories; the stopping rules were simulated on them.
 
-python proto_stop.py IMAGE [NOISES...]
+python proto_val.py [--second-draws] IMAGE [NOISES...]
+--second-draws: other noise draws than quality.py's (written to proto_val2.jsonl)
 """
 import json, sys, time
 from pathlib import Path
@@ -21,18 +22,22 @@ from napari_noise2detail.engine.stabilise import estimate_noise
 
 S = PRESETS["fast"]
 fit1, fit3 = S.fits()
-OUT = "/work/main/benchmarks/explore/quality/proto_val.jsonl"
+SECOND = sys.argv[1] == "--second-draws"
+if SECOND:
+    del sys.argv[1]
+OUT = "/work/main/benchmarks/explore/quality/" + ("proto_val2.jsonl" if SECOND else "proto_val.jsonl")
 T = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
 N = lambda t: t[0].permute(1, 2, 0).numpy().astype(np.float64)
 
 name = sys.argv[1]
-noises = sys.argv[2:] or ["gauss25", "gauss50", "poisson10", "poisson30", "mixed30g15"]
+noises = sys.argv[2:] or (["gauss15", "gauss25", "gauss50", "poisson10", "poisson30", "poisson100", "mixed30g15"]
+                          if SECOND else ["gauss25", "gauss50", "poisson10", "poisson30", "mixed30g15"])
 clean = real_images(Path("/work/shared/data"))[name]
 if clean.ndim == 2:
     clean = clean[..., None]
 for kind in noises:
     t0 = time.time()
-    noisy = add_noise(clean, kind, case_seed(name, kind.split()[0]))
+    noisy = add_noise(clean, kind, case_seed(name, kind) + SECOND)
     model = estimate_noise(np.moveaxis(noisy, -1, 0))
     lo, hi = noisy.min(), noisy.max()
     y = T((noisy - lo) / (hi - lo))
