@@ -143,6 +143,7 @@ def _run(
     noise = estimate_noise(np.moveaxis(planes[..., :fitted], -1, 1))
     if noise is not None and settings.stabilise and noise.signal_dependent:
         noise = replace(noise, stabilised=True)
+    stabilised = noise is not None and noise.stabilised
     decorrelate = settings.decorrelate and fitted == 3
 
     def work(fits: tuple) -> int:  # a plane's share of the progress fraction
@@ -155,7 +156,7 @@ def _run(
     for index, plane in enumerate(planes):
         data = plane[..., :fitted].astype(np.float64)
         # N2D runs where the noise suits it best: stabilised, then in opponent colours
-        if noise is not None and noise.stabilised:
+        if stabilised:
             data = forward(data, noise)
         if decorrelate:
             data = to_opponent(data)
@@ -182,7 +183,7 @@ def _run(
                 back = from_unit(_to_numpy(result, height, width), low, high)
                 if decorrelate:
                     back = from_opponent(back)
-                if noise is not None and noise.stabilised:
+                if stabilised:
                     back = inverse(back, noise)
                 out[index, ..., :fitted] = back
             if settings.plane_steps is not None:

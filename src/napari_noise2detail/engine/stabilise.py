@@ -125,8 +125,7 @@ def estimate_noise(planes: np.ndarray) -> NoiseModel | None:
     squared difference within a bin fall on the variance line without bias. The noise is
     called signal-dependent when the slope is well determined and the fitted variance at the
     brightest bin is at least :data:`SIGNAL_DEPENDENT_RATIO` times that at the darkest. Returns
-    None when
-    there is too little to fit (a tiny, flat or mostly clipped image).
+    None when there is too little to fit (a tiny, flat or mostly clipped image).
     """
     x = np.asarray(planes, dtype=np.float64)
     h, w = x.shape[-2:]
