@@ -1,6 +1,6 @@
 """Speed and quality of the presets: one table per question of the speed issue.
 
-    python benchmarks/speed.py [--data ../shared/data] [--quick] > docs/benchmarks.md
+    python benchmarks/speed.py [--data ../shared/data] [--quick] [--sections ABCDEF] > docs/benchmarks.md
 
 A. single 256x256 images (4 real images x Gaussian sigma 25/255 and Poisson lambda 30):
    `paper` vs `fast`, seconds, peak memory, stage PSNRs and SSIM, speed-up and PSNR change;
@@ -9,7 +9,14 @@ B. 512x512: `fast` against `paper`, whose time is extrapolated from a probe of a
 C. a 20-plane stack of 256x256 planes with `fast`: its cost against one plane, and its mean
    detail PSNR against denoising every plane on its own;
 D. a 4096x4096 uint16 image with `fast`: seconds, peak memory, and seconds per megapixel
-   against a 1024x1024 crop of it.
+   against a 1024x1024 crop of it;
+E. threads on a quiet and on a busy CPU (one competing busy process per core): the built-in
+   256x256 sample with 1 thread, all threads and adaptive threads (the default), seconds spent
+   fitting and in total; and applying the networks to a 2048x2048 image with 1 and all
+   threads; each the median of --repeats runs;
+F. beside napari: the sample denoised from the Noise2Detail widget in a napari window, alone
+   and while another torch job (a convolution loop with torch's default threads) runs. Needs
+   a display: run it under `xvfb-run -a`.
 
 Each run is a fresh process, so the peak memory (RSS) is that run's own. Seconds are wall time
 on this machine; run it on a quiet machine.
@@ -18,6 +25,8 @@ on this machine; run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +152,143 @@ def section_d(quick):
     return table(["image", "seconds", "peak MiB", "seconds per megapixel"], rows), summary
 
 
+@contextlib.contextmanager
+def busy(processes: int):
+    """Keep ``processes`` CPU-bound processes running (``while True: pass``) inside the block."""
+    import subprocess
+    import sys
+
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    time.sleep(1.0)
+    try:
+        yield
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
+
+
+def _sample_run(threads):
+    """The sample with ``threads`` (None: adaptive): (seconds fitting, seconds in all)."""
+    from napari_noise2detail import denoise
+    from napari_noise2detail.sample import noisy_nuclei
+
+    clock = {"last": time.perf_counter(), "fitting": 0.0}
+
+    def progress(event):
+        now = time.perf_counter()
+        if event.stage in (1, 3):
+            clock["fitting"] += now - clock["last"]
+        clock["last"] = now
+
+    began = clock["last"]
+    denoise(noisy_nuclei(), device="cpu", seed=0, threads=threads, progress=progress)
+    return clock["fitting"], time.perf_counter() - began
+
+
+def _inference_run(threads):
+    """Stages 1 and 2 of a fitted-size network applied to a 2048x2048 image: seconds."""
+    import torch
+
+    from napari_noise2detail.engine.network import make_network
+    from napari_noise2detail.engine.stages import denoise_residual, refine
+
+    torch.set_num_threads(threads)
+    net = make_network(1).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 1, 2048, 2048).contiguous(memory_format=torch.channels_last)
+    began = time.perf_counter()
+    refine(net, x, denoise_residual(net, x, 1024), 1024)
+    return time.perf_counter() - began
+
+
+def section_e(repeats: int):
+    import os
+
+    cores = os.cpu_count() or 1
+    rows, totals = [], {}
+    for load in ("quiet", "busy"):
+        with busy(cores) if load == "busy" else contextlib.nullcontext():
+            for label, threads in (("1", 1), (f"all ({cores})", cores), ("adaptive (default)", None)):
+                runs = [isolated(_sample_run, threads)[0] for _ in range(repeats)]
+                fitting = float(np.median([r[0] for r in runs]))
+                total = float(np.median([r[1] for r in runs]))
+                totals[load, label] = total
+                rows.append([load, "sample 256x256, fast", label, f"{fitting:.1f}", f"{total:.1f}",
+                             " / ".join(f"{r[1]:.1f}" for r in runs)])
+                print(f"  E {load} threads={label}: {total:.1f} s", flush=True)
+            for label, threads in (("1", 1), (f"all ({cores})", cores)):
+                runs = [isolated(_inference_run, threads)[0] for _ in range(repeats)]
+                rows.append([load, "apply to 2048x2048 (stages 1-2)", label, "", f"{np.median(runs):.1f}",
+                             " / ".join(f"{r:.1f}" for r in runs)])
+    adaptive = "adaptive (default)"
+    summary = (f"threads: the sample takes {totals['quiet', adaptive]:.1f} s quiet and "
+               f"{totals['busy', adaptive]:.1f} s busy with adaptive threads "
+               f"({totals['busy', adaptive] / totals['quiet', adaptive]:.2f}x); with all {cores} threads "
+               f"{totals['busy', f'all ({cores})'] / totals['quiet', f'all ({cores})']:.1f}x, "
+               f"with 1 thread {totals['busy', '1'] / totals['quiet', '1']:.2f}x")
+    header = ["machine", "run", "threads", "fitting s", "seconds (median)", "each run"]
+    return table(header, rows), summary
+
+
+def _widget_run():
+    """Denoise the sample from the widget in a napari window: seconds until the layers are in."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_noise2detail._napari.widget import DenoiseWidget
+    from napari_noise2detail.sample import noisy_nuclei
+
+    viewer = napari.Viewer(show=True)
+    viewer.add_image(noisy_nuclei(), name="sample")
+    widget = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    began = time.perf_counter()
+    widget.start()
+    while widget.running:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    seconds = time.perf_counter() - began
+    viewer.close()
+    return seconds
+
+
+_TORCH_JOB = """
+import torch
+conv = torch.nn.Conv2d(48, 48, 3, padding=1)
+x = torch.rand(1, 48, 256, 256)
+while True:
+    conv(x).sum().backward()
+"""
+
+
+def section_f(repeats: int):
+    import subprocess
+    import sys
+
+    rows, medians = [], {}
+    for label in ("alone", "beside another torch job"):
+        job = subprocess.Popen([sys.executable, "-c", _TORCH_JOB]) if label != "alone" else None
+        time.sleep(2.0 if job else 0.0)
+        try:
+            runs = [isolated(_widget_run)[0] for _ in range(repeats)]
+        finally:
+            if job:
+                job.kill()
+                job.wait()
+        medians[label] = float(np.median(runs))
+        rows.append([label, f"{medians[label]:.1f}", " / ".join(f"{r:.1f}" for r in runs)])
+        print(f"  F {label}: {medians[label]:.1f} s", flush=True)
+    ratio = medians["beside another torch job"] / medians["alone"]
+    summary = f"napari widget: {ratio:.2f}x its time alone while another torch job runs"
+    return table(["napari window with the widget", "seconds (median)", "each run"], rows), summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="a short smoke run, not for the record")
-    parser.add_argument("--sections", default="ABCD")
+    parser.add_argument("--sections", default="ABCD", help="any of ABCDEF (E and F: threads and load)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case in sections E and F")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every run (default: torch's choice, all cores)")
     args = parser.parse_args()
@@ -161,7 +302,9 @@ def main() -> None:
     threads = f"; every run limited to {args.threads} torch thread(s)" if args.threads else ""
     out = [f"# Benchmarks\n\nMachine: {machine()}{threads}.", f"Presets: paper = `{PRESETS['paper']}`; "
            f"fast = `{PRESETS['fast']}`.", "Command: `python benchmarks/speed.py" + (" --quick" if args.quick else "")
-           + (f" --threads {args.threads}" if args.threads else "") + "`"]
+           + (f" --threads {args.threads}" if args.threads else "")
+           + (f" --sections {args.sections}" if args.sections != "ABCD" else "")
+           + (f" --repeats {args.repeats}" if set(args.sections) & set("EF") else "") + "`"]
     summaries = []
     if "A" in args.sections:
         images = clean_images(args.data, 256)
@@ -181,6 +324,14 @@ def main() -> None:
     if "D" in args.sections:
         text, summary = section_d(args.quick)
         out += ["## D. A large uint16 image (skimage cell tiled, Poisson noise)", text]
+        summaries.append(summary)
+    if "E" in args.sections:
+        text, summary = section_e(args.repeats)
+        out += ["## E. Threads on a quiet and a busy CPU (one busy process per core)", text]
+        summaries.append(summary)
+    if "F" in args.sections:
+        text, summary = section_f(args.repeats)
+        out += ["## F. Beside napari and another torch job", text]
         summaries.append(summary)
     out += ["## Summary", "\n".join(f"- {s}" for s in summaries)]
     print("\n\n".join(out))

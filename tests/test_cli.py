@@ -103,6 +103,7 @@ def test_input_dtype_and_globs(tmp_path, capsys):
     (["denoise", "{tmp}/*.czi"], "no files match"),
     (["denoise", "{tmp}/a.tif", "--device", "tpu"], "unknown device"),
     (["denoise", "{tmp}/a.tif", "--steps", "0"], "steps must be at least 1"),
+    (["denoise", "{tmp}/a.tif", "--threads", "0"], "threads must be a positive"),
 ])
 def test_bad_arguments_are_exit_status_2(tmp_path, capsys, args, message):
     make_folder(tmp_path)
@@ -158,3 +159,22 @@ def test_stabilise_flag_reaches_the_engine(tmp_path):
                      "--device", "cpu", *flag]) == 0
         outputs[bool(flag)] = tifffile.imread(out / "counts_n2d_detail.tif")
     assert not np.array_equal(outputs[True], outputs[False])
+
+
+def test_threads_option_reaches_the_engine(tmp_path, monkeypatch):
+    import napari_noise2detail.batch as batch
+
+    make_folder(tmp_path)
+    seen = []
+    real = batch.denoise_iter
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "denoise_iter", spy)
+    assert main(["denoise", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--steps", "3",
+                 "--device", "cpu", "--threads", "1"]) == 0
+    assert main(["denoise", str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"), "--steps", "3",
+                 "--device", "cpu"]) == 0
+    assert seen == [1, None]

@@ -26,6 +26,7 @@ import numpy as np
 from .engine import Progress, denoise_iter
 from .engine.device import resolve_device
 from .engine.presets import Settings, resolve_settings
+from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
@@ -70,6 +71,8 @@ class BatchOptions:
     #: Colour images: None reads it from each file (a TIFF's sample axis, a layer's rgb flag).
     rgb: bool | None = None
     seed: int = 0
+    #: CPU threads: None adapts the fitting to the load (see ``engine.threads``); a number fixes it.
+    threads: int | None = None
     #: Engine settings overriding the preset, e.g. ``{"steps": 5}``.
     settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -259,6 +262,7 @@ def run_batch(
     """
     settings = resolve_settings(options.preset, **dict(options.settings))
     device = resolve_device(options.device)
+    check_threads(options.threads)
     if options.dtype not in DTYPES:
         raise ValueError(f"unknown output dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}")
     if outdir is None and any(isinstance(item, ArrayItem) for item in items):
@@ -373,7 +377,8 @@ def _process(
         rgb = meta.rgb
     if options.rgb is not None:
         rgb = options.rgb
-    run = denoise_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed)
+    run = denoise_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
+                       threads=options.threads)
     try:
         result = yield from run
     finally:

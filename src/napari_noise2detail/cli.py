@@ -26,7 +26,7 @@ def _progress_bar(desc: str):
     return bar, update
 
 
-def demo(outdir: Path, preset: str, device: str, steps: int | None = None) -> int:
+def demo(outdir: Path, preset: str, device: str, steps: int | None = None, threads: int | None = None) -> int:
     """Denoise the built-in sample; write input, smooth, detail and a side-by-side PNG."""
     import numpy as np
 
@@ -38,7 +38,7 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None) -> in
     noisy, clean = noisy_nuclei(), clean_nuclei()
     bar, update = _progress_bar(f"Noise2Detail ({preset})")
     with bar:
-        result = denoise(noisy, preset=preset, device=device, steps=steps, progress=update)
+        result = denoise(noisy, preset=preset, device=device, steps=steps, threads=threads, progress=update)
 
     def psnr(x: np.ndarray) -> float:
         peak = float(clean.max() - clean.min())
@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
                          help="stage-1 fitting steps, overriding the preset; stage 3 scales in proportion (fewer: faster, rougher)")
+        sub.add_argument("--threads", type=int, default=None,
+                         help="CPU threads (default: all for applying the networks, and for fitting as "
+                              "many as are fastest while it runs: one when other programs keep the "
+                              "cores busy). A fixed number makes reruns bit-identical")
     return parser
 
 
@@ -145,11 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            return demo(args.outdir, args.preset, args.device, args.steps)
+            return demo(args.outdir, args.preset, args.device, args.steps, args.threads)
         if args.command == "denoise":
             options = BatchOptions(
                 preset=args.preset, device=args.device, save_smooth=args.save_smooth,
                 overwrite=args.overwrite, dtype=args.dtype, rgb=True if args.rgb else None,
+                threads=args.threads,
                 settings={"steps": args.steps, "stabilise": args.stabilise or None},
             )
             return denoise_files(args.inputs, args.outdir, options)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from napari_noise2detail.engine.device import describe_device, resolve_device
+from napari_noise2detail.engine.device import resolve_device
 from napari_noise2detail.engine.presets import PRESETS, Settings, resolve_settings
 
 
@@ -34,13 +34,6 @@ def test_explicit_devices(monkeypatch):
             resolve_device(bad)
 
 
-def test_describe_cpu(monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    assert describe_device("cpu") == "CPU, 8 threads"
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert describe_device("cpu") == "CPU, 1 thread"
-
-
 def test_presets():
     assert PRESETS["paper"].steps == 2000 and PRESETS["paper"].width == 48
     assert PRESETS["paper"].lr == 1e-3 and PRESETS["paper"].schedule == "step"
@@ -61,3 +54,38 @@ def test_presets():
                 dict(schedule="linear"), dict(width=0), dict(lr=0), dict(tile=4)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Settings(**bad)
+
+
+def test_tiles_grow_with_free_gpu_memory(monkeypatch):
+    from napari_noise2detail.engine.device import inference_tile, tile_for_memory
+
+    assert tile_for_memory(0, 48, 1024) == 1024  # never below the setting
+    assert tile_for_memory(80 * 2**30, 48, 1024) >= 8192  # a data-centre GPU takes 4096^2 at once
+    small = tile_for_memory(2 * 2**30, 48, 256)
+    assert 256 <= small < 4096 and small % 256 == 0
+    # half the free memory holds the activations of a tile
+    assert small**2 * 4 * (3 * 48 + 8) <= 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (40 * 2**30, 80 * 2**30))
+    assert inference_tile(1024, torch.device("cuda"), 48) == tile_for_memory(40 * 2**30, 48, 1024)
+    assert inference_tile(None, torch.device("cuda"), 48) is None  # whole images stay whole
+    assert inference_tile(1024, torch.device("cpu"), 48) == 1024
+
+
+def test_auto_precision_is_bfloat16_only_where_native(monkeypatch):
+    from napari_noise2detail.engine import device as device_module
+    from napari_noise2detail.engine.device import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("float32", cpu) == "float32"
+    assert resolve_precision("bfloat16", cpu) == "bfloat16"
+    monkeypatch.setattr(device_module, "native_bfloat16", lambda device: False)
+    assert resolve_precision("auto", cpu) == "float32"
+    monkeypatch.setattr(device_module, "native_bfloat16", lambda device: True)
+    assert resolve_precision("auto", cpu) == "bfloat16"
+
+
+def test_paper_is_float32_and_fast_uses_native_bfloat16():
+    assert PRESETS["paper"].precision == "float32"
+    assert PRESETS["fast"].precision == "auto"
+    with pytest.raises(ValueError, match="precision"):
+        Settings(precision="float16")

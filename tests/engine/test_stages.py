@@ -1,4 +1,3 @@
-import copy
 
 import pytest
 import torch
@@ -6,8 +5,8 @@ import torch.nn.functional as F
 
 from napari_noise2detail.engine.downsample import pair_downsample
 from napari_noise2detail.engine.network import make_network
-from napari_noise2detail.engine.presets import Fit, Settings
-from napari_noise2detail.engine.stages import fit, held_out_error, n2d_plane, refine
+from napari_noise2detail.engine.presets import Settings
+from napari_noise2detail.engine.stages import held_out_error, n2d_plane, refine
 
 
 class Blur(torch.nn.Module):
@@ -61,39 +60,6 @@ def test_fitting_lowers_the_loss():
     run = n2d_plane(y, Settings(steps=60, width=16, report_every=10), seed=0)
     stage1 = [loss for stage, _, _, loss in run if stage == 1]  # noqa: the return value is not needed
     assert stage1[-1] < stage1[0]
-
-
-def test_crop_sampler_takes_matching_crops_at_even_offsets():
-    from napari_noise2detail.engine.stages import crop_sampler
-
-    grid = torch.arange(32 * 40, dtype=torch.float32).reshape(1, 1, 32, 40)
-    target = -grid
-    sample = crop_sampler(grid, target, 8, 5, torch.Generator().manual_seed(0))
-    x, t = sample()
-    assert x.shape == t.shape == (5, 1, 8, 8)
-    assert torch.equal(t, -x)
-    for crop in x:
-        top, left = divmod(int(crop[0, 0, 0]), 40)
-        assert top % 2 == 0 and left % 2 == 0
-        assert torch.equal(crop, grid[0, :, top : top + 8, left : left + 8])
-    same = crop_sampler(grid, grid, 8, 2, torch.Generator().manual_seed(0))()
-    assert same[0] is same[1]
-    whole = crop_sampler(grid, target, None, 4, torch.Generator())()
-    assert whole[0] is grid and whole[1] is target
-    assert crop_sampler(grid, target, 64, 4, torch.Generator())()[0] is grid
-
-
-def test_paper_schedule_halves_the_learning_rate_once_half_way():
-    from napari_noise2detail.engine.stages import _schedule
-
-    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
-    schedule = _schedule(opt, 2000, "step")
-    rates = []
-    for _ in range(2000):
-        rates.append(opt.param_groups[0]["lr"])
-        opt.step()
-        schedule.step()
-    assert rates[0] == rates[999] == 1e-3 and rates[1000] == rates[1999] == 5e-4
 
 
 def test_crop_training_runs_and_changes_the_result():
@@ -164,34 +130,6 @@ def test_fits_per_stage_and_warm():
     assert Settings(steps=1, plane_steps=5).fits(warm=True)[0].steps == 1  # never more than steps
 
 
-def test_guard_stops_when_the_held_out_error_rises_and_restores_the_best_state():
-    torch.manual_seed(0)
-    net = make_network(1, 8, seed=0)
-    y = torch.rand(1, 1, 16, 16)
-    errors = iter([5.0, 3.0, 2.0, 2.5, 2.6, 9.9])  # best at check 3 (step 75), then +25%, +30%
-    states = []
-
-    def held_out():
-        states.append(copy.deepcopy(net.state_dict()))
-        return next(errors)
-
-    how = Fit(steps=1000, lr=1e-2, schedule="step")
-    events = list(fit(net, net, lambda: (y, y), how, report_every=1000, held_out=held_out))
-    assert len(states) == 5  # checked at steps 25 ... 125, stopped at the second rise
-    assert events[-1][0] == 1000  # the stage reports itself complete
-    for name, value in net.state_dict().items():
-        assert torch.equal(value, states[2][name])  # back to the state of the best check
-
-
-def test_guard_ignores_small_rises_and_fits_every_step():
-    net = make_network(1, 8, seed=0)
-    y = torch.rand(1, 1, 16, 16)
-    errors = iter([2.0, 2.3, 2.1, 2.39, 2.2, 2.0, 2.1, 2.2])  # never 20% above the best twice
-    how = Fit(steps=200, lr=1e-2, schedule="step")
-    events = list(fit(net, net, lambda: (y, y), how, report_every=50, held_out=lambda: next(errors)))
-    assert [step for step, _ in events] == [50, 100, 150, 200]
-
-
 def test_held_out_error_pairs_one_view_with_the_other():
     y = torch.rand(1, 1, 12, 12)
     f = make_network(1, 4, seed=0)
@@ -200,4 +138,4 @@ def test_held_out_error_pairs_one_view_with_the_other():
     error = held_out_error(torch.nn.Identity(), f, y, tile=None)
     y1, y2 = pair_downsample(y)
     expected = 0.5 * (torch.mean((y1 - y2) ** 2) + torch.mean((y2 - y1) ** 2))
-    assert error() == pytest.approx(float(expected))
+    assert float(error()) == pytest.approx(float(expected))

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from .colour import from_opponent, to_opponent
-from .device import describe_device, resolve_device
+from .device import describe_device, inference_tile, resolve_device, resolve_precision
 from .normalize import from_unit, to_unit, unit_range
 from .presets import Settings, resolve_settings
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import n2d_plane
+from .threads import AdaptiveThreads, check_threads, torch_threads
 
 MIN_SIZE = 8
 STAGE_NAMES = {1: "partial denoising", 2: "smoothing", 3: "detail recovery"}
@@ -118,6 +119,7 @@ def denoise_iter(
     preset: str | Settings = "fast",
     device: str | torch.device = "auto",
     seed: int = 0,
+    threads: int | None = None,
     **settings: object,
 ) -> Generator[Progress, None, DenoiseResult]:
     """Like :func:`denoise`, as a generator: yields :class:`Progress`, returns the result.
@@ -128,11 +130,27 @@ def denoise_iter(
     arr = _check_image(image, rgb)
     chosen = resolve_settings(preset, **settings)
     dev = resolve_device(device)
-    return _run(arr, rgb, chosen, dev, seed)
+    return _run(arr, rgb, chosen, dev, seed, check_threads(threads))
 
 
 def _run(
-    arr: np.ndarray, rgb: bool, settings: Settings, device: torch.device, seed: int
+    arr: np.ndarray, rgb: bool, settings: Settings, device: torch.device, seed: int,
+    threads: int | None,
+) -> Generator[Progress, None, DenoiseResult]:
+    # CPU threads: all of them (or the count asked for) for inference; the fitting steps
+    # adapt to the load unless a count was asked for (see .threads).
+    most = threads or torch.get_num_threads()
+    tuner = AdaptiveThreads(most) if threads is None and device.type == "cpu" else None
+    settings = replace(settings, tile=inference_tile(settings.tile, device, settings.width),
+                       precision=resolve_precision(settings.precision, device))
+    with torch_threads(most):
+        where = describe_device(device, threads)
+        return (yield from _planes(arr, rgb, settings, device, seed, tuner, where))
+
+
+def _planes(
+    arr: np.ndarray, rgb: bool, settings: Settings, device: torch.device, seed: int,
+    tuner: AdaptiveThreads | None, where: str,
 ) -> Generator[Progress, None, DenoiseResult]:
     began = time.perf_counter()
     height, width = (arr.shape[-3:-1] if rgb else arr.shape[-2:])
@@ -165,7 +183,7 @@ def _run(
         share = work(fits)
         if np.all(high > low):  # a constant plane has nothing to denoise and stays as it is
             y = _to_tensor(to_unit(data, low, high), device, settings)
-            run = n2d_plane(y, settings, seed, start)
+            run = n2d_plane(y, settings, seed, start, tuner)
             while True:
                 try:
                     stage, step, total, loss = next(run)
@@ -195,7 +213,7 @@ def _run(
 
     partial, smooth, detail = (out.reshape(arr.shape) for out in outputs)
     return DenoiseResult(
-        partial, smooth, detail, describe_device(device), settings, time.perf_counter() - began, noise
+        partial, smooth, detail, where, settings, time.perf_counter() - began, noise
     )
 
 
@@ -206,6 +224,7 @@ def denoise(
     preset: str | Settings = "fast",
     device: str | torch.device = "auto",
     seed: int = 0,
+    threads: int | None = None,
     progress: Callable[[Progress], object] | None = None,
     **settings: object,
 ) -> DenoiseResult:
@@ -215,7 +234,11 @@ def denoise(
         C = 3, or 4 (the alpha channel is passed through). Any numeric dtype; Y, X >= 8.
     preset: ``"fast"`` (default) or ``"paper"`` (the published settings), or a Settings.
     device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    seed: same input, seed and settings give the same output on the same device.
+    seed: same input, seed and settings give the same output on the same device (on the
+        CPU, with a fixed ``threads``).
+    threads: CPU threads. None (default): all of them for applying the networks, and for
+        fitting as many as are fastest at the moment (one when other programs keep the
+        cores busy), found by timing the steps; a number fixes it.
     progress: called with a :class:`Progress` every few steps; return ``False`` (or raise
         :class:`Cancelled`) to stop the run, which then raises :class:`Cancelled`.
     settings: any :class:`Settings` field, overriding the preset (e.g. ``steps=200``).
@@ -223,7 +246,8 @@ def denoise(
     Returns a :class:`DenoiseResult` with ``partial`` (stage 1), ``smooth`` (stage 2) and
     ``detail`` (stage 3) arrays, float32, shaped like the input, in its intensity units.
     """
-    run = denoise_iter(image, rgb=rgb, preset=preset, device=device, seed=seed, **settings)
+    run = denoise_iter(image, rgb=rgb, preset=preset, device=device, seed=seed, threads=threads,
+                       **settings)
     while True:
         try:
             event = next(run)

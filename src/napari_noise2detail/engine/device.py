@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -44,12 +46,57 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def describe_device(device: str | torch.device = "auto") -> str:
-    """A short human description, e.g. ``"CPU, 8 threads"`` or ``"CUDA: NVIDIA RTX A4000"``."""
+def describe_device(device: str | torch.device = "auto", threads: int | None = None) -> str:
+    """A short human description of where a run goes, e.g. ``"CUDA: NVIDIA RTX A4000"``,
+    ``"CPU, 1 thread"``, or with adaptive threads (``threads=None``, see :mod:`.threads`)
+    ``"CPU, 8 threads (fewer for fitting while the machine is busy)"``."""
     dev = resolve_device(device)
     if dev.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple GPU (MPS)"
-    threads = torch.get_num_threads()
-    return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
+    most = threads or torch.get_num_threads()
+    text = f"CPU, {most} thread{'s' if most != 1 else ''}"
+    if threads is None and most > 1:
+        text += " (fewer for fitting while the machine is busy)"
+    return text
+
+
+def tile_for_memory(free_bytes: int, width: int, smallest: int) -> int:
+    """The side of the largest square that applying a network of ``width`` hidden channels can
+    take using half of ``free_bytes`` (two hidden activations per pixel, plus the input, the
+    output and room to spare), in steps of 256 pixels, and at least ``smallest``."""
+    per_pixel = 4 * (3 * width + 8)
+    side = int(math.sqrt(free_bytes / 2 / per_pixel)) // 256 * 256
+    return max(side, smallest)
+
+
+def inference_tile(tile: int | None, device: torch.device, width: int) -> int | None:
+    """The tile size to apply the networks with: on CUDA, as large as half the free memory
+    allows (fewer, larger launches; the tiling is exact, so only speed and memory change);
+    elsewhere the setting as it is (None: whole images)."""
+    if tile is None or device.type != "cuda":
+        return tile
+    free, _total = torch.cuda.mem_get_info(device)
+    return tile_for_memory(free, width, tile)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (CUDA GPUs from Ampere on; CPUs with
+    AVX512-BF16 or AMX), where it is faster than float32 rather than emulated."""
+    if device.type == "cuda":
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # torch before 2.3 has no including_emulation
+            return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"``: bfloat16 where the device does it natively, float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if native_bfloat16(device) else "float32"
