@@ -28,5 +28,5 @@ PY=${PYTHON:-python3}
 # options. The grep hides pip's notes about local package folders some machines configure;
 # pip's own exit status still counts.
 .venv/bin/python -m pip install -q --disable-pip-version-check ${TORCH_SPEC:-torch==2.13.0} 2>&1 | { grep -v '^WARNING: Location' || true; }
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[testing,pyqt6]" 2>&1 | { grep -v '^WARNING: Location' || true; }
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[testing,pyqt6,cluster]" 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -c "import napari_noise2detail as n; print('== ready: napari-noise2detail', n.__version__, 'on', n.describe_device())"

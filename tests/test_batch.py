@@ -1,6 +1,5 @@
 """The Qt-free batch runner: what is done, skipped and failed, what is written, and how."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -5,27 +5,35 @@
 >>> result.smooth, result.detail           # doctest: +SKIP
 """
 
+from ._version import __version__
 from .engine import (
     PRESETS,
     Cancelled,
     DenoiseResult,
+    Denoiser,
     Progress,
     Settings,
     denoise,
     denoise_iter,
     describe_device,
+    fit,
+    fit_iter,
+    load_model,
 )
 
-__version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
     "Cancelled",
     "DenoiseResult",
+    "Denoiser",
     "Progress",
     "Settings",
     "__version__",
     "denoise",
     "denoise_iter",
     "describe_device",
+    "fit",
+    "fit_iter",
+    "load_model",
 ]

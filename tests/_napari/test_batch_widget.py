@@ -1,13 +1,11 @@
 """The "Batch denoise..." widget, opened from the plugin menu and driven by clicks."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
 from conftest import make_folder, snapshot as digests
-from napari_noise2detail._napari import remembered
 from napari_noise2detail._napari.batch_widget import BatchWidget
 from napari_noise2detail.io import read_image
 

@@ -176,3 +176,25 @@ def test_the_cuda_graph_path_runs_the_same_steps(monkeypatch, capture_fails):
     # the learning rate read from a tensor rounds differently in the last bits, nothing more
     for a, b in zip(plain.parameters(), net.parameters()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_step_split_between_workers_follows_the_whole_batch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_noise2detail.engine.fitting import _Step
+
+    y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    results = []
+    for workers in (1, 2, 3):  # 3 workers: shares of 2, 1 and 1 crops, weighted
+        net = make_network(1, 8, seed=0)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        table = CropTable(y, y, 16, 4, 6, torch.Generator().manual_seed(0))
+        step = _Step(lambda u: u - net(u), table, opt, torch.device("cpu"), "float32", graph=False)
+        with ThreadPoolExecutor(3) as pool:
+            losses = [float(step(workers, pool)) for _ in range(6)]
+        results.append((losses, [p.detach().clone() for p in net.parameters()]))
+    (whole_losses, whole), *splits = results
+    for losses, params in splits:
+        assert losses == pytest.approx(whole_losses, rel=1e-5)
+        for a, b in zip(whole, params):
+            assert torch.allclose(a, b, atol=1e-5)

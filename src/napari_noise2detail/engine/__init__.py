@@ -1,17 +1,23 @@
-"""Qt-free Noise2Detail: numpy in, numpy out, torch inside."""
+"""Qt-free Noise2Detail: numpy (or lazy dask/zarr arrays) in, numpy (or zarr) out, torch inside."""
 
-from .denoise import Cancelled, DenoiseResult, Progress, denoise, denoise_iter
+from .denoise import denoise, denoise_iter
 from .device import describe_device, resolve_device
+from .model import Denoiser, fit, fit_iter, load_model
 from .presets import PRESETS, Settings
+from .results import Cancelled, DenoiseResult, Progress
 
 __all__ = [
     "PRESETS",
     "Cancelled",
     "DenoiseResult",
+    "Denoiser",
     "Progress",
     "Settings",
     "denoise",
     "denoise_iter",
     "describe_device",
+    "fit",
+    "fit_iter",
+    "load_model",
     "resolve_device",
 ]

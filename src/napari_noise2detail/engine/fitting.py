@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -52,6 +53,8 @@ class CropTable:
         planes, channels, height, width = x.shape
         self.channels = channels
         self.same = target is x
+        #: Images per step: the crops, or the planes when they are taken whole.
+        self.batch = planes if crop is None or (crop >= height and crop >= width) else batch
         self.whole = crop is None or (crop >= height and crop >= width)
         if self.whole:
             self.pair = (x, target)
@@ -150,26 +153,56 @@ def side_stream() -> Iterator[None]:
 class _Step:
     """One optimisation step: run from Python, or (``graph``) run :data:`GRAPH_WARMUP`
     times, then captured once and replayed. A replay writes the gradients afresh (they were
-    unset when it was captured), which is what setting them to None before every step does."""
+    unset when it was captured), which is what setting them to None before every step does.
+
+    On the CPU a step can be split between workers (see :class:`.threads.Mode`): each
+    computes the gradient of its share of the crops; their mean, weighted by the shares, is
+    the gradient of the whole batch."""
 
     def __init__(
-        self, predict: Callable, sample: Callable, opt: torch.optim.Optimizer,
-        autocast: torch.autocast | None, graph: bool,
+        self, predict: Callable, sample: Callable, opt: torch.optim.Optimizer, device: torch.device,
+        precision: str, graph: bool,
     ) -> None:
-        self.predict, self.sample, self.opt, self.autocast = predict, sample, opt, autocast
+        self.predict, self.sample, self.opt = predict, sample, opt
+        self.params = [p for group in opt.param_groups for p in group["params"]]
+        self.device, self.precision = device, precision
         self.graph = graph  # still to be captured
         self.replay: Callable[[], None] | None = None
         self.loss = torch.zeros(())
         self.calls = 0
 
-    def _once(self) -> torch.Tensor:
-        with self.autocast or nullcontext():
-            loss = pair_loss(self.predict, *self.sample())
+    def _autocast(self) -> Any:
+        """A fresh autocast context (its state is the thread's: workers need their own)."""
+        if self.precision != "bfloat16":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.graph)
+
+    def _once(self, workers: int = 1, pool: ThreadPoolExecutor | None = None) -> torch.Tensor:
+        x, target = self.sample()
+        if workers > 1 and pool is not None and x.shape[0] >= workers:
+            return self._split(x, target, workers, pool)
+        with self._autocast():
+            loss = pair_loss(self.predict, x, target)
         loss.backward()
         self.opt.step()
         return loss.detach()
 
-    def __call__(self) -> torch.Tensor:
+    def _split(self, x: torch.Tensor, target: torch.Tensor, workers: int, pool: ThreadPoolExecutor) -> torch.Tensor:
+        parts = list(zip(x.tensor_split(workers), target.tensor_split(workers)))
+
+        def gradient(part: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+            with self._autocast():
+                loss = pair_loss(self.predict, *part)
+            return loss.detach(), torch.autograd.grad(loss, self.params)
+
+        results = list(pool.map(gradient, parts))
+        shares = [len(part[0]) / len(x) for part in parts]
+        for i, param in enumerate(self.params):
+            param.grad = sum(share * grads[i] for share, (_, grads) in zip(shares, results))
+        self.opt.step()
+        return sum(share * loss for share, (loss, _) in zip(shares, results))
+
+    def __call__(self, workers: int = 1, pool: ThreadPoolExecutor | None = None) -> torch.Tensor:
         if self.replay is not None:
             self.replay()
             return self.loss
@@ -188,7 +221,7 @@ class _Step:
                 return self.loss
         self.opt.zero_grad(set_to_none=True)
         with side_stream() if self.graph else nullcontext():
-            return self._once()
+            return self._once(workers, pool)
 
 
 def fit(
@@ -222,17 +255,16 @@ def fit(
     # A captured graph reads the learning rate from the device, where it is written each step.
     lr: float | torch.Tensor = torch.tensor(how.lr, device=device) if graph else how.lr
     opt = torch.optim.Adam(net.parameters(), lr=lr, capturable=graph and device.type == "cuda")
-    autocast = None
-    if precision == "bfloat16":
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=not graph)
-    step_once = _Step(predict, sample, opt, autocast, graph)
+    step_once = _Step(predict, sample, opt, device, precision, graph)
     guard = Guard(net, held_out) if held_out is not None else None
-    timed, keep = nullcontext, nullcontext()
-    if threads is not None and device.type == "cpu":
-        threads.restart()
-        # the fit changes the count step by step; what follows gets the count it had before
+    timed, keep, pool = nullcontext, nullcontext(), None
+    if threads is not None and device.type == "cpu" and threads.adaptive:
+        threads.restart(split=getattr(sample, "batch", 1) >= 2)
+        # the fit changes the threads step by step; what follows gets the count it had before
         timed, keep = threads.step, torch_threads(torch.get_num_threads())
-    with torch.enable_grad(), keep:
+        if any(mode.workers > 1 for mode in threads.candidates):
+            pool = ThreadPoolExecutor(max(mode.workers for mode in threads.candidates))
+    with torch.enable_grad(), keep, pool or nullcontext():
         for step in range(1, steps + 1):
             rate = learning_rate(how, step)
             for group in opt.param_groups:
@@ -240,8 +272,8 @@ def fit(
                     group["lr"].fill_(rate)
                 else:
                     group["lr"] = rate
-            with timed():
-                loss = step_once()
+            with timed() as mode:
+                loss = step_once(mode.workers if mode else 1, pool)
             if guard is not None and step % GUARD_EVERY == 0:
                 guard.check()
             if step % report_every == 0 or step == steps:

@@ -110,10 +110,7 @@ def n2d_plane(
     sample = CropTable(y, y, fit1.crop, fit1.batch, fit1.steps, crops)
     for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every, **how):
         yield 1, step, fit1.steps, loss
-    s1 = denoise_residual(f, y, settings.tile)
-    s2 = refine(f, y, s1, settings.tile)
-    if settings.ensemble > 1:
-        s1 = denoise_residual(f, y, settings.tile, settings.ensemble)
+    s1, s2 = smooth(f, y, settings)
     yield 2, 1, 1, None
 
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
@@ -121,6 +118,27 @@ def n2d_plane(
     guard = held_out_error(g, f, y, settings.tile) if settings.detail_guard else None
     for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, **how):
         yield 3, step, fit3.steps, loss
-    with torch.no_grad():
-        s3 = apply_ensembled(g, s2, settings.tile, settings.ensemble).clamp_(0, 1)
-    return (s1, s2, s3), (f, g)
+    return (s1, s2, detail(g, s2, settings)), (f, g)
+
+
+@torch.no_grad()
+def smooth(f: nn.Module, y: torch.Tensor, settings: Settings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stages 1 and 2 with a fitted f: (s1, s2)."""
+    s1 = denoise_residual(f, y, settings.tile)
+    s2 = refine(f, y, s1, settings.tile)
+    if settings.ensemble > 1:
+        s1 = denoise_residual(f, y, settings.tile, settings.ensemble)
+    return s1, s2
+
+
+@torch.no_grad()
+def detail(g: nn.Module, s2: torch.Tensor, settings: Settings) -> torch.Tensor:
+    """Stage 3 with a fitted g: s3."""
+    return apply_ensembled(g, s2, settings.tile, settings.ensemble).clamp_(0, 1)
+
+
+#: Pixels of context each side that stages 1-3 together read: f sees 2 pixels each side,
+#: which in the 4x4 polyphase sub-images of stage 2 are 8 pixels of the image, then f once
+#: more (2) and g (2). A tile read with this margin, at a multiple of 4 (so that its
+#: polyphase sub-images are the image's), gives the same results as the whole image.
+PIPELINE_HALO = 12

@@ -1,0 +1,546 @@
+"""A fitted model: fit once, apply to any image of the same kind, keep it in a file.
+
+:func:`fit` fits N2D's two networks to an image, or to chosen planes of a stack (the crops
+of every step are drawn from all of them), and returns a :class:`Denoiser`: the networks and
+everything that reproduces their results (the intensity range mapped to [0, 1], the noise
+model, the settings, the seed, the package version). :meth:`Denoiser.apply` runs them on any
+image with the same channels, a plane at a time: a lazy image (dask, zarr) is read a plane at
+a time and, given ``out`` arrays (zarr on disk, say), the results are written a plane at a
+time, so memory does not grow with the number of planes. Planes larger than
+:data:`PLANE_TILE` a side go through in tiles read with the margin the stages need
+(``stages.PIPELINE_HALO``), which gives the same numbers as the whole plane.
+
+:meth:`Denoiser.save` writes one safetensors file: the weights and a JSON header. Loading it
+runs no code (no pickle), and a damaged, foreign or newer file is refused with a reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Generator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._version import __version__
+from .colour import from_opponent, to_opponent
+from .device import describe_device, inference_tile, resolve_device, resolve_precision
+from .network import make_network
+from .normalize import from_unit, to_unit, unit_range
+from .planes import ImageInfo, inspect, read_plane, spread_planes
+from .presets import Settings, resolve_settings
+from .results import KINDS, Cancelled, DenoiseResult, Progress
+from .stabilise import NoiseModel, estimate_noise, forward, inverse
+from .stages import PIPELINE_HALO, StageEvent, detail, n2d_plane, smooth
+from .threads import AdaptiveThreads, check_threads, torch_threads
+
+#: What a model file says it is, and the newest layout of it that this version reads.
+FORMAT = "napari-noise2detail model"
+FORMAT_VERSION = 1
+#: Planes of a stack that :func:`fit` fits on when none are chosen, spread evenly.
+FIT_PLANES = 5
+#: Planes larger than this many pixels a side are applied in tiles of this size.
+PLANE_TILE = 4096
+#: Planes of at most this many pixels in all go through the networks together.
+BATCH_PIXELS = 1024 * 1024
+
+
+@dataclass
+class Denoiser:
+    """Two fitted networks and what reproduces their results; see the module's description."""
+
+    f: nn.Module
+    g: nn.Module
+    settings: Settings
+    #: Channels the networks take: 1 (grey) or 3 (colour; the alpha of RGBA is passed through).
+    channels: int
+    #: The intensities mapped to 0 and 1, per channel (after the noise-aware transforms).
+    low: np.ndarray
+    high: np.ndarray
+    noise: NoiseModel | None = None
+    seed: int = 0
+    #: The planes it was fitted on (numbers of the flattened leading axes).
+    planes: tuple[int, ...] = (0,)
+    version: str = __version__
+
+    @property
+    def rgb(self) -> bool:
+        return self.channels == 3
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.f.parameters()).device
+
+    def to(self, device: str | torch.device) -> Denoiser:
+        """Move the networks to ``device`` (in place); returns the model."""
+        dev = resolve_device(device)
+        for net in (self.f, self.g):
+            net.to(dev)
+            if self.settings.channels_last and dev.type != "mps":
+                net.to(memory_format=torch.channels_last)
+        return self
+
+    def describe(self) -> str:
+        """One line for people."""
+        kind = "colour" if self.rgb else "grey"
+        planes = f"{len(self.planes)} plane{'s' if len(self.planes) != 1 else ''}"
+        return f"N2D model for {kind} images, fitted on {planes} (napari-noise2detail {self.version})"
+
+    # -- applying ---------------------------------------------------------------------------
+    def apply_iter(
+        self,
+        image: Any,
+        *,
+        rgb: bool | None = None,
+        device: str | torch.device | None = None,
+        threads: int | None = None,
+        out: Mapping[str, Any] | None = None,
+    ) -> Generator[Progress, None, DenoiseResult]:
+        """Like :meth:`apply`, as a generator: yields :class:`Progress`, returns the result.
+
+        The image and ``out`` are checked before the generator is returned.
+        """
+        image, info = inspect(image, self.rgb if rgb is None else rgb)
+        if info.fitted != self.channels:
+            raise ValueError(_channel_mismatch(self.channels, info.fitted))
+        check_threads(threads)
+        if device is not None:
+            self.to(device)
+        outputs = _outputs(info, out)
+        return self._apply(image, info, outputs, threads)
+
+    def apply(
+        self,
+        image: Any,
+        *,
+        rgb: bool | None = None,
+        device: str | torch.device | None = None,
+        threads: int | None = None,
+        out: Mapping[str, Any] | None = None,
+        progress: Callable[[Progress], object] | None = None,
+    ) -> DenoiseResult:
+        """Denoise ``image`` with the fitted networks, without fitting.
+
+        image: ``(..., Y, X)``, or ``(..., Y, X, C)`` for a model fitted on colour images;
+            a numpy array or a lazy array (dask, zarr), read a plane at a time.
+        rgb: whether the last axis is colour; None: as the images the model was fitted on.
+        device: where to run (the model moves there); None: where the model is.
+        threads: CPU threads (None: all of them).
+        out: arrays to write the results into, by kind (``"partial"``, ``"smooth"``,
+            ``"detail"``), shaped like the image: e.g. zarr arrays, so that nothing is held
+            in memory. Kinds left out are not kept. None: new float32 numpy arrays.
+        progress: called after every plane; return False to cancel (raises
+            :class:`Cancelled`).
+        """
+        run = self.apply_iter(image, rgb=rgb, device=device, threads=threads, out=out)
+        return _drive(run, progress, "applying the model was cancelled")
+
+    def _apply(
+        self, image: Any, info: ImageInfo, outputs: dict[str, Any], threads: int | None
+    ) -> Generator[Progress, None, DenoiseResult]:
+        began = time.perf_counter()
+        device = self.device
+        settings = replace(self.settings, tile=inference_tile(self.settings.tile, device, self.settings.width))
+        most = threads or torch.get_num_threads()
+        with torch_threads(most):
+            yield Progress(0, info.planes, 0, 0, info.planes, None, 0.0)
+            tiled = max(info.height, info.width) > PLANE_TILE
+            per = 1 if tiled else max(1, min(16, BATCH_PIXELS // (info.height * info.width)))
+            for first in range(0, info.planes, per):
+                batch = range(first, min(first + per, info.planes))
+                if tiled:
+                    self._apply_tiled(image, info, first, outputs, settings)
+                else:
+                    raw = [read_plane(image, info, i) for i in batch]
+                    for i, plane, stages in zip(batch, raw, self._stages(raw, settings)):
+                        _write(outputs, info, i, stages, plane)
+                done = batch[-1] + 1
+                yield Progress(batch[-1], info.planes, 0, done, info.planes, None, done / info.planes)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
+        return DenoiseResult(
+            *(outputs.get(kind) for kind in KINDS), describe_device(device, threads), self.settings,
+            time.perf_counter() - began, self.noise,
+        )
+
+    def _stages(
+        self, raw: Sequence[np.ndarray], settings: Settings, ranges: Sequence[tuple] | None = None
+    ) -> list[list[np.ndarray]]:
+        """s1, s2, s3 of each raw ``(H, W, C)`` plane (or tile), in its intensity units. Each
+        is mapped to [0, 1] with the model's range, widened to take in the plane's own where
+        that reaches further (``ranges``: given for tiles, which must share their plane's)."""
+        prepared = [self._prepare(plane) for plane in raw]
+        if ranges is None:
+            ranges = [union_range((self.low, self.high), self._range(p), self._decorrelate) for p in prepared]
+        units = [to_unit(p, low, high) for p, (low, high) in zip(prepared, ranges)]
+        y = _to_tensor(units, self.device, settings)
+        with torch.no_grad():
+            s1, s2 = smooth(self.f, y, settings)
+            s3 = detail(self.g, s2, settings)
+        height, width = raw[0].shape[:2]
+        return [
+            [self._restore(_to_numpy(s, i, height, width), *ranges[i]) for s in (s1, s2, s3)]
+            for i in range(len(raw))
+        ]
+
+    def _apply_tiled(
+        self, image: Any, info: ImageInfo, plane: int, outputs: dict[str, Any], settings: Settings
+    ) -> None:
+        """One plane in tiles of :data:`PLANE_TILE`, each read with :data:`PIPELINE_HALO`
+        pixels of context; the plane's range is gathered from its tiles first."""
+        tiles = [(top, left) for top in range(0, info.height, PLANE_TILE)
+                 for left in range(0, info.width, PLANE_TILE)]
+        plane_range = (self.low, self.high)
+        for top, left in tiles:
+            part = read_plane(image, info, plane, slice(top, top + PLANE_TILE), slice(left, left + PLANE_TILE))
+            plane_range = union_range(plane_range, self._range(self._prepare(part)), self._decorrelate)
+        for top, left in tiles:
+            t0, l0 = max(top - PIPELINE_HALO, 0), max(left - PIPELINE_HALO, 0)
+            bottom, right = min(top + PLANE_TILE, info.height), min(left + PLANE_TILE, info.width)
+            rows = slice(t0, min(bottom + PIPELINE_HALO, info.height))
+            cols = slice(l0, min(right + PIPELINE_HALO, info.width))
+            part = read_plane(image, info, plane, rows, cols)
+            (stages,) = self._stages([part], settings, [plane_range])
+            inner = (slice(top - t0, bottom - t0), slice(left - l0, right - l0))
+            _write(outputs, info, plane, [s[inner] for s in stages], part[inner],
+                   (slice(top, bottom), slice(left, right)))
+
+    # -- the noise-aware transforms around the networks ------------------------------------
+    @property
+    def _decorrelate(self) -> bool:
+        return self.settings.decorrelate and self.channels == 3
+
+    @property
+    def _stabilised(self) -> bool:
+        return self.noise is not None and self.noise.stabilised
+
+    def _prepare(self, plane: np.ndarray) -> np.ndarray:
+        """A raw ``(H, W, C)`` plane as the networks' float64 data (before the [0, 1] map)."""
+        return prepare(plane[..., : self.channels], self.noise if self._stabilised else None, self._decorrelate)
+
+    def _restore(self, unit: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        back = from_unit(unit, low, high)
+        if self._decorrelate:
+            back = from_opponent(back)
+        if self._stabilised:
+            back = inverse(back, self.noise)
+        return back
+
+    def _range(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return data_range(data, self._decorrelate)
+
+    # -- saving -----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model to one file (safetensors: weights and a JSON header), atomically."""
+        from safetensors.torch import save_file
+
+        from ..io import write_atomic
+
+        tensors = {f"{name}.{key}": value.detach().float().cpu().contiguous()
+                   for name, net in (("f", self.f), ("g", self.g))
+                   for key, value in net.state_dict().items()}
+        about = {
+            "version": self.version,
+            "saved_by": __version__,
+            "channels": self.channels,
+            "low": [float(v) for v in np.ravel(self.low)],
+            "high": [float(v) for v in np.ravel(self.high)],
+            "noise": dataclasses.asdict(self.noise) if self.noise is not None else None,
+            "seed": self.seed,
+            "planes": list(self.planes),
+            "settings": dataclasses.asdict(self.settings),
+        }
+        metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "model": json.dumps(about)}
+        return write_atomic(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> Denoiser:
+    """A model saved with :meth:`Denoiser.save`, on ``device``. A file that is not such a
+    model, is damaged or truncated, or was saved by a newer version is refused (ValueError)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own kinds for bad files
+        raise ValueError(f"{path} is not a readable Noise2Detail model (damaged, truncated or "
+                         f"another kind of file): {error}") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is a safetensors file but not a Noise2Detail model")
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        raise ValueError(f"{path}: the model format version is unreadable") from None
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} was saved by a newer napari-noise2detail (model format {version}; this "
+                         f"version reads up to {FORMAT_VERSION}): update the plugin to use it")
+    try:
+        about = json.loads(metadata["model"])
+        known = {field.name for field in dataclasses.fields(Settings)}
+        settings = Settings(**{k: v for k, v in about["settings"].items() if k in known})
+        channels = int(about["channels"])
+        noise = NoiseModel(**about["noise"]) if about["noise"] is not None else None
+        networks = []
+        for name in ("f", "g"):
+            net = make_network(channels, settings.width)
+            state = {key[2:]: value for key, value in tensors.items() if key.startswith(f"{name}.")}
+            net.load_state_dict(state, strict=True)
+            networks.append(net.requires_grad_(False).eval())
+        model = Denoiser(
+            *networks, settings, channels, np.array(about["low"]), np.array(about["high"]), noise,
+            int(about["seed"]), tuple(int(p) for p in about["planes"]), str(about["version"]),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{path} is damaged: {error}") from None
+    return model.to(device)
+
+
+# --- fitting ------------------------------------------------------------------------------
+
+
+def fit_iter(
+    image: Any,
+    *,
+    rgb: bool = False,
+    preset: str | Settings = "fast",
+    planes: Sequence[int] | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    threads: int | None = None,
+    start: Denoiser | None = None,
+    **settings: object,
+) -> Generator[Progress, None, Denoiser]:
+    """Like :func:`fit`, as a generator: yields :class:`Progress`, returns the model.
+
+    Everything is checked before the generator is returned, so bad input raises at once.
+    """
+    image, info = inspect(image, rgb)
+    chosen = resolve_settings(preset, **settings)
+    dev = resolve_device(device)
+    check_threads(threads)
+    if planes is None:
+        planes = spread_planes(info.planes, FIT_PLANES)
+    planes = _check_planes(planes, info.planes)
+    if start is not None and start.channels != info.fitted:
+        raise ValueError(_channel_mismatch(start.channels, info.fitted))
+    return _fit_run(image, info, chosen, dev, seed, threads, planes, start)
+
+
+def fit(
+    image: Any,
+    *,
+    rgb: bool = False,
+    preset: str | Settings = "fast",
+    planes: Sequence[int] | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    threads: int | None = None,
+    start: Denoiser | None = None,
+    progress: Callable[[Progress], object] | None = None,
+    **settings: object,
+) -> Denoiser:
+    """Fit N2D to ``image`` and return the fitted :class:`Denoiser`, to apply and to save.
+
+    image: ``(Y, X)``, a stack ``(..., Y, X)``, or with ``rgb=True`` ``(..., Y, X, C)``;
+        numpy or lazy (dask, zarr: only the planes fitted on are read).
+    planes: the planes of a stack to fit on (numbers of the flattened leading axes); one
+        pair of networks is fitted to all of them. None: :data:`FIT_PLANES` spread evenly
+        (all, for fewer planes).
+    start: a model to continue fitting from (a neighbouring acquisition, say), with the
+        shorter warm fit of the preset; it is not changed.
+    preset, device, seed, threads, progress, settings: as for :func:`denoise`.
+    """
+    run = fit_iter(image, rgb=rgb, preset=preset, planes=planes, device=device, seed=seed,
+                   threads=threads, start=start, **settings)
+    return _drive(run, progress, "fitting was cancelled")
+
+
+def _fit_run(
+    image: Any, info: ImageInfo, settings: Settings, device: torch.device, seed: int,
+    threads: int | None, planes: list[int], start: Denoiser | None,
+) -> Generator[Progress, None, Denoiser]:
+    settings = resolve_for(settings, device)
+    most = threads or torch.get_num_threads()
+    tuner = AdaptiveThreads(most) if threads is None and device.type == "cpu" else None
+    with torch_threads(most):
+        raw = np.stack([read_plane(image, info, i) for i in planes])
+        noise = noise_of(raw[..., : info.fitted], settings)
+        run = fit_planes(raw[..., : info.fitted], noise, settings, device, seed, planes, start, tuner)
+        model, _stages = yield from _progress(run, settings, start is not None, 0, 1, 0.0, 1.0)
+    return model
+
+
+def fit_planes(
+    raw: np.ndarray, noise: NoiseModel | None, settings: Settings, device: torch.device, seed: int,
+    planes: Sequence[int], start: Denoiser | None = None, tuner: AdaptiveThreads | None = None,
+) -> Generator[StageEvent, None, tuple[Denoiser, tuple[torch.Tensor, ...]]]:
+    """Fit the networks to the raw planes ``(K, H, W, C)``: yields the stages' events, returns
+    the model and its stage outputs on these planes (as tensors in [0, 1])."""
+    channels = raw.shape[-1]
+    decorrelate = settings.decorrelate and channels == 3
+    stabilising = noise if noise is not None and noise.stabilised else None
+    prepared = [prepare(plane, stabilising, decorrelate) for plane in raw]
+    low, high = data_range(prepared[0], decorrelate)
+    for data in prepared[1:]:
+        low, high = union_range((low, high), data_range(data, decorrelate), decorrelate)
+    if not np.all(high > low):
+        raise ValueError("the image is constant: there is nothing to fit")
+    y = _to_tensor([to_unit(p, low, high) for p in prepared], device, settings)
+    warm = (start.f, start.g) if start is not None else None
+    stages, (f, g) = yield from n2d_plane(y, settings, seed, warm, tuner)
+    model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes))
+    return model, stages
+
+
+def resolve_for(settings: Settings, device: torch.device) -> Settings:
+    """The settings as they will run on ``device``: "auto" precision decided."""
+    return replace(settings, precision=resolve_precision(settings.precision, device))
+
+
+def noise_of(raw: np.ndarray, settings: Settings) -> NoiseModel | None:
+    """The noise estimated from raw planes ``(K, H, W, C)``, marked stabilised when the
+    settings ask for it and it is shot noise."""
+    noise = estimate_noise(np.moveaxis(raw, -1, 1))
+    if noise is not None and settings.stabilise and noise.signal_dependent:
+        noise = replace(noise, stabilised=True)
+    return noise
+
+
+# --- shared pieces ------------------------------------------------------------------------
+
+
+def prepare(plane: np.ndarray, stabilising: NoiseModel | None, decorrelate: bool) -> np.ndarray:
+    """``(H, W, C)`` raw data as float64 in the space N2D is fitted in: variance-stabilised
+    (shot noise), then opponent colours, where asked for."""
+    data = plane.astype(np.float64)
+    if stabilising is not None:
+        data = forward(data, stabilising)
+    if decorrelate:
+        data = to_opponent(data)
+    return data
+
+
+def data_range(data: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`unit_range` as arrays with one value per channel."""
+    low, high = unit_range(data, per_channel=per_channel)
+    channels = data.shape[-1]
+    return (np.broadcast_to(np.asarray(low, np.float64), (channels,)).copy(),
+            np.broadcast_to(np.asarray(high, np.float64), (channels,)).copy())
+
+
+def union_range(a: tuple, b: tuple, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The range that holds both ranges; per-channel ranges keep one width for all channels
+    (see :func:`unit_range`)."""
+    low, high = np.minimum(a[0], b[0]), np.maximum(a[1], b[1])
+    if per_channel:
+        high = low + float((high - low).max())
+    return low, high
+
+
+def _to_tensor(units: Sequence[np.ndarray], device: torch.device, settings: Settings) -> torch.Tensor:
+    """``(H, W, C)`` float32 planes -> ``(B, C, H', W')`` on ``device``, reflect-padded so
+    that H' and W' divide by 4."""
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(units))).permute(0, 3, 1, 2).to(device)
+    pad_h, pad_w = (-x.shape[-2]) % 4, (-x.shape[-1]) % 4
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    if settings.channels_last and device.type != "mps":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _to_numpy(x: torch.Tensor, index: int, height: int, width: int) -> np.ndarray:
+    return x[index, :, :height, :width].permute(1, 2, 0).float().cpu().numpy()
+
+
+def _outputs(info: ImageInfo, out: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Where results go: the arrays given (checked), or new float32 arrays."""
+    if out is None:
+        return {kind: np.zeros(info.shape, np.float32) for kind in KINDS}
+    unknown = sorted(set(out) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown output(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    for kind, array in out.items():
+        if tuple(array.shape) != info.shape:
+            raise ValueError(f"the {kind} output is shaped {tuple(array.shape)}, the image {info.shape}")
+    return dict(out)
+
+
+def _write(
+    outputs: dict[str, Any], info: ImageInfo, plane: int, stages: Sequence[np.ndarray], raw: np.ndarray,
+    where: tuple[slice, slice] = (slice(None), slice(None)),
+) -> None:
+    """Write a plane's (or a tile's) stages; an alpha channel is passed through."""
+    index = info.index(plane) + where
+    for kind, values in zip(KINDS, stages):
+        if kind not in outputs:
+            continue
+        block = values.astype(np.float32)
+        if raw.shape[-1] > block.shape[-1]:  # RGBA: the alpha as it was
+            block = np.concatenate([block, raw[..., block.shape[-1]:].astype(np.float32)], axis=-1)
+        outputs[kind][index] = block if info.rgb else block[..., 0]
+
+
+def _check_planes(planes: Sequence[int], count: int) -> list[int]:
+    chosen = [int(p) for p in planes]
+    if not chosen:
+        raise ValueError("choose at least one plane to fit on")
+    bad = [p for p in chosen if not 0 <= p < count]
+    if bad:
+        raise ValueError(f"plane(s) {', '.join(map(str, bad))} do not exist: the image has {count} plane(s)")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("each plane to fit on may be chosen once")
+    return chosen
+
+
+def _channel_mismatch(model: int, image: int) -> str:
+    def kind(n: int) -> str:
+        return "grey (1 channel)" if n == 1 else f"colour ({n} channels)"
+
+    return f"this model was fitted on {kind(model)} images; this image is {kind(image)}"
+
+
+def _progress(
+    run: Generator[StageEvent, None, Any], settings: Settings, warm: bool, plane: int, planes: int,
+    before: float, share: float,
+) -> Generator[Progress, None, Any]:
+    """The stages' events of one fit as :class:`Progress`; the fit covers ``share`` of the
+    run's fraction, starting at ``before``."""
+    fit1, fit3 = settings.fits(warm=warm)
+    work = (fit1.steps + fit3.steps) or 1
+    while True:
+        try:
+            stage, step, total, loss = next(run)
+        except StopIteration as done:
+            return done.value
+        within = step if stage == 1 else fit1.steps + (step if stage == 3 else 0)
+        if stage == 2 and fit3.steps == 0:
+            within = work
+        yield Progress(plane, planes, stage, step, total, loss, min(before + share * within / work, 1.0))
+
+
+def _drive(
+    run: Generator[Progress, None, Any], progress: Callable[[Progress], object] | None,
+    cancelled: str = "cancelled",
+) -> Any:
+    """Run a generator to its end, passing its events to ``progress``; returning False
+    cancels the run (:class:`Cancelled` with the message ``cancelled``)."""
+    while True:
+        try:
+            event = next(run)
+        except StopIteration as done:
+            return done.value
+        if progress is not None and progress(event) is False:
+            run.close()
+            raise Cancelled(cancelled)

@@ -1,0 +1,62 @@
+"""What a run reports while it works (:class:`Progress`) and gives back (:class:`DenoiseResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .presets import Settings
+from .stabilise import NoiseModel
+
+#: Stage 0 is applying fitted networks, without fitting.
+STAGE_NAMES = {0: "applying the model", 1: "partial denoising", 2: "smoothing", 3: "detail recovery"}
+#: The outputs, by DenoiseResult attribute, in the order of the stages.
+KINDS = ("partial", "smooth", "detail")
+
+
+class Cancelled(Exception):
+    """The caller stopped a run; no result was produced."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is. ``plane`` is 0-based; ``fraction`` covers the whole run (0..1)."""
+
+    plane: int
+    planes: int
+    stage: int
+    step: int
+    total: int
+    loss: float | None
+    fraction: float
+
+    @property
+    def stage_name(self) -> str:
+        return STAGE_NAMES[self.stage]
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``"plane 2/5, stage 1/3 (partial denoising), step 40/1200"``."""
+        plane = f"plane {self.plane + 1}/{self.planes}, " if self.planes > 1 else ""
+        if self.stage == 0:
+            return f"{plane}{self.stage_name}"
+        return f"{plane}stage {self.stage}/3 ({self.stage_name}), step {self.step}/{self.total}"
+
+
+@dataclass(frozen=True)
+class DenoiseResult:
+    """The three N2D outputs, float32, same shape and intensity units as the input.
+
+    They are numpy arrays, or the arrays given to ``Denoiser.apply(out=...)`` (for example
+    zarr arrays on disk) that the results were written into.
+    """
+
+    partial: Any  # stage 1
+    smooth: Any  # stage 2
+    detail: Any  # stage 3: the denoised image
+    device: str
+    settings: Settings
+    seconds: float
+    #: The noise found in the image (variance = a * signal + b, in its intensity units),
+    #: whether it is shot noise and whether N2D was fitted on the variance-stabilised image;
+    #: None if it could not be estimated (a flat or tiny image, one clipped almost everywhere).
+    noise: NoiseModel | None = None

@@ -1,0 +1,62 @@
+"""Writing results atomically: never a truncated file (or store) under a final name."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+def write_atomic(path: str | os.PathLike, write: Any) -> Path:
+    """Call ``write(temp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    The rename is atomic on one file system, so ``path`` is either absent, the old file, or the
+    complete new one. An interrupted write removes its temporary; a killed process can leave
+    only a hidden ``.<name>.<random>.partial`` file behind, never a truncated ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh random name, not mkstemp: mkstemp's file is private (0600) and the rename would
+    # keep that, while the writer creating the file gives it the user's usual permissions.
+    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_png(path: str | os.PathLike, rgb_or_grey: np.ndarray) -> Path:
+    """Write a uint8 picture as PNG atomically."""
+    import imageio.v3 as iio
+
+    return write_atomic(path, lambda temp: iio.imwrite(temp, rgb_or_grey, extension=".png"))
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside ``path`` to fill (a zarr store, say); when the
+    block ends without error it is renamed to ``path``, otherwise removed. An existing
+    ``path`` is replaced only once the new one is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
+    try:
+        yield temp
+        if path.exists():
+            old = path.parent / f".{path.name}.{secrets.token_hex(6)}.old"
+            os.replace(path, old)
+            os.replace(temp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise

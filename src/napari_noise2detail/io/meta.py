@@ -1,0 +1,69 @@
+"""The metadata an output inherits from its input: axes, pixel size, z spacing and their unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+# Unit spellings met in ImageJ, OME and napari metadata, mapped to one spelling each.
+_UNITS = {
+    "µm": "µm", "μm": "µm", "um": "µm", "micron": "µm", "microns": "µm", "micrometer": "µm",
+    "micrometre": "µm", "\\u00b5m": "µm", "nm": "nm", "nanometer": "nm", "nanometre": "nm",
+    "mm": "mm", "millimeter": "mm", "millimetre": "mm", "cm": "cm", "centimeter": "cm",
+    "centimetre": "cm", "m": "m", "meter": "m", "metre": "m", "inch": "inch", "in": "inch",
+    "pixel": None, "pixels": None, "px": None, "": None,
+}
+# Micrometres per unit, to store resolution in standard TIFF tags (pixels per centimetre).
+MICRONS = {"nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+
+
+def canonical_unit(unit: object) -> str | None:
+    """One spelling per length unit (``"micron"``, ``"um"`` -> ``"µm"``); None for pixels."""
+    if unit is None:
+        return None
+    text = str(unit).strip()
+    return _UNITS.get(text.lower(), text)
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """What an output inherits from its input: axes, pixel size and their unit."""
+
+    #: tifffile's axis letters, one per dimension (e.g. ``"ZYX"``; ``"YXS"`` for RGB), if known.
+    axes: str | None = None
+    #: (y, x) size of a pixel in ``unit``, if known.
+    pixel_size: tuple[float, float] | None = None
+    #: Distance between z planes in ``unit``, if known.
+    z_spacing: float | None = None
+    #: Length unit, e.g. ``"µm"``; None when the sizes are in unnamed units.
+    unit: str | None = None
+
+    @property
+    def rgb(self) -> bool:
+        """Whether the last axis holds colour samples."""
+        return bool(self.axes and self.axes.endswith("S"))
+
+
+def meta_from_scale(
+    scale: Sequence[float] | None,
+    units: Sequence[object] | None = None,
+    axis_labels: Sequence[str] | None = None,
+    rgb: bool = False,
+) -> ImageMeta:
+    """ImageMeta from napari-style ``scale``, ``units`` and ``axis_labels`` (one per non-RGB axis)."""
+    unit = canonical_unit(units[-1]) if units else None
+    pixel_size = None
+    if scale is not None and len(scale) >= 2:
+        y, x = (float(s) for s in scale[-2:])
+        if unit is not None or (y, x) != (1.0, 1.0):
+            pixel_size = (y, x)
+    axes = None
+    if axis_labels:
+        letters = "".join(str(label).upper() for label in axis_labels)
+        # Only one-letter names that tifffile knows count as axes; napari's defaults don't.
+        if len(letters) == len(axis_labels) and letters.isalpha() and len(set(letters)) == len(letters):
+            axes = letters + ("S" if rgb else "")
+    z_spacing = None
+    if axes and "Z" in axes and scale is not None:
+        z_spacing = float(scale[axes.index("Z")])
+    return ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit)

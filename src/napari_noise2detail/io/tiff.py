@@ -1,0 +1,148 @@
+"""TIFF files: read with their axes, pixel size and unit, written (atomically) with them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .atomic import write_atomic
+from .meta import MICRONS, ImageMeta, canonical_unit
+
+#: TIFF files are read with tifffile; any other format goes through napari's readers (npe2).
+TIFF_SUFFIXES = (".tif", ".tiff", ".lsm", ".btf")
+
+
+def write_tiff(path: str | os.PathLike, array: np.ndarray, **tiff_kwargs: Any) -> Path:
+    """Write ``array`` as a TIFF at ``path`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda temp: tifffile.imwrite(temp, array, **tiff_kwargs))
+
+
+def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
+    """Read the first series of a TIFF with its axes, pixel size, z spacing and unit."""
+    with tifffile.TiffFile(path) as tif:  # opens the file read-only ("rb")
+        if not tif.series:
+            raise ValueError("the TIFF holds no image (a damaged or truncated file?)")
+        series = tif.series[0]
+        data = series.asarray()
+        axes = series.axes if len(series.axes) == data.ndim else None
+        pixel_size, z_spacing, unit = None, None, None
+        if tif.is_ome and tif.ome_metadata:
+            pixel_size, z_spacing, unit = _ome_sizes(tif.ome_metadata)
+        if pixel_size is None:
+            pixel_size, z_spacing, unit = _tag_sizes(series.keyframe, tif.imagej_metadata)
+            if z_spacing is None and tif.is_shaped and tif.shaped_metadata:
+                z_spacing = tif.shaped_metadata[0].get("spacing")  # written by write_image
+    return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit)
+
+
+def _ome_sizes(xml: str) -> tuple[tuple[float, float] | None, float | None, str | None]:
+    image = tifffile.xml2dict(xml).get("OME", {}).get("Image", {})
+    pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+    if "PhysicalSizeX" not in pixels:
+        return None, None, None
+    x = float(pixels["PhysicalSizeX"])
+    y = float(pixels.get("PhysicalSizeY", x))
+    z = pixels.get("PhysicalSizeZ")
+    # OME's default unit is the micrometre; Y and Z in another unit than X are not carried over.
+    unit = canonical_unit(pixels.get("PhysicalSizeXUnit", "µm"))
+    return (y, x), (float(z) if z is not None else None), unit
+
+
+def _tag_sizes(
+    page: Any, imagej: dict | None
+) -> tuple[tuple[float, float] | None, float | None, str | None]:
+    """Pixel size from the X/YResolution tags, in the ImageJ unit or the ResolutionUnit tag's."""
+    try:
+        xres, yres = (float(r) for r in page.resolution)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None, None, None
+    if not (xres > 0 and yres > 0):
+        return None, None, None
+    if imagej:
+        unit = canonical_unit(imagej.get("unit"))
+        spacing = imagej.get("spacing")
+        if unit is None and (xres, yres) == (1.0, 1.0):
+            return None, None, None
+        return (1 / yres, 1 / xres), (float(spacing) if spacing else None), unit
+    resunit = int(page.resolutionunit)
+    if resunit == 1:  # NONE: sizes without a unit; (1, 1) is what writers put when they know nothing
+        return (None if (xres, yres) == (1.0, 1.0) else (1 / yres, 1 / xres)), None, None
+    if resunit == 2:  # INCH
+        return (1 / yres, 1 / xres), None, "inch"
+    per_unit = {3: 1e4, 4: 1e3, 5: 1.0}.get(resunit)  # CENTIMETER, MILLIMETER, MICROMETER in µm
+    if per_unit is None:
+        return None, None, None
+    return (per_unit / yres, per_unit / xres), None, "µm"
+
+
+_IMAGEJ_ORDER = "TZCYXS"
+
+
+def _imagej_axes(axes: str | None, ndim: int) -> str | None:
+    """``axes`` if ImageJ can store it (letters of TZCYXS, in that order), else None."""
+    if not axes or len(axes) != ndim:
+        return None
+    positions = [_IMAGEJ_ORDER.find(a) for a in axes]
+    if -1 in positions or positions != sorted(positions) or len(set(axes)) != len(axes):
+        return None
+    return axes
+
+
+def write_image(
+    path: str | os.PathLike, array: np.ndarray, meta: ImageMeta | None = None, rgb: bool | None = None
+) -> Path:
+    """Write ``array`` as a TIFF atomically, with the axes, pixel size and unit of ``meta``.
+
+    uint8, uint16 and float32 images are written as ImageJ TIFFs (which Fiji and napari read with
+    their calibration); other dtypes, and axes that ImageJ cannot hold, as plain TIFFs with the
+    resolution tags and tifffile's axes description. ``rgb`` (default: ``meta.rgb``) stores the
+    last axis as colour samples.
+    """
+    meta = meta or ImageMeta()
+    rgb = (meta.rgb if rgb is None else rgb) and array.ndim >= 3 and array.shape[-1] in (3, 4)
+    kwargs: dict[str, Any] = {"photometric": "rgb" if rgb else "minisblack"}
+    axes = meta.axes if meta.axes and len(meta.axes) == array.ndim else None
+    ij_axes = _imagej_axes(axes, array.ndim)
+    imagej = (
+        array.dtype in (np.uint8, np.uint16, np.float32)
+        and not (rgb and array.dtype != np.uint8)  # ImageJ's RGB is 8-bit only
+        and (axes is None or ij_axes is not None)
+        and array.ndim <= 6
+    )
+    if imagej:
+        metadata: dict[str, Any] = {}
+        if ij_axes:
+            metadata["axes"] = ij_axes
+        if meta.unit:
+            # ImageJ's description is ASCII: "um" is ImageJ's own spelling of µm; other
+            # characters take ImageJ's \uXXXX escape.
+            unit = meta.unit.replace("µ", "u")
+            metadata["unit"] = "".join(c if ord(c) < 128 else f"\\u{ord(c):04X}" for c in unit)
+        if meta.z_spacing:
+            metadata["spacing"] = meta.z_spacing
+        kwargs.update(imagej=True, metadata=metadata)
+        if meta.pixel_size:
+            y, x = meta.pixel_size
+            kwargs["resolution"] = (1 / x, 1 / y)
+    else:
+        # tifffile keeps axes (and here the z spacing) in a JSON description of its own.
+        metadata = {"axes": axes} if axes else {}
+        spacing = meta.z_spacing
+        if meta.pixel_size:
+            y, x = meta.pixel_size
+            if meta.unit in MICRONS:  # standard tags: pixels per centimetre; read back in µm
+                per_cm = 1e4 / MICRONS[meta.unit]
+                spacing = spacing * MICRONS[meta.unit] if spacing else None
+                kwargs.update(resolution=(per_cm / x, per_cm / y), resolutionunit="CENTIMETER")
+            elif meta.unit == "inch":
+                kwargs.update(resolution=(1 / x, 1 / y), resolutionunit="INCH")
+            else:
+                kwargs.update(resolution=(1 / x, 1 / y), resolutionunit="NONE")
+        if spacing:
+            metadata["spacing"] = spacing
+        kwargs["metadata"] = metadata
+    return write_tiff(path, array, **kwargs)

@@ -1,0 +1,202 @@
+"""Fit once, apply anywhere: the Denoiser, its file, and lazy images that must not be read whole."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from napari_noise2detail import Cancelled, Denoiser, denoise, fit, load_model
+from napari_noise2detail.engine import model as model_module
+
+from conftest import synthetic_cells
+
+QUICK = {"steps": 12, "width": 8}
+
+
+class NoWholeReads:
+    """A lazy array that serves planes (and parts of them) but refuses to be read whole, the
+    way a 50 GB zarr store should never be."""
+
+    def __init__(self, data):
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.ndim = data.ndim
+        self.reads = 0
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        lead = self.ndim - 2
+        if len(index) < lead or any(isinstance(i, slice) for i in index[:lead]):
+            raise AssertionError(f"read more than a plane: {index}")
+        self.reads += 1
+        return self.data[index]
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was read")
+
+
+@pytest.fixture
+def stack():
+    rng = np.random.default_rng(3)
+    clean = np.stack([np.roll(synthetic_cells(48), k, axis=1) for k in range(7)])
+    return (clean + rng.normal(0, 0.08, clean.shape)).astype(np.float32), clean
+
+
+def test_fit_then_apply_equals_denoise(noisy64):
+    model = fit(noisy64, device="cpu", seed=3, **QUICK)
+    applied = model.apply(noisy64)
+    direct = denoise(noisy64, device="cpu", seed=3, **QUICK)
+    for kind in ("partial", "smooth", "detail"):
+        assert np.array_equal(getattr(applied, kind), getattr(direct, kind)), kind
+    assert applied.noise == direct.noise
+
+
+def test_fit_then_apply_equals_denoise_in_colour():
+    rng = np.random.default_rng(0)
+    clean = np.stack([synthetic_cells(32, seed=s) for s in range(3)], axis=-1)
+    noisy = (clean + rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    model = fit(noisy, rgb=True, device="cpu", **QUICK)
+    assert model.rgb and model.channels == 3
+    assert np.array_equal(model.apply(noisy).detail, denoise(noisy, rgb=True, device="cpu", **QUICK).detail)
+
+
+def test_save_and_load_give_bit_identical_results(noisy64, tmp_path):
+    model = fit(noisy64, device="cpu", **QUICK)
+    path = model.save(tmp_path / "cells.n2d")
+    assert path.stat().st_size < 200_000  # two tiny networks and a header
+    again = load_model(path, device="cpu")
+    assert again.channels == 1 and again.planes == (0,) and again.settings == model.settings
+    assert np.array_equal(again.low, model.low) and np.array_equal(again.high, model.high)
+    assert again.noise == model.noise
+    first, second = model.apply(noisy64), again.apply(noisy64)
+    for kind in ("partial", "smooth", "detail"):
+        assert np.array_equal(getattr(first, kind), getattr(second, kind))
+    assert not list(tmp_path.glob(".*partial"))  # written atomically: no temporary left
+
+
+def test_a_saved_model_applies_to_another_image_without_fitting(noisy64, monkeypatch):
+    model = fit(noisy64, device="cpu", **QUICK)
+    monkeypatch.setattr(model_module, "n2d_plane", None)  # any fitting would fail now
+    other = np.rot90(noisy64).copy()
+    before = other.copy()
+    result = model.apply(other)
+    assert result.detail.shape == other.shape and result.detail.dtype == np.float32
+    assert np.array_equal(other, before)  # the input is never changed
+    assert np.std(result.detail) < np.std(other)
+
+
+def test_loading_refuses_what_is_not_a_model(noisy64, tmp_path):
+    model = fit(noisy64, device="cpu", **QUICK)
+    good = model.save(tmp_path / "good.n2d")
+    data = good.read_bytes()
+
+    truncated = tmp_path / "truncated.n2d"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable Noise2Detail model"):
+        load_model(truncated)
+
+    pickled = tmp_path / "pickled.n2d"
+    torch.save({"f": model.f}, pickled)  # a pickle: must never be unpickled
+    with pytest.raises(ValueError, match="not a readable Noise2Detail model"):
+        load_model(pickled)
+
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(foreign))
+    with pytest.raises(ValueError, match="not a Noise2Detail model"):
+        load_model(foreign)
+
+    # the same file, but claiming a newer format
+    size = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + size])
+    header["__metadata__"]["format_version"] = "99"
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    newer = tmp_path / "newer.n2d"
+    newer.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + size :])
+    with pytest.raises(ValueError, match="newer napari-noise2detail"):
+        load_model(newer)
+
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.n2d")
+
+
+def test_a_model_refuses_images_with_other_channels(noisy64):
+    grey = fit(noisy64, device="cpu", **QUICK)
+    colour = np.stack([noisy64] * 3, axis=-1)
+    with pytest.raises(ValueError, match="fitted on grey .* this image is colour"):
+        grey.apply(colour, rgb=True)
+    rgb_model = fit(colour, rgb=True, device="cpu", **QUICK)
+    with pytest.raises(ValueError, match="needs a last axis of 3"):
+        rgb_model.apply(noisy64)
+
+
+def test_fit_on_a_stack_uses_planes_spread_evenly_or_chosen(stack):
+    noisy, _clean = stack
+    assert fit(noisy, device="cpu", **QUICK).planes == (0, 2, 3, 4, 6)
+    assert fit(noisy, planes=[1, 4], device="cpu", **QUICK).planes == (1, 4)
+    for bad, message in (([], "at least one"), ([7], "do not exist"), ([2, 2], "once")):
+        with pytest.raises(ValueError, match=message):
+            fit(noisy, planes=bad, device="cpu", **QUICK)
+
+
+def test_fit_once_denoises_every_plane(stack):
+    noisy, clean = stack
+    model = fit(noisy, device="cpu", steps=150, width=16)
+    result = model.apply(noisy)
+    gains = [np.mean((noisy[i] - clean[i]) ** 2) / np.mean((result.detail[i] - clean[i]) ** 2)
+             for i in range(len(noisy))]
+    assert min(gains) > 2  # every plane, fitted on or not, is denoised
+
+
+def test_lazy_images_are_read_a_plane_at_a_time(stack):
+    noisy, _clean = stack
+    lazy = NoWholeReads(noisy)
+    model = fit(lazy, planes=[0, 3], device="cpu", **QUICK)
+    assert lazy.reads == 2  # only the planes to fit on
+    out = {kind: np.zeros(noisy.shape, np.float32) for kind in ("smooth", "detail")}
+    result = model.apply(lazy, out=out)
+    assert result.partial is None and result.detail is out["detail"]
+    assert np.array_equal(out["detail"], model.apply(noisy).detail)
+
+
+def test_tiled_planes_give_the_same_result(noisy64, monkeypatch):
+    image = np.concatenate([noisy64, noisy64[:, :22]], axis=1)[:, :78]  # 64 x 78: not a multiple of 4
+    model = fit(image, device="cpu", **QUICK)
+    whole = model.apply(image)
+    monkeypatch.setattr(model_module, "PLANE_TILE", 20)  # tiles of 20 read with 12 pixels more
+    tiled = model.apply(image)
+    for kind in ("partial", "smooth", "detail"):
+        assert np.allclose(getattr(tiled, kind), getattr(whole, kind), atol=1e-5), kind
+
+
+def test_alpha_is_passed_through_and_progress_can_cancel(noisy64):
+    rgba = np.stack([noisy64, noisy64, noisy64, np.full_like(noisy64, 0.5)], axis=-1)
+    model = fit(rgba, rgb=True, device="cpu", **QUICK)
+    result = model.apply(rgba)
+    assert np.array_equal(result.detail[..., 3], rgba[..., 3])
+    with pytest.raises(Cancelled):
+        model.apply(np.stack([rgba] * 3), progress=lambda event: False)
+
+
+def test_a_constant_image_cannot_be_fitted():
+    with pytest.raises(ValueError, match="constant"):
+        fit(np.full((32, 32), 7.0), device="cpu", **QUICK)
+
+
+def test_out_arrays_are_checked(noisy64):
+    model = fit(noisy64, device="cpu", **QUICK)
+    with pytest.raises(ValueError, match="unknown output"):
+        model.apply(noisy64, out={"sharp": np.zeros((64, 64))})
+    with pytest.raises(ValueError, match="shaped"):
+        model.apply(noisy64, out={"detail": np.zeros((32, 32))})
+
+
+def test_describe_names_what_it_was_fitted_on(stack):
+    model = fit(stack[0], planes=[0, 1], device="cpu", **QUICK)
+    assert isinstance(model, Denoiser)
+    assert model.describe().startswith("N2D model for grey images, fitted on 2 planes")
