@@ -1,0 +1,89 @@
+"""Zarr and OME-Zarr: lazy reading, plane-by-plane OME-Zarr outputs, atomic stores."""
+
+import numpy as np
+import pytest
+
+from napari_noise2detail import fit
+from napari_noise2detail.io import ImageMeta
+from napari_noise2detail.io.zarr import (
+    chunks_for,
+    default_axes,
+    is_zarr,
+    ome_zarr_outputs,
+    read_zarr,
+    scale_from_meta,
+)
+
+from conftest import synthetic_cells
+
+
+def _stack(planes=4, size=32):
+    rng = np.random.default_rng(0)
+    clean = np.stack([synthetic_cells(size, seed=i) for i in range(planes)])
+    return (clean * 1000 + rng.normal(0, 60, clean.shape)).clip(0, 65535).astype(np.uint16)
+
+
+def _write_input(path, data, meta=ImageMeta(axes="ZYX", pixel_size=(0.5, 0.25), z_spacing=2.0, unit="µm")):
+    axes = default_axes(data.ndim, meta)
+    with ome_zarr_outputs({"image": path}, data.shape, axes, scale_from_meta(axes, meta), data.dtype) as out:
+        out["image"][...] = data
+    return path
+
+
+def test_ome_zarr_round_trip_keeps_axes_scale_and_unit(tmp_path):
+    data = _stack()
+    path = _write_input(tmp_path / "stack.ome.zarr", data)
+    assert is_zarr(path) and not is_zarr(tmp_path)
+    image = read_zarr(path)
+    assert [a["name"] for a in image.axes] == ["z", "y", "x"]
+    assert image.axes[1]["unit"] == "micrometer"
+    assert image.scale == [2.0, 0.5, 0.25]
+    assert image.meta == ImageMeta(axes="ZYX", pixel_size=(0.5, 0.25), z_spacing=2.0, unit="µm")
+    assert not isinstance(image.data, np.ndarray)  # lazy
+    assert np.array_equal(np.asarray(image.data[2]), data[2])
+
+
+def test_a_plain_zarr_array_is_read_too(tmp_path):
+    import zarr
+
+    data = _stack(3)
+    zarr.save_array(str(tmp_path / "plain.zarr"), data)
+    image = read_zarr(tmp_path / "plain.zarr")
+    assert [a["name"] for a in image.axes] == ["z", "y", "x"]
+    assert np.array_equal(np.asarray(image.data[1]), data[1])
+    with pytest.raises(FileNotFoundError):
+        read_zarr(tmp_path / "missing.zarr")
+
+
+def test_results_stream_into_ome_zarr_plane_by_plane(tmp_path):
+    data = _stack(5)
+    source = read_zarr(_write_input(tmp_path / "in.ome.zarr", data))
+    model = fit(source.data, planes=[0, 4], device="cpu", steps=10, width=8)
+    paths = {"detail": tmp_path / "in_n2d_detail.ome.zarr", "smooth": tmp_path / "in_n2d_smooth.ome.zarr"}
+    with ome_zarr_outputs(paths, data.shape, source.axes, source.scale) as out:
+        assert not paths["detail"].exists()  # nothing under the final name until complete
+        result = model.apply(source.data, out=out)
+    assert result.detail is out["detail"]
+    written = read_zarr(paths["detail"])
+    assert written.scale == source.scale and written.axes == source.axes
+    assert np.allclose(np.asarray(written.data), model.apply(data).detail)
+    assert chunks_for(data.shape) == (1, 32, 32)
+
+
+def test_a_failed_run_leaves_no_store_under_the_final_name(tmp_path):
+    data = _stack(3)
+    path = tmp_path / "out.ome.zarr"
+    axes = default_axes(3)
+    with pytest.raises(KeyboardInterrupt):
+        with ome_zarr_outputs({"detail": path}, data.shape, axes, [1.0] * 3) as out:
+            out["detail"][0] = data[0]
+            raise KeyboardInterrupt  # Ctrl-C half-way
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_axes_for_images_without_ome_names():
+    assert [a["name"] for a in default_axes(4)] == ["t", "z", "y", "x"]
+    assert [a["name"] for a in default_axes(3, ImageMeta(axes="TYX"))] == ["t", "y", "x"]
+    assert [a["name"] for a in default_axes(3, ImageMeta(axes="YXZ"))] == ["z", "y", "x"]  # not OME order
+    with pytest.raises(ValueError, match="2 to 5 axes"):
+        default_axes(6)
