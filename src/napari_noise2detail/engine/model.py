@@ -46,6 +46,15 @@ FORMAT = "napari-noise2detail model"
 FORMAT_VERSION = 1
 #: Planes of a stack that :func:`fit` fits on when none are chosen, spread evenly.
 FIT_PLANES = 5
+#: Stacks of at least this many planes are fitted once and the model applied to every plane
+#: in the widget and the batch (shorter ones: every plane fitted, warm-started). See
+#: docs/benchmarks.md for the comparison that sets it.
+FIT_ONCE_FROM = 8
+
+
+def fits_once(planes: int) -> bool:
+    """Whether a stack of ``planes`` planes is better fitted once than plane by plane."""
+    return planes >= FIT_ONCE_FROM
 #: Planes larger than this many pixels a side are applied in tiles of this size.
 PLANE_TILE = 4096
 #: Planes of at most this many pixels in all go through the networks together.
