@@ -161,9 +161,9 @@ class _Step:
 
     def __init__(
         self, predict: Callable, sample: Callable, opt: torch.optim.Optimizer, device: torch.device,
-        precision: str, graph: bool,
+        precision: str, graph: bool, loss: Callable = pair_loss,
     ) -> None:
-        self.predict, self.sample, self.opt = predict, sample, opt
+        self.predict, self.sample, self.opt, self.loss_of = predict, sample, opt, loss
         self.params = [p for group in opt.param_groups for p in group["params"]]
         self.device, self.precision = device, precision
         self.graph = graph  # still to be captured
@@ -182,7 +182,7 @@ class _Step:
         if workers > 1 and pool is not None and x.shape[0] >= workers:
             return self._split(x, target, workers, pool)
         with self._autocast():
-            loss = pair_loss(self.predict, x, target)
+            loss = self.loss_of(self.predict, x, target)
         loss.backward()
         self.opt.step()
         return loss.detach()
@@ -192,7 +192,7 @@ class _Step:
 
         def gradient(part: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
             with self._autocast():
-                loss = pair_loss(self.predict, *part)
+                loss = self.loss_of(self.predict, *part)
             return loss.detach(), torch.autograd.grad(loss, self.params)
 
         results = list(pool.map(gradient, parts))
@@ -234,6 +234,7 @@ def fit(
     threads: AdaptiveThreads | None = None,
     precision: str = "float32",
     graph: bool = False,
+    loss: Callable = pair_loss,
 ) -> Iterator[tuple[int, float]]:
     """Adam on the pair loss; yields (step, loss) every ``report_every`` steps and at the end.
 
@@ -242,7 +243,8 @@ def fit(
     reports its last step as the final one. ``threads``: CPU only, chooses the thread count
     step by step. ``precision="bfloat16"``: the forward and backward passes in bfloat16
     (weights, optimiser and loss stay float32). ``graph``: capture the step as a CUDA graph.
-    The loss is read back (a device sync) only when it is reported.
+    The loss is read back (a device sync) only when it is reported. ``loss(predict, input,
+    target)``: N2D's pair loss, or another (``losses.bank_loss`` for nonlocal pairs).
     """
     steps = how.steps
     if steps == 0:  # a warm start used as it is
@@ -255,7 +257,7 @@ def fit(
     # A captured graph reads the learning rate from the device, where it is written each step.
     lr: float | torch.Tensor = torch.tensor(how.lr, device=device) if graph else how.lr
     opt = torch.optim.Adam(net.parameters(), lr=lr, capturable=graph and device.type == "cuda")
-    step_once = _Step(predict, sample, opt, device, precision, graph)
+    step_once = _Step(predict, sample, opt, device, precision, graph, loss)
     guard = Guard(net, held_out) if held_out is not None else None
     timed, keep, pool = nullcontext, nullcontext(), None
     if threads is not None and device.type == "cpu" and threads.adaptive:

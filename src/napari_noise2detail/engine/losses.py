@@ -28,3 +28,12 @@ def pair_loss(
     d1, d2 = pair_downsample(predict(x))
     consistency = 0.5 * (F.mse_loss(p1, d1) + F.mse_loss(p2, d2))
     return residual + consistency
+
+
+def bank_loss(
+    predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Noise2Noise on full-resolution pairs (two members of the pixels' banks, see
+    :mod:`.bank`): ``MSE(predict(x), target)``. No downsampling: the network learns at the
+    noise level it is applied at."""
+    return F.mse_loss(predict(x), target)

@@ -51,6 +51,18 @@ class Settings:
     #: RGB: fit in an opponent colour space (brightness and two colour differences, orthonormal)
     #: instead of R, G, B. The paper fits R, G, B.
     decorrelate: bool = False
+    #: Where stage 1's Noise2Noise pairs come from: "diagonal" (the paper's: the two diagonals
+    #: of every 2x2 block), "nonlocal" (two different members of every pixel's bank of similar
+    #: pixels, matched on the noisy image; see .bank) or "both" (both kinds each step).
+    pairs: str = "diagonal"
+    #: The same for stage 3, whose input stays the smooth image: "nonlocal" reads its target
+    #: at another member of the pixel's bank, matched on the smooth image.
+    detail_pairs: str = "diagonal"
+    #: Banks of similar pixels: members per pixel, side of the search window and of the
+    #: patches compared (odd, pixels).
+    bank_members: int = 8
+    bank_window: int = 21
+    bank_patch: int = 7
     #: Channels of the hidden layers.
     width: int = 48
     #: Adam learning rate; halved once, half-way through the steps.
@@ -90,6 +102,16 @@ class Settings:
             raise ValueError(f"detail_lr must be positive, got {self.detail_lr}")
         if self.plane_steps is not None and self.plane_steps < 0:
             raise ValueError(f"plane_steps must be 0 or more, got {self.plane_steps}")
+        for name in ("pairs", "detail_pairs"):
+            if getattr(self, name) not in ("diagonal", "nonlocal", "both"):
+                raise ValueError(f"{name} must be 'diagonal', 'nonlocal' or 'both', got {getattr(self, name)!r}")
+        if self.bank_members < 2:
+            raise ValueError(f"bank_members must be at least 2, got {self.bank_members}")
+        for name in ("bank_window", "bank_patch"):
+            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
+                raise ValueError(f"{name} must be an odd number of pixels, got {getattr(self, name)}")
+        if self.bank_members > self.bank_window ** 2:
+            raise ValueError(f"{self.bank_members} bank members do not fit in a {self.bank_window}-pixel window")
         if self.ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {self.ensemble}")
         if self.width < 1:

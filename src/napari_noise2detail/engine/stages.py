@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .downsample import pair_downsample, polyphase_merge, polyphase_split
-from .fitting import CropTable, fit
+from .fitting import fit
 from .network import apply_ensembled, make_network
+from .pairs import training_pairs
 from .presets import Settings
 from .threads import AdaptiveThreads
 
@@ -107,16 +108,16 @@ def n2d_plane(
     how = dict(threads=threads, precision=settings.precision, graph=graph)
 
     f = _new_network(channels, 2 * seed, settings, y, start and start[0], settings.zero_noise_init)
-    sample = CropTable(y, y, fit1.crop, fit1.batch, fit1.steps, crops)
-    for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every, **how):
+    sample, loss_of = training_pairs(settings.pairs, y, y, y, fit1, crops, settings)
+    for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every, loss=loss_of, **how):
         yield 1, step, fit1.steps, loss
     s1, s2 = smooth(f, y, settings)
     yield 2, 1, 1, None
 
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
-    sample = CropTable(s2, y, fit3.crop, fit3.batch, fit3.steps, crops)
+    sample, loss_of = training_pairs(settings.detail_pairs, s2, y, s2, fit3, crops, settings, from_self=True)
     guard = held_out_error(g, f, y, settings.tile) if settings.detail_guard else None
-    for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, **how):
+    for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, loss=loss_of, **how):
         yield 3, step, fit3.steps, loss
     return (s1, s2, detail(g, s2, settings)), (f, g)
 
