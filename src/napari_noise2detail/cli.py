@@ -60,6 +60,41 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None, threa
     return 0
 
 
+def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, preset: str, device: str,
+             seed: int, threads: int | None, settings: dict) -> int:
+    """Fit a model to one image (a file or a zarr store) and save it to ``output``."""
+    from .engine import fit
+    from .io import read_image
+    from .io.zarr import is_zarr, read_zarr
+
+    path = Path(image)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {image!r}")
+    if is_zarr(path):
+        data = read_zarr(path).data  # lazy: only the planes fitted on are read
+    else:
+        data, meta = read_image(path)
+        rgb = rgb or meta.rgb
+    bar, update = _progress_bar(f"Fitting {path.name}")
+    began = time.perf_counter()
+    with bar:
+        model = fit(data, rgb=rgb, planes=planes, preset=preset, device=device, seed=seed, threads=threads,
+                    progress=update, **settings)
+    saved = model.save(output)
+    print(f"{model.describe()}, planes {', '.join(map(str, model.planes))}; "
+          f"fitted in {time.perf_counter() - began:.1f} s.")
+    print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with: "
+          f"napari-noise2detail denoise --model {saved} IMAGES...")
+    return 0
+
+
+def _planes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"planes are numbers separated by commas, e.g. 0,10,20; got {text!r}") from None
+
+
 def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOptions) -> int:
     """Denoise files, folders and globs with a progress bar; 0 if all succeeded, 1 if any failed.
 
@@ -130,10 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
                           help="treat the last axis (3 or 4) as colour; RGB TIFFs are detected anyway")
     run_many.add_argument("--dtype", choices=DTYPES, default="float32",
                           help="output dtype: float32 (default) or the input's, rounded and clipped")
-    run_many.add_argument("--stabilise", action="store_true",
-                          help="fit on the variance-stabilised image where the noise grows with the "
-                               "signal (shot noise); helped on electron micrographs, hurt on brighter images")
-    for sub in (run_demo, run_many):
+    run_many.add_argument("--model", type=Path, default=None,
+                          help="a saved model (.n2d, from 'napari-noise2detail fit') to apply to every "
+                               "image, without fitting (--preset and --steps are then not used)")
+    run_fit = commands.add_parser(
+        "fit",
+        help="fit a model to one image and save it (.n2d), to apply to other images without fitting",
+        description="Fit N2D to IMAGE (a file, or a zarr / OME-Zarr store, of which only the planes "
+                    "fitted on are read) and save the model to OUTPUT. Stacks: a few planes spread "
+                    "evenly, or --planes. Exit status: 0 when saved, 2 for bad arguments or an image "
+                    "that cannot be fitted, 130 when stopped with Ctrl-C (nothing is written).",
+    )
+    run_fit.add_argument("image", metavar="IMAGE", help="an image file or a zarr store")
+    run_fit.add_argument("-o", "--output", type=Path, required=True, help="the model file to write (.n2d)")
+    run_fit.add_argument("--planes", type=_planes, default=None,
+                         help="planes to fit on, numbered through the leading axes, e.g. 0,10,20 "
+                              "(default: 5 spread evenly)")
+    run_fit.add_argument("--rgb", action="store_true", help="the last axis (3 or 4) is colour")
+    run_fit.add_argument("--seed", type=int, default=0, help="random seed of the fit (default 0)")
+    for sub in (run_many, run_fit):
+        sub.add_argument("--stabilise", action="store_true",
+                         help="fit on the variance-stabilised image where the noise grows with the "
+                              "signal (shot noise); helped on electron micrographs, hurt on brighter images")
+    for sub in (run_demo, run_many, run_fit):
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast")
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
@@ -154,10 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             options = BatchOptions(
                 preset=args.preset, device=args.device, save_smooth=args.save_smooth,
                 overwrite=args.overwrite, dtype=args.dtype, rgb=True if args.rgb else None,
-                threads=args.threads,
+                threads=args.threads, model=args.model,
                 settings={"steps": args.steps, "stabilise": args.stabilise or None},
             )
             return denoise_files(args.inputs, args.outdir, options)
+        if args.command == "fit":
+            settings = {"steps": args.steps, "stabilise": args.stabilise or None}
+            return fit_file(args.image, args.output, args.rgb, args.planes, args.preset, args.device,
+                            args.seed, args.threads, settings)
+    except KeyboardInterrupt:
+        print("napari-noise2detail: stopped; nothing was written", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"napari-noise2detail: error: {err}", file=sys.stderr)
         return 2
