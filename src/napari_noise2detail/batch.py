@@ -116,17 +116,22 @@ class BatchProgress:
     seconds_left: float | None
     progress: Progress | None = None
     result: ItemResult | None = None
+    #: On a cluster: how many images are being denoised at this moment.
+    running: int = 0
 
     def describe(self) -> str:
         """One line for a status bar, e.g. ``"2/5 a.tif: stage 3/3 (detail recovery), step 40/800, 3 min 10 s left"``."""
+        left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"
+        running = f" ({self.running} running)" if self.running else ""
+        if not self.name:  # on a cluster, while no image ends
+            return f"{round(self.fraction * self.total)}/{self.total} done{running}{left}"
         if self.result is not None:
             what = self.result.status + (f" ({self.result.reason})" if self.result.reason else "")
         elif self.progress is not None:
             what = self.progress.describe()
         else:
             what = "reading"
-        left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"
-        return f"{self.index + 1}/{self.total} {self.name}: {what}{left}"
+        return f"{self.index + 1}/{self.total} {self.name}: {what}{running}{left}"
 
 
 @dataclass(frozen=True)
@@ -267,8 +272,10 @@ def run_batch(
     items: Sequence[Item],
     outdir: str | os.PathLike | None = None,
     options: BatchOptions = BatchOptions(),
+    client: Any = None,
 ) -> Generator[BatchProgress, None, BatchSummary]:
-    """Denoise ``items`` (paths or :class:`ArrayItem`) into ``outdir``, one at a time.
+    """Denoise ``items`` (paths or :class:`ArrayItem`) into ``outdir``, one at a time, or, given
+    a Dask ``client``, as tasks on its cluster (see :mod:`.cluster`).
 
     ``outdir`` None writes each file's outputs beside it (arrays then need an ``outdir``).
     Options, device and outdir are checked at once (ValueError/TypeError), before the generator
@@ -286,6 +293,10 @@ def run_batch(
     if outdir is None and any(isinstance(item, ArrayItem) for item in items):
         raise ValueError("images from memory (layers) need an output folder")
     jobs = _plan(items, outdir, options)
+    if client is not None:
+        from .cluster import run_on_cluster
+
+        return run_on_cluster(client, jobs, settings, options)
     return _run(jobs, settings, device, options)
 
 
@@ -356,29 +367,52 @@ def _run(
             yield event(index, job.name, 1.0, result=job.verdict)
             continue
         yield event(index, job.name, 0.0)
-        item_start = time.perf_counter()
-        process = _process(job, settings, device, options)
+        run = _item(job, settings, device, options)
         try:
             while True:
                 try:
-                    step = next(process)
+                    step = next(run)
                 except StopIteration as stop:
-                    outputs = stop.value
+                    result = stop.value
                     break
                 yield event(index, job.name, step.fraction, step.fraction, progress=step)
-            result = ItemResult(job.name, job.source, "done", "", outputs,
-                                time.perf_counter() - item_start)
-        except Exception as err:  # one bad item must not stop the batch
-            reason = str(err) if isinstance(err, (_ItemFailed, ValueError, TypeError)) else (
-                f"{type(err).__name__}: {err}")
-            result = ItemResult(job.name, job.source, "failed", reason, (),
-                                time.perf_counter() - item_start)
         finally:
-            process.close()  # on cancel: stops the engine run between two steps
+            run.close()  # on cancel: stops the engine run between two steps
         work_done += 1
         results.append(result)
         yield event(index, job.name, 1.0, result=result)
     return BatchSummary(tuple(results), total, time.perf_counter() - start)
+
+
+def _item(
+    job: _Job, settings: Settings, device: Any, options: BatchOptions
+) -> Generator[Progress, None, ItemResult]:
+    """Denoise one planned item: yields the engine's progress, returns what happened. Nothing
+    raises for one bad item: it is a failed result, with its reason."""
+    began = time.perf_counter()
+    try:
+        outputs = yield from _process(job, settings, device, options)
+    except Exception as err:  # one bad item must not stop the batch
+        reason = str(err) if isinstance(err, (_ItemFailed, ValueError, TypeError)) else (
+            f"{type(err).__name__}: {err}")
+        return ItemResult(job.name, job.source, "failed", reason, (), time.perf_counter() - began)
+    return ItemResult(job.name, job.source, "done", "", outputs, time.perf_counter() - began)
+
+
+def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
+    """One item from start to end, as a task on a Dask worker: the device is the worker's
+    (``options.device``), ``model`` the saved model's bytes when one is applied."""
+    from .engine.model import model_from_bytes
+
+    device = resolve_device(options.device)
+    if model is not None:
+        options = replace(options, model=model_from_bytes(model, device))
+    run = _item(job, settings, device, options)
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            return done.value
 
 
 def _is_zarr_item(item: Path | ArrayItem) -> bool:
