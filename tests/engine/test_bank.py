@@ -134,3 +134,21 @@ def test_gather_pixels_reads_flat_indices_per_plane():
     out = gather_pixels(x, index)
     assert out.shape == (2, 3, 1, 2)
     assert torch.equal(out[0, :, 0, 1], x[0, :, 3, 4]) and torch.equal(out[1, :, 0, 0], x[1, :, 1, 2])
+
+
+def test_banks_of_a_big_image_stay_bounded():
+    # a 4096x4096 image: the banks (and the values the pairs read) cover only BANK_PIXELS
+    # pixels of tiles, whatever the image's size; every pair still reads two members
+    from napari_noise2detail.engine.bank import BANK_PIXELS, BANK_TILE
+    from napari_noise2detail.engine.pairs import training_pairs
+    from napari_noise2detail.engine.presets import Fit, Settings
+
+    image = torch.rand(1, 1, 4096, 4096, generator=torch.Generator().manual_seed(7))
+    settings = Settings(pairs="nonlocal", bank_members=4, bank_window=5, bank_patch=3)
+    how = Fit(steps=3, lr=1e-3, schedule="step", crop=32, batch=4)
+    sample, _loss = training_pairs("nonlocal", image, image, image, how, torch.Generator().manual_seed(0), settings)
+    assert sample.bank.shape[1:] == (4, BANK_TILE * BANK_TILE)
+    assert sample.bank.numel() <= 4 * BANK_PIXELS
+    assert sample.values.numel() <= 2 * BANK_PIXELS
+    x, t = sample()
+    assert x.shape == t.shape == (4, 1, 32, 32) and not torch.any(x == t)

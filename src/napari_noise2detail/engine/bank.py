@@ -57,38 +57,48 @@ def similar_pixels(
     nearest first: ``(N, members, H, W)``, int64. Member 0 is the pixel itself.
 
     Distances are summed over channels and over a ``patch`` x ``patch`` neighbourhood, read
-    with reflected borders; candidates outside the image are never chosen.
+    with reflected borders; candidates outside the image are never chosen. The planes are
+    searched one at a time, so the working memory is a few times ``chunk`` copies of one
+    plane, whatever N (a big image's banks are built on tiles stacked as planes, see
+    :func:`fit_tiles`).
     """
     if window % 2 == 0 or patch % 2 == 0:
         raise ValueError(f"window and patch must be odd, got {window} and {patch}")
-    n, _c, h, w = guide.shape
+    _n, _c, h, w = guide.shape
     if members > min(window * window, h * w):
         raise ValueError(f"{members} members do not fit in a {window}x{window} window of a {h}x{w} image")
+    return torch.cat([_plane_bank(plane[None], members, window, patch, chunk) for plane in guide])
+
+
+def _plane_bank(guide: torch.Tensor, members: int, window: int, patch: int, chunk: int) -> torch.Tensor:
+    """:func:`similar_pixels` of one plane ``(1, C, H, W)``."""
+    _n, _c, h, w = guide.shape
     r, q = window // 2, patch // 2
     pad = r + q
     mode = "reflect" if pad < min(h, w) else "replicate"
-    # (N, H + 2 pad, W + 2 pad, C): the offsets of a chunk are stacked last, contiguous, so
+    # (1, H + 2 pad, W + 2 pad, C): the offsets of a chunk are stacked last, contiguous, so
     # that the running sums and the top-k run along memory
     padded = F.pad(guide.float(), (pad, pad, pad, pad), mode=mode).permute(0, 2, 3, 1)
     centre = padded[:, r : r + h + 2 * q, r : r + w + 2 * q, :, None]
     offsets = _window_offsets(window, guide.device)
     rows = torch.arange(h, device=guide.device)[:, None, None]
     cols = torch.arange(w, device=guide.device)[None, :, None]
-    best = torch.full((n, h, w, members), float("inf"), device=guide.device)
-    found = torch.zeros((n, h, w, members), dtype=torch.int32, device=guide.device)
+    best = torch.full((1, h, w, members), float("inf"), device=guide.device)
+    found = torch.zeros((1, h, w, members), dtype=torch.int32, device=guide.device)
     for start in range(0, len(offsets), chunk):
         part = offsets[start : start + chunk]
         shifted = torch.stack(
             [padded[:, r + dy : r + dy + h + 2 * q, r + dx : r + dx + w + 2 * q] for dy, dx in part.tolist()],
             dim=-1,
-        )  # (N, H + 2q, W + 2q, C, o)
-        distance = _box_sum(((shifted - centre) ** 2).sum(3), patch)  # (N, H, W, o)
+        )  # (1, H + 2q, W + 2q, C, o)
+        distance = _box_sum(((shifted - centre) ** 2).sum(3), patch)  # (1, H, W, o)
+        del shifted
         src_rows, src_cols = rows + part[:, 0], cols + part[:, 1]
         outside = (src_rows < 0) | (src_rows >= h) | (src_cols < 0) | (src_cols >= w)  # (H, W, o)
         distance = distance.masked_fill(outside, float("inf"))
         # the pixel itself is always member 0, even where other pixels tie with it
         distance = distance.masked_fill((part == 0).all(-1), -1.0)
-        index = (src_rows.clamp(0, h - 1) * w + src_cols.clamp(0, w - 1)).int().expand(n, -1, -1, -1)
+        index = (src_rows.clamp(0, h - 1) * w + src_cols.clamp(0, w - 1)).int().expand(1, -1, -1, -1)
         best, which = torch.cat([best, distance], dim=-1).topk(members, dim=-1, largest=False, sorted=False)
         found = torch.cat([found, index], dim=-1).gather(-1, which)
     order = best.argsort(dim=-1, stable=True)
