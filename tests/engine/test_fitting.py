@@ -114,6 +114,23 @@ def test_guard_ignores_small_rises_and_fits_every_step():
     assert [step for step, _ in events] == [50, 100, 150, 200]
 
 
+def test_keep_best_ends_a_fit_the_guard_did_not_stop_in_its_best_state():
+    net = make_network(1, 8, seed=0)
+    y = torch.rand(1, 1, 16, 16)
+    errors = iter([2.0, 2.3, 2.1, 2.39, 2.2, 1.9, 2.1, 2.2])  # never stops; best at step 150
+    states = []
+
+    def held_out():
+        states.append(copy.deepcopy(net.state_dict()))
+        return next(errors)
+
+    how = Fit(steps=200, lr=1e-2, schedule="step")
+    events = list(fit(net, net, lambda: (y, y), how, report_every=50, held_out=held_out, keep_best=True))
+    assert [step for step, _ in events] == [50, 100, 150, 200] and len(states) == 8
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, states[5][name])
+
+
 def _fit(steps=12, graph=False, precision="float32"):
     net = make_network(1, 8, seed=0)
     y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))

@@ -235,6 +235,7 @@ def fit(
     precision: str = "float32",
     graph: bool = False,
     loss: Callable = pair_loss,
+    keep_best: bool = False,
 ) -> Iterator[tuple[int, float]]:
     """Adam on the pair loss; yields (step, loss) every ``report_every`` steps and at the end.
 
@@ -245,6 +246,8 @@ def fit(
     (weights, optimiser and loss stay float32). ``graph``: capture the step as a CUDA graph.
     The loss is read back (a device sync) only when it is reported. ``loss(predict, input,
     target)``: N2D's pair loss, or another (``losses.bank_loss`` for nonlocal pairs).
+    ``keep_best``: with ``held_out``, a fit that runs to the end also goes back to the state
+    of its lowest held-out error (the guard alone does so only when it stops the fit).
     """
     steps = how.steps
     if steps == 0:  # a warm start used as it is
@@ -284,6 +287,11 @@ def fit(
                     yield steps, float(loss)
                     break
                 yield step, float(loss)
+        else:
+            if guard is not None and keep_best:
+                if steps % GUARD_EVERY:
+                    guard.check()  # the last step counts too
+                guard.restore()
     opt.zero_grad(set_to_none=True)
     net.requires_grad_(False)
     net.eval()

@@ -45,6 +45,9 @@ class Settings:
     #: half-resolution views rises 20% above its best) and keep its best state. The paper
     #: fits all the steps.
     detail_guard: bool = False
+    #: With ``detail_guard``: a stage 3 that the guard does not stop still ends in its state of
+    #: lowest held-out error, not its last one.
+    detail_keep_best: bool = False
     #: Average the fitted networks' outputs over this many flips and rotations of the image
     #: (1, 2, 4 or 8). The paper applies them once.
     ensemble: int = 1

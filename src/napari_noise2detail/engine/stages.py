@@ -117,7 +117,8 @@ def n2d_plane(
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
     sample, loss_of = training_pairs(settings.detail_pairs, s2, y, s2, fit3, crops, settings, from_self=True)
     guard = held_out_error(g, f, y, settings.tile) if settings.detail_guard else None
-    for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, loss=loss_of, **how):
+    for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, loss=loss_of,
+                          keep_best=settings.detail_keep_best, **how):
         yield 3, step, fit3.steps, loss
     return (s1, s2, detail(g, s2, settings)), (f, g)
 
