@@ -139,3 +139,21 @@ def test_held_out_error_pairs_one_view_with_the_other():
     y1, y2 = pair_downsample(y)
     expected = 0.5 * (torch.mean((y1 - y2) ** 2) + torch.mean((y2 - y1) ** 2))
     assert float(error()) == pytest.approx(float(expected))
+
+
+@pytest.mark.parametrize("pairs, detail_pairs", [("nonlocal", "nonlocal"), ("both", "both")])
+def test_nonlocal_pairs_run_every_stage_and_change_the_result(pairs, detail_pairs):
+    y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    base = Settings(steps=4, width=8, crop=16, batch=2, bank_window=7, bank_patch=3)
+    outputs = {}
+    for name, settings in (("diagonal", base), ("nonlocal", Settings(**{**base.__dict__, "pairs": pairs,
+                                                                         "detail_pairs": detail_pairs}))):
+        run = n2d_plane(y, settings, seed=0)
+        try:
+            while True:
+                next(run)
+        except StopIteration as done:
+            outputs[name] = done.value[0]
+    for a, b in zip(outputs["diagonal"], outputs["nonlocal"]):
+        assert a.shape == b.shape == y.shape and torch.isfinite(b).all()
+    assert not torch.equal(outputs["diagonal"][0], outputs["nonlocal"][0])  # stage 1 fitted on other pairs
