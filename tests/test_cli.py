@@ -227,3 +227,20 @@ def test_a_killed_run_leaves_no_zarr_store_under_the_final_name(tmp_path):
     proc.wait()
     assert list((tmp_path / "out").glob(".in_n2d_detail.ome.zarr.*.partial"))
     assert not (tmp_path / "out" / "in_n2d_detail.ome.zarr").exists()
+
+
+def test_help_documents_every_option_and_the_exit_status():
+    import argparse
+
+    from napari_noise2detail.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"demo", "denoise", "fit"}
+    for name, sub in [("", parser), *commands.choices.items()]:
+        undocumented = [a.dest for a in sub._actions if not isinstance(a, argparse._HelpAction)
+                        and a.help in (None, "") and not isinstance(a, argparse._SubParsersAction)]
+        assert not undocumented, f"{name or 'top level'}: {undocumented} have no help"
+        text = sub.format_help()
+        for status in ("0 done", "1 some images failed", "2 bad arguments", "130 stopped"):
+            assert status in " ".join(text.split()), f"{name or 'top level'} --help lacks '{status}'"
