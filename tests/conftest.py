@@ -70,3 +70,13 @@ def make_folder(folder: Path) -> dict[str, bytes]:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """The bytes of every file in ``folder``, as digests."""
     return {p.name: hashlib.sha256(p.read_bytes()).digest() for p in sorted(folder.iterdir())}
+
+
+def drain(run) -> tuple[list, object]:
+    """A generator run to its end: all its events, and what it returns."""
+    events: list = []
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration as done:
+            return events, done.value
