@@ -141,7 +141,7 @@ def test_closing_the_viewer_mid_batch_stops_it(make_napari_viewer, qtbot, tmp_pa
     widget.input_folder.value = tmp_path / "in"
     widget.output_folder.value = tmp_path / "out"
     widget.run_button.native.click()
-    worker = widget._worker
+    worker = widget._runner.worker
     qtbot.waitUntil(lambda: worker.is_running, timeout=WAIT)
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)

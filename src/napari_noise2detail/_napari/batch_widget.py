@@ -35,6 +35,8 @@ from ..batch import (
 from ..engine import PRESETS
 from ..io import meta_from_scale
 from . import remembered
+from .activity import Level
+from .worker import Failed, Handlers, Runner
 
 if TYPE_CHECKING:
     import napari
@@ -49,6 +51,15 @@ def _folder(edit: FileEdit) -> Path | None:
     """The folder typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
     text = edit.line_edit.value.strip()
     return Path(text).expanduser() if text else None
+
+
+def _levels(event: BatchProgress) -> tuple[float, list[Level]]:
+    """The Activity panel's nested bars for a batch: the image, and its stage."""
+    levels = [Level(f"image {event.index + 1}/{event.total}: {event.name}", event.index, event.total)]
+    step = event.progress
+    if step is not None and step.stage > 0:
+        levels.append(Level(f"stage {step.stage}/3 ({step.stage_name})", step.step, step.total))
+    return event.fraction, levels
 
 
 def layer_item(layer: Any) -> ArrayItem:
@@ -101,17 +112,13 @@ class BatchWidget(Container):
         #: The summary of the last batch, once it has ended.
         self.last_summary: BatchSummary | None = None
 
-        self._worker: Any = None
-        self._run: Any = None
+        # Closing the viewer deletes this widget: the runner stops the batch, and lets no
+        # late signal touch the deleted controls.
+        self._runner = Runner(self.native)
         self._results: list[ItemResult] = []
         self._total = 0
         self._started = 0.0
         self._outdir: Path | None = None
-
-        # Closing the viewer deletes this widget: stop the batch, and let no late signal touch
-        # the deleted controls.
-        self._closed = False
-        self.native.destroyed.connect(self._on_destroyed)
 
         self._load_choices()
         self.source.changed.connect(self._on_source)
@@ -123,7 +130,7 @@ class BatchWidget(Container):
 
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self._runner.running
 
     def _on_source(self, *_: object) -> None:
         self.input_folder.enabled = self.source.value == "folder"
@@ -155,7 +162,6 @@ class BatchWidget(Container):
 
     def start(self, *_: object) -> None:
         """Check the choices and start the batch in a background thread (what Run does)."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
         if self.running:
@@ -166,7 +172,7 @@ class BatchWidget(Container):
             if outdir is None and self.source.value == "layers":
                 raise ValueError("choose an output folder")
             # Checks options and names every output now, in this thread; the work runs later.
-            self._run = run_batch(items, outdir, self._options())
+            run = run_batch(items, outdir, self._options())
         except (ValueError, TypeError, OSError) as err:
             self.status.value = f"Not started: {err}"
             show_error(f"Batch denoise: {err}")
@@ -178,44 +184,33 @@ class BatchWidget(Container):
         self.summary.visible = False
         self.progress.value = 0
         self.status.value = f"Starting {len(items)} image(s)..."
-
-        def drive(run):  # a generator function, so napari makes a GeneratorWorker
-            return (yield from run)
-
-        self._worker = create_worker(drive, self._run, _start_thread=False)
-        self._worker.yielded.connect(self._on_event)
-        self._worker.returned.connect(self._show)
-        self._worker.aborted.connect(self._on_aborted)
-        self._worker.errored.connect(self._on_error)
-        self._worker.finished.connect(self._on_finished)
+        handlers = Handlers(event=self._on_event, result=self._on_result, levels=_levels,
+                            cancelled=self._on_aborted, finished=lambda: self._set_running(False))
+        self._runner.start(run, f"Batch denoise: {len(items)} image(s)", handlers)
         self._set_running(True)
-        self._worker.start()
 
     def cancel(self, *_: object) -> None:
         """Stop the batch after the current fitting step; finished outputs are kept."""
         if self.running:
             self.status.value = "Cancelling..."
             self.cancel_button.enabled = False
-            self._worker.quit()
-
-    def _on_destroyed(self, *_: object) -> None:
-        self._closed = True
-        if self.running:
-            self._worker.quit()
+            self._runner.cancel()
 
     def _set_running(self, running: bool) -> None:
-        if self._closed:
-            return
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
 
     def _on_event(self, event: BatchProgress) -> None:
-        if self._closed:
-            return
         self.progress.value = round(event.fraction * _SCALE)
         self.status.value = event.describe()
         if event.result is not None:
             self._results.append(event.result)
+
+    def _on_result(self, outcome: BatchSummary | Failed) -> None:
+        if isinstance(outcome, Failed):
+            self._on_error(outcome.error)
+        else:
+            self._show(outcome)
 
     def _partial_summary(self, cancelled: bool) -> BatchSummary:
         return BatchSummary(tuple(self._results), self._total,
@@ -229,18 +224,10 @@ class BatchWidget(Container):
         summary = self._partial_summary(cancelled=True)
         self._show(summary, extra=f"Stopped by an unexpected error: {type(err).__name__}: {err}")
 
-    def _on_finished(self) -> None:
-        if self._run is not None:
-            self._run.close()  # after a cancel: ends the engine run and frees its memory now
-        self._worker, self._run = None, None
-        self._set_running(False)
-
     def _show(self, summary: BatchSummary, extra: str = "") -> None:
         from napari.utils.notifications import show_info, show_warning
 
         self.last_summary = summary
-        if self._closed:
-            return
         text = summary.report()
         if extra:
             text += "\n" + extra
