@@ -25,6 +25,28 @@ def test_demo_writes_results_and_says_where(tmp_path, capsys):
     assert "PSNR" in out
 
 
+def test_the_demo_picture_labels_its_panels(tmp_path, monkeypatch):
+    from napari_noise2detail import figures
+
+    shown = {}
+    real = figures.side_by_side
+
+    def record(panels, **kwargs):
+        shown.update(kwargs)
+        return real(panels, **kwargs)
+
+    monkeypatch.setattr(figures, "side_by_side", record)
+    assert main(["demo", "-o", str(tmp_path), "--steps", "5", "--device", "cpu"]) == 0
+    labels = shown["labels"]
+    assert [label.split()[0] for label in labels] == ["noisy", "smooth", "detail"]
+    assert all(label.endswith(" dB") for label in labels)
+    import imageio.v3 as iio
+
+    picture = iio.imread(tmp_path / "nuclei_side_by_side.png")
+    band = picture[: picture.shape[0] - 256]
+    assert 10 < band.shape[0] < 40 and band.min() < 100  # a white band with dark letters
+
+
 def test_bad_device_is_exit_status_2(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--device", "tpu"]) == 2
     assert "unknown device" in capsys.readouterr().err
