@@ -228,3 +228,79 @@ def test_plain_tiffs_keep_axes_and_pixel_size_too(tmp_path):
     meta = ImageMeta(axes="QYX", pixel_size=(0.5, 0.25), unit="µm")
     _, back = read_image(write_image(tmp_path / "x.tif", data, meta))
     assert back.axes == "QYX" and back.pixel_size == pytest.approx((0.5, 0.25)) and back.unit == "µm"
+
+
+def test_a_saved_model_is_applied_to_every_image_without_fitting(tmp_path, monkeypatch):
+    import napari_noise2detail.batch as batch
+    from napari_noise2detail import fit
+
+    before = make_folder(tmp_path / "in")
+    image = tifffile.imread(tmp_path / "in" / "a.tif")
+    model_path = fit(image, device="cpu", **TINY).save(tmp_path / "a.n2d")
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("a saved model was given: nothing may be fitted")
+
+    monkeypatch.setattr(batch, "denoise_iter", no_fitting)
+    monkeypatch.setattr(batch, "fit_iter", no_fitting)
+    options = BatchOptions(device="cpu", model=str(model_path), save_smooth=True)
+    _events, summary = drain(run_batch(collect_inputs([tmp_path / "in"]), tmp_path / "out", options))
+    assert {r.name for r in summary.done} == {"a.tif", "b.tif"}
+    assert {r.name for r in summary.failed} == {"corrupt.tif", "tiny.tif"}
+    from napari_noise2detail import load_model
+
+    expected = load_model(model_path, device="cpu").apply(image)
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "a_n2d_detail.tif"), expected.detail)
+    assert snapshot(tmp_path / "in") == before
+
+
+def test_a_bad_model_file_is_refused_before_any_work(tmp_path):
+    make_folder(tmp_path / "in")
+    (tmp_path / "bad.n2d").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable Noise2Detail model"):
+        run_batch(collect_inputs([tmp_path / "in"]), tmp_path / "out", BatchOptions(model=tmp_path / "bad.n2d"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_long_stacks_are_fitted_once(tmp_path, monkeypatch):
+    import napari_noise2detail.batch as batch
+    from napari_noise2detail.engine.model import FIT_ONCE_FROM
+
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "long.tif", rng.random((FIT_ONCE_FROM, 16, 16)).astype(np.float32))
+    tifffile.imwrite(tmp_path / "short.tif", rng.random((2, 16, 16)).astype(np.float32))
+    calls = []
+    for name in ("fit_iter", "denoise_iter"):
+        real = getattr(batch, name)
+        monkeypatch.setattr(batch, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    _events, summary = drain(run_batch([tmp_path / "long.tif", tmp_path / "short.tif"], tmp_path / "out", OPTIONS))
+    assert summary.ok and calls == ["fit_iter", "denoise_iter"]
+    assert tifffile.imread(tmp_path / "out" / "long_n2d_detail.tif").shape == (FIT_ONCE_FROM, 16, 16)
+
+
+def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs, read_zarr, scale_from_meta
+
+    rng = np.random.default_rng(0)
+    data = (rng.random((3, 24, 20)) * 1000).astype(np.uint16)
+    meta = ImageMeta(axes="ZYX", pixel_size=(0.5, 0.5), z_spacing=2.0, unit="µm")
+    axes = default_axes(3, meta)
+    source = tmp_path / "in" / "stack.ome.zarr"
+    with ome_zarr_outputs({"image": source}, data.shape, axes, scale_from_meta(axes, meta), data.dtype) as out:
+        out["image"][...] = data
+    def store_bytes(store):
+        return {str(f.relative_to(store)): f.read_bytes() for f in sorted(store.rglob("*")) if f.is_file()}
+
+    before = store_bytes(source)
+    inputs = collect_inputs([tmp_path / "in"])
+    assert inputs == [source]  # the store is one input, not a folder to scan
+    options = BatchOptions(device="cpu", settings=TINY, save_smooth=True, dtype="input")
+    _events, summary = drain(run_batch(inputs, tmp_path / "out", options))
+    assert summary.ok, summary.report()
+    detail = read_zarr(tmp_path / "out" / "stack_n2d_detail.ome.zarr")
+    assert detail.scale == [2.0, 0.5, 0.5] and [a["name"] for a in detail.axes] == ["z", "y", "x"]
+    assert detail.data.dtype == np.uint16 and detail.data.shape == data.shape
+    assert (tmp_path / "out" / "stack_n2d_smooth.ome.zarr").is_dir()
+    assert store_bytes(source) == before  # the input store is untouched
+    _events, again = drain(run_batch(inputs, tmp_path / "out", options))
+    assert [r.status for r in again.results] == ["skipped"]

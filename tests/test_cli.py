@@ -202,3 +202,32 @@ def test_threads_option_reaches_the_engine(tmp_path, monkeypatch):
     assert main(["denoise", str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"), "--steps", "3",
                  "--device", "cpu"]) == 0
     assert seen == [1, None]
+
+
+def test_fit_then_denoise_with_the_saved_model(tmp_path, capsys):
+    make_folder(tmp_path / "in")
+    model = tmp_path / "cells.n2d"
+    assert main(["fit", str(tmp_path / "in" / "b.tif"), "-o", str(model), "--steps", "5",
+                 "--device", "cpu", "--planes", "0,1"]) == 0
+    said = capsys.readouterr().out
+    assert "fitted on 2 planes" in said and f"--model {model}" in said
+    assert model.is_file()
+    assert main(["denoise", str(tmp_path / "in" / "a.tif"), "-o", str(tmp_path / "out"),
+                 "--model", str(model), "--device", "cpu"]) == 0
+    from napari_noise2detail import load_model
+
+    expected = load_model(model, device="cpu").apply(tifffile.imread(tmp_path / "in" / "a.tif")).detail
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "a_n2d_detail.tif"), expected)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "{tmp}/missing.tif", "-o", "{tmp}/m.n2d"], "no such file"),
+    (["fit", "{tmp}/b.tif", "-o", "{tmp}/m.n2d", "--planes", "5"], "do not exist"),
+    (["denoise", "{tmp}/a.tif", "--model", "{tmp}/missing.n2d"], "no such model file"),
+    (["denoise", "{tmp}/a.tif", "--model", "{tmp}/a.tif"], "not a readable Noise2Detail model"),
+])
+def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message):
+    make_folder(tmp_path)
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.n2d").exists()

@@ -7,8 +7,14 @@ it, so what is skipped, how outputs are named and written, and how failures are 
 decided here only.
 
 Each input ``<stem>.<ext>`` gives ``<stem>_n2d_detail.tif`` (and ``<stem>_n2d_smooth.tif`` when
-asked) in the output folder, written under a temporary name and renamed when complete. Inputs
-are only ever opened for reading, and an output that would land on an input is refused.
+asked) in the output folder, written under a temporary name and renamed when complete. A zarr
+or OME-Zarr input gives OME-Zarr outputs (``<stem>_n2d_detail.ome.zarr``) written plane by plane,
+so that it is never loaded whole. Inputs are only ever opened for reading, and an output that
+would land on an input is refused.
+
+How each image is denoised: with a saved model (``BatchOptions.model``) when one is given, no
+fitting; otherwise a zarr input, or a stack long enough (``engine.model.fits_once``), is fitted
+once on a few planes and the model applied to all; anything else is denoised plane by plane.
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ from typing import Any, Generator, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from .engine import Progress, denoise_iter
+from .engine import Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
+from .engine.model import fits_once
+from .engine.planes import inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
+from .io.zarr import default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -37,7 +46,7 @@ OUTPUT_KINDS = ("detail", "smooth")
 #: Output dtypes: float32 (the engine's output, exact), or the input's (rounded and clipped).
 DTYPES = ("float32", "input")
 
-_OUTPUT_NAME = re.compile(r"_n2d_(detail|smooth)\.tif$", re.IGNORECASE)
+_OUTPUT_NAME = re.compile(r"_n2d_(detail|smooth)\.(tif|ome\.zarr)$", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^\w.\- ]+")  # \w keeps letters of any script; drops / \ : * ? " < > |
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
                      *(f"LPT{i}" for i in range(1, 10))}
@@ -71,6 +80,9 @@ class BatchOptions:
     #: Colour images: None reads it from each file (a TIFF's sample axis, a layer's rgb flag).
     rgb: bool | None = None
     seed: int = 0
+    #: A saved model (``.n2d`` file, see ``Denoiser.save``) to apply to every image, without
+    #: fitting; or a Denoiser. None: each image is fitted.
+    model: str | os.PathLike | Denoiser | None = None
     #: CPU threads: None adapts the fitting to the load (see ``engine.threads``); a number fixes it.
     threads: int | None = None
     #: Engine settings overriding the preset, e.g. ``{"steps": 5}``.
@@ -104,17 +116,22 @@ class BatchProgress:
     seconds_left: float | None
     progress: Progress | None = None
     result: ItemResult | None = None
+    #: On a cluster: how many images are being denoised at this moment.
+    running: int = 0
 
     def describe(self) -> str:
         """One line for a status bar, e.g. ``"2/5 a.tif: stage 3/3 (detail recovery), step 40/800, 3 min 10 s left"``."""
+        left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"
+        running = f" ({self.running} running)" if self.running else ""
+        if not self.name:  # on a cluster, while no image ends
+            return f"{round(self.fraction * self.total)}/{self.total} done{running}{left}"
         if self.result is not None:
             what = self.result.status + (f" ({self.result.reason})" if self.result.reason else "")
         elif self.progress is not None:
             what = self.progress.describe()
         else:
             what = "reading"
-        left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"
-        return f"{self.index + 1}/{self.total} {self.name}: {what}{left}"
+        return f"{self.index + 1}/{self.total} {self.name}: {what}{running}{left}"
 
 
 @dataclass(frozen=True)
@@ -182,18 +199,21 @@ def safe_name(name: str) -> str:
 
 
 def output_stem(path: str | os.PathLike) -> str:
-    """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``."""
+    """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``; ``a.ome.zarr`` -> ``a``."""
     name = Path(path).name
-    for double in (".ome.tif", ".ome.tiff"):
+    for double in (".ome.tif", ".ome.tiff", ".ome.zarr"):
         if name.lower().endswith(double):
             return name[: -len(double)]
     return Path(name).stem
 
 
-def output_paths(stem: str, outdir: str | os.PathLike, save_smooth: bool = False) -> dict[str, Path]:
-    """The outputs of one item: ``{"detail": <stem>_n2d_detail.tif[, "smooth": ...]}``."""
+def output_paths(stem: str, outdir: str | os.PathLike, save_smooth: bool = False,
+                 zarr: bool = False) -> dict[str, Path]:
+    """The outputs of one item: ``{"detail": <stem>_n2d_detail.tif[, "smooth": ...]}``
+    (``.ome.zarr`` for a zarr input)."""
     kinds = OUTPUT_KINDS if save_smooth else OUTPUT_KINDS[:1]
-    return {kind: Path(outdir) / f"{stem}_n2d_{kind}.tif" for kind in kinds}
+    suffix = ".ome.zarr" if zarr else ".tif"
+    return {kind: Path(outdir) / f"{stem}_n2d_{kind}{suffix}" for kind in kinds}
 
 
 def is_output_name(path: str | os.PathLike) -> bool:
@@ -202,12 +222,12 @@ def is_output_name(path: str | os.PathLike) -> bool:
 
 
 def is_image_file(path: Path) -> bool:
-    """What a folder scan or glob takes: visible image files that are not earlier outputs."""
+    """What a folder scan or glob takes: visible image files (and zarr stores) that are not
+    earlier outputs."""
     return (
-        path.suffix.lower() in IMAGE_SUFFIXES
-        and not path.name.startswith(".")  # temporaries of interrupted writes, macOS ._ files
+        not path.name.startswith(".")  # temporaries of interrupted writes, macOS ._ files
         and not is_output_name(path)
-        and path.is_file()
+        and ((path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()) or is_zarr(path))
     )
 
 
@@ -215,13 +235,14 @@ def collect_inputs(specs: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files, folders (not recursive) and globs into a list of input files.
 
     A file named explicitly is taken whatever its name; folders and globs give image files only
-    (see :func:`is_image_file`). Duplicates are dropped. Raises ``FileNotFoundError`` for a
+    (see :func:`is_image_file`). A zarr store is one input, not a folder to scan. Duplicates
+    are dropped. Raises ``FileNotFoundError`` for a
     path or a glob that matches nothing, so a typo is not a silently empty batch.
     """
     found: list[Path] = []
     for spec in specs:
         path = Path(spec).expanduser()
-        if path.is_dir():
+        if path.is_dir() and not is_zarr(path):
             found += sorted(p for p in path.iterdir() if is_image_file(p))
         elif path.exists():
             found.append(path)
@@ -251,8 +272,10 @@ def run_batch(
     items: Sequence[Item],
     outdir: str | os.PathLike | None = None,
     options: BatchOptions = BatchOptions(),
+    client: Any = None,
 ) -> Generator[BatchProgress, None, BatchSummary]:
-    """Denoise ``items`` (paths or :class:`ArrayItem`) into ``outdir``, one at a time.
+    """Denoise ``items`` (paths or :class:`ArrayItem`) into ``outdir``, one at a time, or, given
+    a Dask ``client``, as tasks on its cluster (see :mod:`.cluster`).
 
     ``outdir`` None writes each file's outputs beside it (arrays then need an ``outdir``).
     Options, device and outdir are checked at once (ValueError/TypeError), before the generator
@@ -263,11 +286,17 @@ def run_batch(
     settings = resolve_settings(options.preset, **dict(options.settings))
     device = resolve_device(options.device)
     check_threads(options.threads)
+    if options.model is not None and not isinstance(options.model, Denoiser):
+        options = replace(options, model=load_model(options.model, device))  # a bad file: refused now
     if options.dtype not in DTYPES:
         raise ValueError(f"unknown output dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}")
     if outdir is None and any(isinstance(item, ArrayItem) for item in items):
         raise ValueError("images from memory (layers) need an output folder")
     jobs = _plan(items, outdir, options)
+    if client is not None:
+        from .cluster import run_on_cluster
+
+        return run_on_cluster(client, jobs, settings, options)
     return _run(jobs, settings, device, options)
 
 
@@ -284,7 +313,7 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
             item = Path(item)
             name, source, stem = item.name, str(item), output_stem(item)
             folder = Path(outdir) if outdir is not None else item.parent
-        wanted = output_paths(stem, folder, options.save_smooth)
+        wanted = output_paths(stem, folder, options.save_smooth, zarr=_is_zarr_item(item))
         job = _Job(name, source, item, wanted)
         for path in wanted.values():
             target = path.resolve()
@@ -338,29 +367,56 @@ def _run(
             yield event(index, job.name, 1.0, result=job.verdict)
             continue
         yield event(index, job.name, 0.0)
-        item_start = time.perf_counter()
-        process = _process(job, settings, device, options)
+        run = _item(job, settings, device, options)
         try:
             while True:
                 try:
-                    step = next(process)
+                    step = next(run)
                 except StopIteration as stop:
-                    outputs = stop.value
+                    result = stop.value
                     break
                 yield event(index, job.name, step.fraction, step.fraction, progress=step)
-            result = ItemResult(job.name, job.source, "done", "", outputs,
-                                time.perf_counter() - item_start)
-        except Exception as err:  # one bad item must not stop the batch
-            reason = str(err) if isinstance(err, (_ItemFailed, ValueError, TypeError)) else (
-                f"{type(err).__name__}: {err}")
-            result = ItemResult(job.name, job.source, "failed", reason, (),
-                                time.perf_counter() - item_start)
         finally:
-            process.close()  # on cancel: stops the engine run between two steps
+            run.close()  # on cancel: stops the engine run between two steps
         work_done += 1
         results.append(result)
         yield event(index, job.name, 1.0, result=result)
     return BatchSummary(tuple(results), total, time.perf_counter() - start)
+
+
+def _item(
+    job: _Job, settings: Settings, device: Any, options: BatchOptions
+) -> Generator[Progress, None, ItemResult]:
+    """Denoise one planned item: yields the engine's progress, returns what happened. Nothing
+    raises for one bad item: it is a failed result, with its reason."""
+    began = time.perf_counter()
+    try:
+        outputs = yield from _process(job, settings, device, options)
+    except Exception as err:  # one bad item must not stop the batch
+        reason = str(err) if isinstance(err, (_ItemFailed, ValueError, TypeError)) else (
+            f"{type(err).__name__}: {err}")
+        return ItemResult(job.name, job.source, "failed", reason, (), time.perf_counter() - began)
+    return ItemResult(job.name, job.source, "done", "", outputs, time.perf_counter() - began)
+
+
+def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
+    """One item from start to end, as a task on a Dask worker: the device is the worker's
+    (``options.device``), ``model`` the saved model's bytes when one is applied."""
+    from .engine.model import model_from_bytes
+
+    device = resolve_device(options.device)
+    if model is not None:
+        options = replace(options, model=model_from_bytes(model, device))
+    run = _item(job, settings, device, options)
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            return done.value
+
+
+def _is_zarr_item(item: Path | ArrayItem) -> bool:
+    return not isinstance(item, ArrayItem) and is_zarr(item)
 
 
 def _process(
@@ -371,20 +427,47 @@ def _process(
         data, meta, rgb = np.asarray(job.item.data), job.item.meta, job.item.rgb
     else:
         try:
-            data, meta = read_image(job.item)
+            if is_zarr(job.item):
+                source = read_zarr(job.item)
+                data, meta, rgb = source.data, source.meta, False
+            else:
+                data, meta = read_image(job.item)
+                rgb = meta.rgb
         except Exception as err:
             raise _ItemFailed(f"cannot read: {err}") from err
-        rgb = meta.rgb
     if options.rgb is not None:
         rgb = options.rgb
-    run = denoise_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
-                       threads=options.threads)
-    try:
-        result = yield from run
-    finally:
-        run.close()
+    data, info = inspect(data, rgb)
+    dtype = np.dtype(info.dtype) if options.dtype == "input" else np.dtype(np.float32)
+    model = options.model
+    if model is None and (is_lazy(data) or fits_once(info.planes)):
+        # a long stack, or one not in memory: fitted once on a few planes; half of the progress
+        fitting = fit_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
+                           threads=options.threads)
+        model = yield from _scaled(fitting, 0.0, 0.5)
+    if _is_zarr_item(job.item):
+        axes = source.axes if len(source.axes) == len(info.shape) else default_axes(len(info.shape), meta)
+        scale = source.scale if axes is source.axes else scale_from_meta(axes, meta)
+        try:
+            with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype) as out:
+                run = model.apply_iter(data, rgb=rgb, threads=options.threads,
+                                       out={kind: _Converted(array, dtype) for kind, array in out.items()})
+                yield from _scaled(run, 0.5, 1.0)
+        except OSError as err:
+            raise _ItemFailed(f"cannot write {', '.join(map(str, job.outputs.values()))}: "
+                              f"{err.strerror or err}") from err
+        return tuple(job.outputs.values())
+    if model is not None:
+        run = model.apply_iter(data, rgb=rgb, threads=options.threads)
+        result = yield from _scaled(run, 0.5 if options.model is None else 0.0, 1.0)
+    else:
+        run = denoise_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
+                           threads=options.threads)
+        try:
+            result = yield from run
+        finally:
+            run.close()
     images = {"detail": result.detail, "smooth": result.smooth}
-    dtype = data.dtype if options.dtype == "input" else np.dtype(np.float32)
     if rgb and not meta.rgb:
         meta = replace(meta, axes=None)  # the file's axes did not name the colour axis
     written = []
@@ -394,6 +477,30 @@ def _process(
         except OSError as err:
             raise _ItemFailed(f"cannot write {path}: {err.strerror or err}") from err
     return tuple(written)
+
+
+def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Generator[Progress, None, Any]:
+    """The events of one part of an item's work, their fraction mapped into [start, end]."""
+    try:
+        while True:
+            try:
+                event = next(run)
+            except StopIteration as done:
+                return done.value
+            yield replace(event, fraction=start + (end - start) * event.fraction)
+    finally:
+        run.close()
+
+
+class _Converted:
+    """An output array that stores values in ``dtype`` the way :func:`to_dtype` does."""
+
+    def __init__(self, array: Any, dtype: np.dtype) -> None:
+        self.array, self.dtype = array, dtype
+        self.shape = array.shape
+
+    def __setitem__(self, index: Any, values: np.ndarray) -> None:
+        self.array[index] = to_dtype(values, self.dtype)
 
 
 def to_dtype(image: np.ndarray, dtype: np.dtype | str) -> np.ndarray:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .batch import DTYPES, BatchOptions, BatchSummary, collect_inputs, run_batch
+from .cluster import JOBQUEUE
 from .engine import PRESETS
 
 
@@ -61,8 +64,87 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None, threa
     return 0
 
 
-def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOptions) -> int:
+def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, preset: str, device: str,
+             seed: int, threads: int | None, settings: dict) -> int:
+    """Fit a model to one image (a file or a zarr store) and save it to ``output``."""
+    from .engine import fit
+    from .io import read_image
+    from .io.zarr import is_zarr, read_zarr
+
+    path = Path(image)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {image!r}")
+    if is_zarr(path):
+        data = read_zarr(path).data  # lazy: only the planes fitted on are read
+    else:
+        data, meta = read_image(path)
+        rgb = rgb or meta.rgb
+    bar, update = _progress_bar(f"Fitting {path.name}")
+    began = time.perf_counter()
+    with bar:
+        model = fit(data, rgb=rgb, planes=planes, preset=preset, device=device, seed=seed, threads=threads,
+                    progress=update, **settings)
+    saved = model.save(output)
+    print(f"{model.describe()}, planes {', '.join(map(str, model.planes))}; "
+          f"fitted in {time.perf_counter() - began:.1f} s.")
+    print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with: "
+          f"napari-noise2detail denoise --model {saved} IMAGES...")
+    return 0
+
+
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of --cluster-option; VALUE is read as JSON where it can be (8, ["a"])."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
+@contextlib.contextmanager
+def _where(args: argparse.Namespace, options: BatchOptions) -> Iterator[tuple[object, BatchOptions]]:
+    """Where the batch runs: in this process (no Dask imported), or a Dask cluster's client,
+    with the threads each image gets there."""
+    from . import cluster
+
+    if args.workers is not None:
+        from .engine.device import resolve_device
+
+        device = resolve_device(options.device)
+        gpus = 0
+        if device.type == "cuda":
+            import torch
+
+            gpus = min(args.workers, torch.cuda.device_count())
+        threads = options.threads or max(1, cluster.cores() // args.workers)
+        with cluster.local_cluster(args.workers, gpus=gpus) as client:
+            yield client, replace(options, threads=threads)
+    elif args.scheduler is not None:
+        with cluster.connect(args.scheduler) as client:
+            yield client, options
+    elif args.cluster is not None:
+        settings = dict(args.cluster_option)
+        per_worker = max(1, int(settings.get("cores", 1)) // int(settings.get("processes", settings.get("cores", 1))))
+        with cluster.jobqueue_cluster(args.cluster, args.jobs, settings) as client:
+            yield client, replace(options, threads=options.threads or per_worker)
+    else:
+        yield None, options
+
+
+def _planes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"planes are numbers separated by commas, e.g. 0,10,20; got {text!r}") from None
+
+
+def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOptions, client=None) -> int:
     """Denoise files, folders and globs with a progress bar; 0 if all succeeded, 1 if any failed.
+    ``client``: a Dask client to run the images on its cluster.
 
     Raises ValueError/TypeError/FileNotFoundError for bad arguments, before any work.
     """
@@ -71,7 +153,7 @@ def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOpti
     paths = collect_inputs(inputs)
     if not paths:
         raise FileNotFoundError(f"no images found in {' '.join(inputs)}")
-    run = run_batch(paths, outdir, options)
+    run = run_batch(paths, outdir, options, client)
     results = []
     bar = ProgressDisplay()
     start = time.perf_counter()
@@ -129,10 +211,50 @@ def build_parser() -> argparse.ArgumentParser:
                           help="treat the last axis (3 or 4) as colour; RGB TIFFs are detected anyway")
     run_many.add_argument("--dtype", choices=DTYPES, default="float32",
                           help="output dtype: float32 (default) or the input's, rounded and clipped")
-    run_many.add_argument("--stabilise", action="store_true",
-                          help="fit on the variance-stabilised image where the noise grows with the "
-                               "signal (shot noise); helped on electron micrographs, hurt on brighter images")
-    for sub in (run_demo, run_many):
+    run_many.add_argument("--model", type=Path, default=None,
+                          help="a saved model (.n2d, from 'napari-noise2detail fit') to apply to every "
+                               "image, without fitting (--preset and --steps are then not used)")
+    where = run_many.add_argument_group(
+        "where to run (default: in this process)",
+        "Needs the cluster extra: pip install 'napari-noise2detail[cluster]'. The same outputs, "
+        "atomic and resumable as in one process; a worker that dies loses only its image, which "
+        "another worker redoes.")
+    choice = where.add_mutually_exclusive_group()
+    choice.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="a local Dask cluster of N worker processes, one image at a time each "
+                             "(CPU: the cores shared between them; CUDA: one worker per GPU)")
+    choice.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="a running Dask cluster, by its scheduler's address (tcp://host:8786); "
+                             "start its workers with --nthreads 1")
+    choice.add_argument("--cluster", choices=sorted(JOBQUEUE), default=None,
+                        help="start workers as jobs of this scheduler (dask-jobqueue; its settings "
+                             "from ~/.config/dask/jobqueue.yaml and --cluster-option)")
+    where.add_argument("--jobs", type=int, default=1, help="with --cluster: how many jobs to start (default 1)")
+    where.add_argument("--cluster-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="with --cluster: a dask-jobqueue setting, e.g. cores=8, memory=16GB, queue=gpu, "
+                            "walltime=02:00:00, 'job_extra_directives=[\"--gres=gpu:1\"]' (repeatable)")
+    where.add_argument("--print-job-script", action="store_true",
+                       help="with --cluster: print the job script it would submit, and exit")
+    run_fit = commands.add_parser(
+        "fit",
+        help="fit a model to one image and save it (.n2d), to apply to other images without fitting",
+        description="Fit N2D to IMAGE (a file, or a zarr / OME-Zarr store, of which only the planes "
+                    "fitted on are read) and save the model to OUTPUT. Stacks: a few planes spread "
+                    "evenly, or --planes. Exit status: 0 when saved, 2 for bad arguments or an image "
+                    "that cannot be fitted, 130 when stopped with Ctrl-C (nothing is written).",
+    )
+    run_fit.add_argument("image", metavar="IMAGE", help="an image file or a zarr store")
+    run_fit.add_argument("-o", "--output", type=Path, required=True, help="the model file to write (.n2d)")
+    run_fit.add_argument("--planes", type=_planes, default=None,
+                         help="planes to fit on, numbered through the leading axes, e.g. 0,10,20 "
+                              "(default: 5 spread evenly)")
+    run_fit.add_argument("--rgb", action="store_true", help="the last axis (3 or 4) is colour")
+    run_fit.add_argument("--seed", type=int, default=0, help="random seed of the fit (default 0)")
+    for sub in (run_many, run_fit):
+        sub.add_argument("--stabilise", action="store_true",
+                         help="fit on the variance-stabilised image where the noise grows with the "
+                              "signal (shot noise); helped on electron micrographs, hurt on brighter images")
+    for sub in (run_demo, run_many, run_fit):
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast")
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
@@ -153,10 +275,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             options = BatchOptions(
                 preset=args.preset, device=args.device, save_smooth=args.save_smooth,
                 overwrite=args.overwrite, dtype=args.dtype, rgb=True if args.rgb else None,
-                threads=args.threads,
+                threads=args.threads, model=args.model,
                 settings={"steps": args.steps, "stabilise": args.stabilise or None},
             )
-            return denoise_files(args.inputs, args.outdir, options)
+            if args.print_job_script:
+                if args.cluster is None:
+                    raise ValueError("--print-job-script goes with --cluster")
+                from .cluster import jobqueue_cluster_object
+
+                print(jobqueue_cluster_object(args.cluster, dict(args.cluster_option)).job_script())
+                return 0
+            with _where(args, options) as (client, options):
+                return denoise_files(args.inputs, args.outdir, options, client)
+        if args.command == "fit":
+            settings = {"steps": args.steps, "stabilise": args.stabilise or None}
+            return fit_file(args.image, args.output, args.rgb, args.planes, args.preset, args.device,
+                            args.seed, args.threads, settings)
+    except KeyboardInterrupt:
+        print("napari-noise2detail: stopped; nothing was written", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"napari-noise2detail: error: {err}", file=sys.stderr)
         return 2

@@ -200,3 +200,25 @@ def test_describe_names_what_it_was_fitted_on(stack):
     model = fit(stack[0], planes=[0, 1], device="cpu", **QUICK)
     assert isinstance(model, Denoiser)
     assert model.describe().startswith("N2D model for grey images, fitted on 2 planes")
+
+
+def test_a_model_travels_as_bytes(noisy64):
+    from napari_noise2detail.engine.model import model_from_bytes
+
+    model = fit(noisy64, device="cpu", **QUICK)
+    data = model.to_bytes()
+    again = model_from_bytes(data, device="cpu")
+    assert np.array_equal(again.apply(noisy64).detail, model.apply(noisy64).detail)
+    with pytest.raises(ValueError, match="not a readable"):
+        model_from_bytes(data[:100])
+
+
+def test_shot_noise_is_stabilised_when_fitting_on_several_planes():
+    rng = np.random.default_rng(0)
+    clean = np.stack([synthetic_cells(48, seed=i) * (1 - 0.1 * i) for i in range(4)])
+    counts = rng.poisson(60 * clean).astype(np.float32)  # shot noise, planes of falling brightness
+    several = fit(counts, device="cpu", **QUICK)
+    assert several.noise.signal_dependent and several.noise.stabilised
+    assert not fit(counts, device="cpu", stabilise=False, **QUICK).noise.stabilised  # when asked
+    single = fit(counts[0], device="cpu", **QUICK).noise  # one plane: as the preset says
+    assert single is None or not single.stabilised

@@ -1,0 +1,194 @@
+"""The batch on a Dask cluster: a local one, a running scheduler, or jobs on SLURM, PBS, SGE or LSF.
+
+The work is the batch's own: one task per image runs ``batch.run_job`` on a worker, which
+reads, denoises and writes exactly as in process (atomically, skipping what exists, never
+writing an input). A saved model is sent to the workers once. A worker that dies loses only
+its task, which the scheduler gives to another worker; an image that fails is reported with
+its reason. Dask is imported only here, and only when a cluster is asked for.
+
+Needs the ``cluster`` extra: ``pip install napari-noise2detail[cluster]``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping
+
+if TYPE_CHECKING:
+    from .batch import BatchOptions, BatchProgress, BatchSummary, ItemResult, _Job
+    from .engine.presets import Settings
+
+#: The job schedulers dask-jobqueue drives, and its class for each.
+JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+#: How often (seconds) the progress is refreshed while no image finishes.
+HEARTBEAT = 1.0
+
+
+def _require_dask() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ValueError("running on a Dask cluster needs dask.distributed: "
+                         "pip install 'napari-noise2detail[cluster]'") from None
+
+
+@contextmanager
+def local_cluster(workers: int, threads_per_worker: int = 1, gpus: int = 0) -> Iterator[Any]:
+    """A Dask client on a cluster of ``workers`` processes on this machine, each running one
+    image at a time; with ``gpus``, one worker per GPU, each seeing only its own."""
+    _require_dask()
+    from distributed import Client, LocalCluster, Nanny, SpecCluster
+
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    if gpus:
+        cluster = SpecCluster(workers=gpu_worker_specs(gpus, Nanny), scheduler=_scheduler_spec(),
+                              silence_logs=40)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _scheduler_spec() -> dict:
+    from distributed import Scheduler
+
+    return {"cls": Scheduler, "options": {"dashboard_address": None}}
+
+
+def gpu_worker_specs(gpus: int, worker_class: Any = None) -> dict[str, dict]:
+    """One worker per GPU, told its device: ``CUDA_VISIBLE_DEVICES`` is that GPU alone, so
+    ``cuda`` in it is its own card; one image at a time each."""
+    return {
+        f"gpu-{index}": {"cls": worker_class, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(index)}}}
+        for index in range(gpus)
+    }
+
+
+@contextmanager
+def connect(address: str) -> Iterator[Any]:
+    """A Dask client on a running scheduler (``tcp://host:8786``). Its workers should run one
+    task at a time (``dask worker --nthreads 1``): each image uses the worker's cores itself."""
+    _require_dask()
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as error:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+    with client:
+        yield client
+
+
+def jobqueue_cluster_object(kind: str, options: Mapping[str, Any]) -> Any:
+    """The dask-jobqueue cluster for ``kind`` (slurm, pbs, sge, lsf), not yet started: its
+    ``job_script()`` is the script each job would run. ``options`` are the cluster's
+    arguments (cores, memory, queue, walltime, job_extra_directives ...); by default each core
+    of a job is a worker process of one thread, each running one image at a time."""
+    _require_dask()
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ValueError("--cluster needs dask-jobqueue: pip install 'napari-noise2detail[cluster]'") from None
+    if kind not in JOBQUEUE:
+        raise ValueError(f"unknown cluster {kind!r}; choose one of {', '.join(JOBQUEUE)}")
+    kwargs = dict(options)
+    kwargs.setdefault("processes", kwargs.get("cores", 1))
+    try:
+        return getattr(dask_jobqueue, JOBQUEUE[kind])(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cannot set up the {kind} cluster: {error}") from None
+
+
+@contextmanager
+def jobqueue_cluster(kind: str, jobs: int, options: Mapping[str, Any]) -> Iterator[Any]:
+    """A Dask client on workers started as ``jobs`` jobs of the ``kind`` scheduler."""
+    from distributed import Client
+
+    cluster = jobqueue_cluster_object(kind, options)
+    with cluster, Client(cluster) as client:
+        cluster.scale(jobs=jobs)
+        yield client
+
+
+def run_on_cluster(
+    client: Any, jobs: list[_Job], settings: Settings, options: BatchOptions
+) -> Generator[BatchProgress, None, BatchSummary]:
+    """The planned batch ``jobs`` as tasks on ``client``'s cluster; yields an event whenever an
+    image ends (and every :data:`HEARTBEAT` seconds), returns the summary. Closing the
+    generator cancels the tasks still waiting or running."""
+    from distributed import wait
+
+    from .batch import BatchProgress, BatchSummary, run_job
+    from .engine import Denoiser
+
+    began = time.perf_counter()
+    total = len(jobs)
+    results: dict[int, ItemResult] = {}
+    model = options.model
+    shipped = client.scatter(model.to_bytes(), broadcast=True) if isinstance(model, Denoiser) else None
+    worker_options = replace(options, model=None)
+    batch_id = uuid.uuid4().hex[:8]
+    futures = {}
+    for index, job in enumerate(jobs):
+        if job.verdict is not None:
+            results[index] = job.verdict
+            yield BatchProgress(index, total, job.name, len(results) / total, None, result=job.verdict)
+        else:
+            key = f"n2d-{batch_id}-{index}"
+            futures[client.submit(run_job, job, settings, worker_options, shipped, key=key, pure=False)] = index
+    work = len(futures)
+    pending = set(futures)
+    try:
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=HEARTBEAT, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # nothing ended for a while: a progress event all the same
+                done = set()
+            running = _running(client, futures)
+            finished = work - len(pending)
+            elapsed = time.perf_counter() - began
+            left = elapsed * len(pending) / finished if finished else None
+            if not done:
+                yield BatchProgress(min(results, default=0), total, "", len(results) / total, left,
+                                    running=running)
+            for future in done:
+                index = futures[future]
+                results[index] = _outcome(future, jobs[index])
+                yield BatchProgress(index, total, jobs[index].name, len(results) / total, left,
+                                    result=results[index], running=running)
+    finally:
+        if pending:
+            client.cancel(list(pending), force=True)
+    ordered = tuple(results[i] for i in sorted(results))
+    return BatchSummary(ordered, total, time.perf_counter() - began)
+
+
+def _outcome(future: Any, job: _Job) -> ItemResult:
+    """The result of a finished task; a task that failed on every try (its worker died each
+    time, say) is a failed image, with the reason."""
+    from .batch import ItemResult
+
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - reported as this image's failure
+        return ItemResult(job.name, job.source, "failed", f"{type(error).__name__}: {error}")
+
+
+def _running(client: Any, futures: Mapping[Any, int]) -> int:
+    """How many of the batch's tasks are running on a worker now."""
+    try:
+        processing = client.processing()
+    except Exception:  # noqa: BLE001 - only for the display
+        return 0
+    keys = {future.key for future in futures}
+    return sum(key in keys for tasks in processing.values() for key in tasks)
+
+
+def cores() -> int:
+    return os.cpu_count() or 1

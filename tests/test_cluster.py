@@ -1,0 +1,174 @@
+"""The batch on a real Dask cluster: two worker processes on this machine."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import make_folder, snapshot
+from napari_noise2detail.batch import BatchOptions, collect_inputs, run_batch
+
+pytest.importorskip("distributed")
+from distributed import Client, LocalCluster  # noqa: E402
+
+# One thread per image, as --workers gives on this machine: bit-identical to one process.
+OPTIONS = BatchOptions(device="cpu", threads=1, settings={"steps": 8, "width": 8})
+
+
+def drain(run):
+    events = []
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration as done:
+            return events, done.value
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _images(folder, count=4, size=32):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        tifffile.imwrite(folder / f"img{i}.tif", (rng.random((size, size)) * 1000).astype(np.uint16))
+
+
+def test_the_cluster_gives_the_single_process_outputs_and_reports_the_bad(tmp_path, client):
+    make_folder(tmp_path / "in")
+    _images(tmp_path / "in")
+    before = snapshot(tmp_path / "in")
+    inputs = collect_inputs([tmp_path / "in"])
+    _events, here = drain(run_batch(inputs, tmp_path / "here", OPTIONS))
+    events, there = drain(run_batch(inputs, tmp_path / "there", OPTIONS, client))
+    assert [r.status for r in there.results] == [r.status for r in here.results]
+    assert {r.name for r in there.failed} == {"corrupt.tif", "tiny.tif"}
+    assert "cannot read" in next(r.reason for r in there.failed if r.name == "corrupt.tif")
+    for result in here.done:
+        for path in result.outputs:
+            same = tmp_path / "there" / path.name
+            assert np.array_equal(tifffile.imread(same), tifffile.imread(path)), path.name  # bit for bit
+    assert snapshot(tmp_path / "in") == before  # inputs never written
+    assert events[-1].fraction == 1.0 and all(e.describe() for e in events)
+
+
+def test_a_saved_model_is_sent_to_the_workers(tmp_path, client):
+    from napari_noise2detail import fit, load_model
+
+    _images(tmp_path / "in", count=3)
+    image = tifffile.imread(tmp_path / "in" / "img0.tif")
+    path = fit(image, device="cpu", steps=8, width=8).save(tmp_path / "m.n2d")
+    options = BatchOptions(device="cpu", threads=1, model=str(path))
+    _events, summary = drain(run_batch(collect_inputs([tmp_path / "in"]), tmp_path / "out", options, client))
+    assert summary.ok and len(summary.done) == 3
+    expected = load_model(path, device="cpu").apply(image).detail
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "img0_n2d_detail.tif"), expected)
+
+
+def test_an_interrupted_cluster_batch_resumes(tmp_path, client):
+    _images(tmp_path / "in", count=4)
+    inputs = collect_inputs([tmp_path / "in"])
+    run = run_batch(inputs, tmp_path / "out", OPTIONS, client)
+    for event in run:
+        if event.result is not None:
+            break  # stop after the first image, as Ctrl-C would
+    run.close()
+    first = {p.name for p in (tmp_path / "out").glob("*_n2d_detail.tif")}
+    assert 1 <= len(first) <= 4
+    assert not [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".") and p.name not in first]
+    _events, summary = drain(run_batch(inputs, tmp_path / "out", OPTIONS, client))
+    assert summary.ok and len(summary.skipped) == len(first) and len(summary.done) == 4 - len(first)
+
+
+def test_a_killed_worker_loses_only_its_task(tmp_path):
+    _images(tmp_path / "in", count=4, size=96)
+    slow = BatchOptions(device="cpu", threads=1, settings={"steps": 400, "width": 16})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster) as client:
+        pids = client.run(os.getpid)
+        run = run_batch(collect_inputs([tmp_path / "in"]), tmp_path / "out", slow, client)
+        first = next(run)  # the tasks are submitted
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(1.0)  # mid-task: fitting has started
+                killed = pids[busy[0]]
+                os.kill(killed, signal.SIGKILL)
+            else:
+                time.sleep(0.2)
+        assert killed is not None
+        events, summary = drain(run)
+    assert first.result is None  # no image had ended before the kill
+    assert summary.ok and len(summary.done) == 4  # the killed worker's image was done again
+    names = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
+    assert names == [f"img{i}_n2d_detail.tif" for i in range(4)]
+    for path in (tmp_path / "out").glob("*.tif"):
+        assert tifffile.imread(path).shape == (96, 96)  # complete files only
+
+
+def test_ctrl_c_stops_the_cluster_and_exits_130(tmp_path):
+    _images(tmp_path / "in", count=6, size=96)
+    command = [sys.executable, "-m", "napari_noise2detail.cli", "denoise", str(tmp_path / "in"),
+               "-o", str(tmp_path / "out"), "--workers", "2", "--device", "cpu", "--steps", "400"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("denoised"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + out
+    assert "Batch cancelled" in out
+    done = list((tmp_path / "out").glob("*_n2d_detail.tif"))
+    assert 1 <= len(done) < 6
+    for path in done:
+        assert tifffile.imread(path).shape == (96, 96)
+
+
+def test_the_slurm_job_script_carries_the_options_given(capsys):
+    from napari_noise2detail.cli import main
+
+    pytest.importorskip("dask_jobqueue")
+    args = ["denoise", "in/", "--cluster", "slurm", "--print-job-script", "--cluster-option", "cores=8",
+            "--cluster-option", "memory=16GB", "--cluster-option", "queue=gpu",
+            "--cluster-option", "walltime=02:00:00",
+            "--cluster-option", 'job_extra_directives=["--gres=gpu:1"]']
+    assert main(args) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH -p gpu" in script
+    assert "#SBATCH --gres=gpu:1" in script
+    assert "#SBATCH -t 02:00:00" in script
+    assert "#SBATCH --cpus-per-task=8" in script
+    assert "--nworkers 8" in script and "--nthreads 1" in script  # one image at a time per core
+    assert main(["denoise", "in/", "--print-job-script"]) == 2
+    assert "goes with --cluster" in capsys.readouterr().err
+
+
+def test_gpu_workers_are_told_their_device():
+    from napari_noise2detail.cluster import gpu_worker_specs
+
+    specs = gpu_worker_specs(3)
+    assert [spec["options"]["env"]["CUDA_VISIBLE_DEVICES"] for spec in specs.values()] == ["0", "1", "2"]
+    assert all(spec["options"]["nthreads"] == 1 for spec in specs.values())
+
+
+def test_without_a_cluster_dask_is_not_imported(tmp_path):
+    _images(tmp_path / "in", count=1)
+    code = ("import sys; from napari_noise2detail.cli import main; "
+            f"rc = main(['denoise', {str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'out')!r}, '--steps', '3', "
+            "'--device', 'cpu']); print(rc, 'distributed' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
