@@ -29,6 +29,15 @@ def test_in_a_log_file_a_line_per_item_and_at_the_end_not_one_endless_line(monke
     assert 4 <= len(lines) <= 8  # one every 100 s of 400, not 401
 
 
+def test_images_that_alternate_do_not_print_a_line_each(monkeypatch):
+    monkeypatch.setattr("napari_noise2detail.console.time.monotonic", lambda: 0.0)
+    log = io.StringIO()
+    with ProgressDisplay(stream=log) as bar:  # two images on two workers of a cluster
+        for i in range(100):
+            bar.show(i / 100, f"step {i}", item="a.tif" if i % 2 else "b.tif")
+    assert len(log.getvalue().splitlines()) == 2
+
+
 def test_on_a_terminal_a_bar_with_results_above_it(capsys):
     screen = Terminal()
     with ProgressDisplay("Noise2Detail (fast)", stream=screen) as bar:

@@ -48,7 +48,7 @@ class ProgressDisplay:
         self._bar: Any = None
         self._handler: _Quiet | None = None
         self._last_line = 0.0
-        self._last_item: str | None = None
+        self._seen: set[str] = set()
         self._ended = False
 
     def __enter__(self) -> ProgressDisplay:
@@ -73,8 +73,8 @@ class ProgressDisplay:
             self._bar = None
 
     def show(self, fraction: float, text: str, item: str = "") -> None:
-        """The whole run at ``fraction`` (0..1), doing ``text``; in a log file, a line when
-        ``item`` (the image of a batch) changes, every ``every`` seconds and at the end."""
+        """The whole run at ``fraction`` (0..1), doing ``text``; in a log file, a line when a
+        new ``item`` (an image of a batch) starts, every ``every`` seconds and at the end."""
         if self._bar is not None:
             self._bar.n = round(100 * fraction, 1)
             self._bar.set_postfix_str(text, refresh=False)
@@ -82,10 +82,11 @@ class ProgressDisplay:
             return
         now = time.monotonic()
         end = fraction >= 1.0 and not self._ended
-        if item != self._last_item or now - self._last_line >= self.every or end:
+        if item not in self._seen or now - self._last_line >= self.every or end:
             title = f"{self.title}: " if self.title else ""
             print(f"{title}{100 * fraction:3.0f}% {text}", file=self.stream, flush=True)
-            self._last_line, self._last_item, self._ended = now, item, self._ended or end
+            self._seen.add(item)
+            self._last_line, self._ended = now, self._ended or end
 
     def write(self, line: str) -> None:
         """A line of results on stdout (above the bar on a terminal)."""
