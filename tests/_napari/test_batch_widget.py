@@ -147,3 +147,41 @@ def test_closing_the_viewer_mid_batch_stops_it(make_napari_viewer, qtbot, tmp_pa
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
     out = tmp_path / "out"
     assert not out.exists() or list(out.iterdir()) == []  # nothing half-written
+
+
+def test_a_saved_model_is_applied_to_every_image_without_fitting(viewer, qtbot, tmp_path, monkeypatch):
+    from napari_noise2detail import batch as batch_module
+    from napari_noise2detail import fit
+
+    make_folder(tmp_path / "in")
+    model = fit(tifffile.imread(tmp_path / "in" / "a.tif"), device="cpu", **TINY)
+    model.save(tmp_path / "a.n2d")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted, but a saved model was to be applied")
+
+    monkeypatch.setattr(batch_module, "fit_iter", refuse)
+    monkeypatch.setattr(batch_module, "denoise_iter", refuse)
+    widget = open_from_menu(viewer)
+    assert widget.preset.enabled
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.model.value = tmp_path / "a.n2d"
+    assert not widget.preset.enabled  # the model brings its own settings
+
+    summary = run_and_wait(qtbot, widget)
+    assert [r.name for r in summary.done] == ["a.tif", "b.tif"]
+    assert tifffile.imread(tmp_path / "out" / "b_n2d_detail.tif").shape == (2, 16, 16)
+    assert BatchWidget(viewer).model.value == tmp_path / "a.n2d"  # remembered
+
+
+def test_a_file_that_is_not_a_model_is_refused_before_anything_runs(viewer, qtbot, tmp_path):
+    make_folder(tmp_path / "in")
+    (tmp_path / "junk.n2d").write_bytes(b"not a model")
+    widget = open_from_menu(viewer)
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.model.value = tmp_path / "junk.n2d"
+    widget.run_button.native.click()
+    assert not widget.running and "not a readable Noise2Detail model" in widget.status.value

@@ -16,7 +16,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
     ProgressBar,
     PushButton,
     RadioButtons,
@@ -36,6 +35,7 @@ from ..engine import PRESETS
 from ..io import meta_from_scale
 from . import remembered
 from .activity import Level
+from .steady import SteadyLabel, steady_width
 from .worker import Failed, Handlers, Runner
 
 if TYPE_CHECKING:
@@ -44,11 +44,14 @@ if TYPE_CHECKING:
 _SCALE = 1000  # progress bar resolution: tenths of a percent
 SETTINGS_NAME = "batch"
 # Choices that come back next time; not "overwrite", which should be chosen each time.
-_REMEMBERED = ("source", "input_folder", "output_folder", "preset", "save_smooth", "dtype")
+_REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "save_smooth", "dtype")
+_PATHS = ("input_folder", "output_folder", "model")
+#: napari's title of this dock, which the dock is made wide enough to show.
+DOCK_TITLE = "Batch denoise... (napari-noise2detail)"
 
 
-def _folder(edit: FileEdit) -> Path | None:
-    """The folder typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
+def _chosen(edit: FileEdit) -> Path | None:
+    """The path typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
     text = edit.line_edit.value.strip()
     return Path(text).expanduser() if text else None
 
@@ -89,6 +92,10 @@ class BatchWidget(Container):
         self.output_folder = FileEdit(label="Output folder", mode="d")
         self.output_folder.tooltip = ("Where to write <name>_n2d_detail.tif. For a folder of images, "
                                       "leave empty to write beside the inputs.")
+        self.model = FileEdit(label="Model", mode="r", filter="*.n2d")
+        self.model.tooltip = ("A model saved with the Noise2Detail dock's Save model... (or "
+                              "napari-noise2detail fit), applied to every image with no fitting. "
+                              "Leave empty to fit each image.")
         self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="fast")
         self.save_smooth = CheckBox(text="Also save the smooth image")
         self.overwrite = CheckBox(text="Overwrite existing outputs")
@@ -97,14 +104,15 @@ class BatchWidget(Container):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="Progress", min=0, max=_SCALE, value=0)
-        self.status = Label(value="")
+        self.status = SteadyLabel(2, value="")
         self.summary = TextEdit(value="", visible=False)
         self.summary.read_only = True
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.run_button, self.cancel_button])
-        self.extend([self.source, self.input_folder, self.output_folder, self.preset,
+        self.extend([self.source, self.input_folder, self.output_folder, self.model, self.preset,
                      self.save_smooth, self.overwrite, self.dtype, buttons, self.progress,
                      self.status, self.summary])
+        steady_width(self.native, DOCK_TITLE)
 
         #: Not shown: engine settings overriding the preset (e.g. ``{"steps": 5}``) and the device.
         self.settings: dict[str, Any] = {}
@@ -122,9 +130,11 @@ class BatchWidget(Container):
 
         self._load_choices()
         self.source.changed.connect(self._on_source)
+        self.model.changed.connect(self._on_model)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self._on_source()
+        self._on_model()
 
     # --- controls -------------------------------------------------------------------------
 
@@ -135,9 +145,12 @@ class BatchWidget(Container):
     def _on_source(self, *_: object) -> None:
         self.input_folder.enabled = self.source.value == "folder"
 
+    def _on_model(self, *_: object) -> None:
+        self.preset.enabled = _chosen(self.model) is None  # a saved model brings its own settings
+
     def _items(self) -> list:
         if self.source.value == "folder":
-            folder = _folder(self.input_folder)
+            folder = _chosen(self.input_folder)
             if folder is None or not folder.is_dir():
                 raise ValueError("choose the folder of images to denoise")
             paths = collect_inputs([folder])
@@ -153,9 +166,11 @@ class BatchWidget(Container):
         return [layer_item(layer) for layer in chosen]
 
     def _options(self) -> BatchOptions:
+        model = _chosen(self.model)
         return BatchOptions(
             preset=self.preset.value, device=self.device, save_smooth=self.save_smooth.value,
-            overwrite=self.overwrite.value, dtype=self.dtype.value, settings=dict(self.settings),
+            overwrite=self.overwrite.value, dtype=self.dtype.value,
+            model=str(model) if model else None, settings={} if model else dict(self.settings),
         )
 
     # --- running ------------------------------------------------------------------------------
@@ -166,7 +181,7 @@ class BatchWidget(Container):
 
         if self.running:
             return
-        outdir = _folder(self.output_folder)
+        outdir = _chosen(self.output_folder)
         try:
             items = self._items()
             if outdir is None and self.source.value == "layers":
@@ -254,7 +269,7 @@ class BatchWidget(Container):
 
     def _save_choices(self) -> None:
         values = {name: getattr(self, name).value for name in _REMEMBERED}
-        for name in ("input_folder", "output_folder"):
-            folder = _folder(getattr(self, name))
-            values[name] = str(folder) if folder else ""
+        for name in _PATHS:
+            path = _chosen(getattr(self, name))
+            values[name] = str(path) if path else ""
         remembered.save(SETTINGS_NAME, values)
