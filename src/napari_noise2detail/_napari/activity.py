@@ -22,6 +22,10 @@ from napari.utils import cancelable_progress, progress
 SCALE = 1000
 #: Updates closer together than this are skipped: the panel redraws itself on every update.
 MIN_INTERVAL = 0.1
+#: What the panel writes right of each bar (napari shows what follows the last "|"): the time
+#: left for the run, the steps or planes done for the levels, not tqdm's "1/1000 [00:02<...]".
+RUN_FORMAT = "{desc}|{bar}| {remaining} left"
+LEVEL_FORMAT = "{desc}|{bar}| {n_fmt}/{total_fmt}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Activity:
 
     def __init__(self, title: str, cancel: Callable[[], None]) -> None:
         self.title = title
-        self._top = _Cancelable(total=SCALE, desc=title, cancel_callback=cancel)
+        self._top = _Cancelable(total=SCALE, desc=title, cancel_callback=cancel, bar_format=RUN_FORMAT)
         self._nested: list[progress] = []
         self._texts: list[str] = []
         self._last = 0.0
@@ -84,7 +88,7 @@ class Activity:
         for index, level in enumerate(levels):
             text = f"\u21b3 {level.text}"
             if index == len(self._nested):
-                self._nested.append(progress(total=max(level.total, 1), desc=text))
+                self._nested.append(progress(total=max(level.total, 1), desc=text, bar_format=LEVEL_FORMAT))
                 self._texts.append(text)
             bar = self._nested[index]
             if self._texts[index] != text:
