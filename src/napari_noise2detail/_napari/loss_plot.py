@@ -117,8 +117,11 @@ class LossPlot(QWidget):
             line = [at(s, v) for s, v in points if v > 0]
             for a, b in zip(line, line[1:]):
                 painter.drawLine(a, b)
-            if len(line) == 1:
-                painter.drawEllipse(line[0], 2, 2)
+            if name == "held-out" or len(line) == 1:  # few points, on top of stage 3: marked
+                painter.setBrush(QColor(COLOURS[name]))
+                for point in line:
+                    painter.drawEllipse(point, 2.5, 2.5)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
         if history.stopped_at is not None:
             painter.setPen(QPen(QColor(COLOURS["stop"]), 1.5))
             x = at(history.stopped_at, 10**low).x()
@@ -129,8 +132,10 @@ class LossPlot(QWidget):
         painter.setFont(small)
         painter.drawText(QPointF(2, box.top() + 8), f"{10**high:.0e}")
         painter.drawText(QPointF(2, box.bottom()), f"{10**low:.0e}")
-        painter.drawText(QPointF(box.left(), self.height() - 3), f"step {last}" + (
-            f"  ({history.title})" if history.title else ""))
+        if history.title:
+            painter.drawText(QPointF(box.left(), self.height() - 3), history.title)
+        painter.drawText(QRectF(box.left(), box.bottom(), box.width(), 16),
+                         int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), f"step {last}")
         x = box.left()
         for name in history.series:
             painter.setPen(QPen(QColor(COLOURS[name]), 1))
