@@ -202,7 +202,8 @@ class DenoiseWidget(Container):
         self.save_model_button.enabled = self.apply_model_button.enabled = idle and chosen
         self.cancel_button.enabled = not idle
         self.compare_button.enabled = idle and (self._comparison is not None or len(self._compared()) > 1)
-        for control in (self.layer, self.preset, self.steps, self.stabilise, self.region):
+        for control in (self.layer, self.preset, self.steps, self.stabilise, self.add_stage1, self.region,
+                        self.model_file, self.folder):
             control.enabled = idle
 
     def _on_preset(self, name: str) -> None:
@@ -357,7 +358,7 @@ class DenoiseWidget(Container):
             self.model, self._model_layer = outcome.model, source
         self.progress.value = 100
         where = f"; results in {next(iter(outcome.stores.values())).parent}" if outcome.stores else ""
-        self.status.value = f"Done in {outcome.seconds:.1f} s on {outcome.result.device} ({outcome.how}){where}"
+        self.status.value = f"Done in {outcome.seconds:.1f} s: {outcome.how}{where}"
         self._show_noise(outcome)
         self._update_buttons()
         show_info(f"Noise2Detail: '{source.name}' denoised in {outcome.seconds:.1f} s")
