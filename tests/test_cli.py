@@ -231,3 +231,40 @@ def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message)
     assert main([a.format(tmp=tmp_path) for a in args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "m.n2d").exists()
+
+
+def test_a_killed_run_leaves_no_zarr_store_under_the_final_name(tmp_path):
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+
+    rng = np.random.default_rng(0)
+    shape = (4, 1024, 1024)  # large planes: applying the model takes seconds a plane
+    with ome_zarr_outputs({"image": tmp_path / "in.ome.zarr"}, shape, default_axes(3), [1.0] * 3,
+                          np.uint16) as out:
+        out["image"][...] = rng.poisson(500, shape)
+    command = [sys.executable, "-m", "napari_noise2detail.cli", "denoise", str(tmp_path / "in.ome.zarr"),
+               "-o", str(tmp_path / "out"), "--device", "cpu", "--steps", "20"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((tmp_path / "out").glob(".*partial")):
+        time.sleep(0.2)  # the hidden store is being filled: the fit is done, planes are written
+    proc.kill()
+    proc.wait()
+    assert list((tmp_path / "out").glob(".in_n2d_detail.ome.zarr.*.partial"))
+    assert not (tmp_path / "out" / "in_n2d_detail.ome.zarr").exists()
+
+
+def test_help_documents_every_option_and_the_exit_status():
+    import argparse
+
+    from napari_noise2detail.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"demo", "denoise", "fit"}
+    for name, sub in [("", parser), *commands.choices.items()]:
+        undocumented = [a.dest for a in sub._actions if not isinstance(a, argparse._HelpAction)
+                        and a.help in (None, "") and not isinstance(a, argparse._SubParsersAction)]
+        assert not undocumented, f"{name or 'top level'}: {undocumented} have no help"
+        text = sub.format_help()
+        for status in ("0 done", "1 some images failed", "2 bad arguments", "130 stopped"):
+            assert status in " ".join(text.split()), f"{name or 'top level'} --help lacks '{status}'"

@@ -402,8 +402,10 @@ def _item(
 def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
     """One item from start to end, as a task on a Dask worker: the device is the worker's
     (``options.device``), ``model`` the saved model's bytes when one is applied."""
+    from .cluster import undo_malloc_trim
     from .engine.model import model_from_bytes
 
+    undo_malloc_trim()
     device = resolve_device(options.device)
     if model is not None:
         options = replace(options, model=model_from_bytes(model, device))
