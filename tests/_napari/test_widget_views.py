@@ -55,7 +55,13 @@ def test_the_dock_keeps_its_width_with_long_texts(viewer, make_widget, qtbot):
     w.status.value = "x" * 300  # a path, say: no spaces to wrap at
     qtbot.wait(50)
     assert set(widths) == {width} and dock.width() == width
-    assert w.status.tooltip == "x" * 300  # the whole text is one hover away
+    assert w.status.tooltip == w.status.value == "x" * 300  # the whole text is one hover away
+    # Whole lines only, two at most, each within the label; what does not fit ends in "…".
+    label = w.status.native
+    shown = w.status.shown.splitlines()
+    assert len(shown) == 2 and shown[-1].endswith("\u2026")
+    assert all(label.fontMetrics().horizontalAdvance(line) <= label.contentsRect().width() for line in shown)
+    assert label.height() >= label.fontMetrics().lineSpacing() * 2
     assert width >= w.native.fontMetrics().horizontalAdvance("Noise2Detail (napari-noise2detail)")
 
 
