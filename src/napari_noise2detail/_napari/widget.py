@@ -27,7 +27,7 @@ from napari.layers import Image, Shapes
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info
 
-from ..engine import PRESETS, Cancelled, Denoiser, Progress, describe_device, load_model
+from ..engine import PRESETS, Cancelled, Denoiser, describe_device, load_model
 from ..engine.planes import is_lazy
 from . import remembered
 from .activity import Level
