@@ -2,20 +2,24 @@
 
 A thin shell around :func:`napari_noise2detail.batch.run_batch`, which decides everything about
 what is read, skipped, written and reported; here are only the controls, the background thread
-and the display of progress and of the summary.
+and the display of progress and of the summary. Given a Dask scheduler's address, the same
+batch runs on that cluster (:mod:`napari_noise2detail.cluster`), connected to in the background
+thread so that an unreachable scheduler never freezes napari.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
     FileEdit,
+    LineEdit,
     ProgressBar,
     PushButton,
     RadioButtons,
@@ -27,6 +31,7 @@ from ..batch import (
     BatchOptions,
     BatchProgress,
     BatchSummary,
+    Item,
     ItemResult,
     collect_inputs,
     run_batch,
@@ -44,7 +49,8 @@ if TYPE_CHECKING:
 _SCALE = 1000  # progress bar resolution: tenths of a percent
 SETTINGS_NAME = "batch"
 # Choices that come back next time; not "overwrite", which should be chosen each time.
-_REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "save_smooth", "dtype")
+_REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "save_smooth", "dtype",
+               "scheduler")
 _PATHS = ("input_folder", "output_folder", "model")
 #: napari's title of this dock, which the dock is made wide enough to show.
 DOCK_TITLE = "Batch denoise... (napari-noise2detail)"
@@ -56,6 +62,14 @@ def _chosen(edit: FileEdit) -> Path | None:
     return Path(text).expanduser() if text else None
 
 
+def _cluster_levels(event: BatchProgress) -> tuple[float, list[Level]]:
+    """The Activity panel's nested bar for a batch on a cluster: images done and running (the
+    workers do not report their steps)."""
+    done = round(event.fraction * event.total)
+    return event.fraction, [Level(f"{done}/{event.total} images done, {event.running} running",
+                                  done, event.total)]
+
+
 def _levels(event: BatchProgress) -> tuple[float, list[Level]]:
     """The Activity panel's nested bars for a batch: the image, and its stage."""
     levels = [Level(f"image {event.index + 1}/{event.total}: {event.name}", event.index, event.total)]
@@ -63,6 +77,30 @@ def _levels(event: BatchProgress) -> tuple[float, list[Level]]:
     if step is not None and step.stage > 0:
         levels.append(Level(f"stage {step.stage}/3 ({step.stage_name})", step.step, step.total))
     return event.fraction, levels
+
+
+@dataclass(frozen=True)
+class NotConnected:
+    """The batch did not start: the scheduler could not be reached (``reason`` says why)."""
+
+    reason: str
+
+
+def on_scheduler(address: str, timeout: float, items: Sequence[Item], outdir: Path | None,
+                 options: BatchOptions) -> Generator[BatchProgress, None, BatchSummary | NotConnected]:
+    """The batch as tasks on the Dask scheduler at ``address``; run in the background thread,
+    as connecting may take up to ``timeout`` seconds. Closing it cancels the cluster's tasks."""
+    from ..cluster import connect
+
+    try:
+        connection = connect(address, timeout=timeout)
+        client = connection.__enter__()
+    except ValueError as error:  # unreachable, not an address, dask not installed
+        return NotConnected(str(error))
+    try:
+        return (yield from run_batch(items, outdir, options, client=client))
+    finally:
+        connection.__exit__(None, None, None)
 
 
 def layer_item(layer: Any) -> ArrayItem:
@@ -101,6 +139,10 @@ class BatchWidget(Container):
         self.overwrite = CheckBox(text="Overwrite existing outputs")
         self.dtype = ComboBox(label="Output type", value="float32",
                               choices=[("float32", "float32"), ("same as input", "input")])
+        self.scheduler = LineEdit(label="Scheduler", value="")
+        self.scheduler.tooltip = ("The address of a running Dask scheduler (tcp://host:8786) to send "
+                                  "the images to, one task each; its workers must see the input and "
+                                  "output folders under the same paths. Leave empty to run here.")
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="Progress", min=0, max=_SCALE, value=0)
@@ -110,13 +152,15 @@ class BatchWidget(Container):
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.run_button, self.cancel_button])
         self.extend([self.source, self.input_folder, self.output_folder, self.model, self.preset,
-                     self.save_smooth, self.overwrite, self.dtype, buttons, self.progress,
+                     self.save_smooth, self.overwrite, self.dtype, self.scheduler, buttons, self.progress,
                      self.status, self.summary])
         steady_width(self.native, DOCK_TITLE)
 
         #: Not shown: engine settings overriding the preset (e.g. ``{"steps": 5}``) and the device.
         self.settings: dict[str, Any] = {}
         self.device = "auto"
+        #: Seconds to wait for the scheduler before saying it cannot be reached.
+        self.connect_timeout = 10.0
         #: The summary of the last batch, once it has ended.
         self.last_summary: BatchSummary | None = None
 
@@ -177,8 +221,6 @@ class BatchWidget(Container):
 
     def start(self, *_: object) -> None:
         """Check the choices and start the batch in a background thread (what Run does)."""
-        from napari.utils.notifications import show_error
-
         if self.running:
             return
         outdir = _chosen(self.output_folder)
@@ -187,22 +229,35 @@ class BatchWidget(Container):
             if outdir is None and self.source.value == "layers":
                 raise ValueError("choose an output folder")
             # Checks options and names every output now, in this thread; the work runs later.
-            run = run_batch(items, outdir, self._options())
+            options = self._options()
+            run = run_batch(items, outdir, options)
         except (ValueError, TypeError, OSError) as err:
-            self.status.value = f"Not started: {err}"
-            show_error(f"Batch denoise: {err}")
+            self._not_started(str(err))
             return
+        address = self.scheduler.value.strip()
+        if address:  # the same batch, planned again on the cluster once connected
+            run.close()
+            run = on_scheduler(address, self.connect_timeout, items, outdir, options)
         self._save_choices()
         self._results, self._total, self._outdir = [], len(items), outdir
         self._started = time.perf_counter()
         self.last_summary = None
         self.summary.visible = False
         self.progress.value = 0
-        self.status.value = f"Starting {len(items)} image(s)..."
-        handlers = Handlers(event=self._on_event, result=self._on_result, levels=_levels,
+        self.status.value = (f"Connecting to the Dask scheduler at {address}..." if address
+                             else f"Starting {len(items)} image(s)...")
+        handlers = Handlers(event=self._on_event, result=self._on_result,
+                            levels=_cluster_levels if address else _levels,
                             cancelled=self._on_aborted, finished=lambda: self._set_running(False))
-        self._runner.start(run, f"Batch denoise: {len(items)} image(s)", handlers)
+        where = f" on {address}" if address else ""
+        self._runner.start(run, f"Batch denoise: {len(items)} image(s){where}", handlers)
         self._set_running(True)
+
+    def _not_started(self, reason: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"Not started: {reason}"
+        show_error(f"Batch denoise: {reason}")
 
     def cancel(self, *_: object) -> None:
         """Stop the batch after the current fitting step; finished outputs are kept."""
@@ -214,6 +269,7 @@ class BatchWidget(Container):
     def _set_running(self, running: bool) -> None:
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
+        self.scheduler.enabled = not running
 
     def _on_event(self, event: BatchProgress) -> None:
         self.progress.value = round(event.fraction * _SCALE)
@@ -221,8 +277,11 @@ class BatchWidget(Container):
         if event.result is not None:
             self._results.append(event.result)
 
-    def _on_result(self, outcome: BatchSummary | Failed) -> None:
-        if isinstance(outcome, Failed):
+    def _on_result(self, outcome: BatchSummary | Failed | NotConnected) -> None:
+        if isinstance(outcome, NotConnected):
+            self.progress.value = 0
+            self._not_started(outcome.reason)
+        elif isinstance(outcome, Failed):
             self._on_error(outcome.error)
         else:
             self._show(outcome)
