@@ -55,30 +55,33 @@ def wrap_lines(text: str, width: int, lines: int, advance: Callable[[str], int])
 
 
 class _Lines(QObject):
-    """Keeps a label exactly ``lines`` lines high in the font it ends up with (napari's style
-    sheet sets it only once the dock is shown), and lays its text out again when its width
-    or font changes."""
+    """Keeps a label exactly ``lines`` lines high in the font and style it ends up with
+    (napari's style sheet applies only once the dock is shown), and lays its text out again
+    when its width, font or style changes."""
 
     def __init__(self, label: SteadyLabel, lines: int) -> None:
         super().__init__(label.native)
         self.label = label
         self.lines = lines
-        self.fit(label.native)
+        self._height: int | None = None  # for the font and style the label has now
         label.native.installEventFilter(self)
 
     def fit(self, native: QLabel) -> None:
-        # The height Qt itself gives ``lines`` lines, padding of the style sheet included: a
-        # sum of line heights came out a few pixels short, cutting the last line in half.
-        shown = native.text()
-        native.setText("\n".join(["Xg"] * self.lines))
-        height = native.sizeHint().height()
-        native.setText(shown)
-        native.setFixedHeight(height)
+        # The height Qt gives that many lines, margins and padding included. Neither a sum of
+        # the font's line spacings (Qt lays lines out taller under napari's style) nor a
+        # height measured before the style applied is enough: the last line came out cut.
+        if self._height is None:
+            shown = native.text()
+            native.setText("\n".join(["Xg"] * self.lines))
+            self._height = native.sizeHint().height()
+            native.setText(shown)
+        if native.minimumHeight() != self._height or native.maximumHeight() != self._height:
+            native.setFixedHeight(self._height)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         kind = event.type()
-        if kind in (QEvent.Type.FontChange, QEvent.Type.Polish, QEvent.Type.StyleChange):
-            self.fit(watched)
+        if kind in (QEvent.Type.FontChange, QEvent.Type.Polish, QEvent.Type.StyleChange, QEvent.Type.Show):
+            self._height = None
             self.label.relayout()
         elif kind == QEvent.Type.Resize:
             self.label.relayout()
@@ -123,8 +126,12 @@ class SteadyLabel(Label):
 
     def relayout(self) -> None:
         native: QLabel = self.native
+        if self._lines is None:
+            native.setText(self._text)
+            return
+        self._lines.fit(native)
         width = native.contentsRect().width()
-        if self._lines is None or width < 20:  # not laid out yet: a resize will come
+        if width < 20:  # not laid out yet: a resize will come
             native.setText(self._text)
             return
         metrics = QFontMetrics(native.font())
