@@ -16,15 +16,13 @@ from .engine import PRESETS
 
 
 def _progress_bar(desc: str):
-    from tqdm import tqdm
+    from .console import ProgressDisplay
 
-    bar = tqdm(total=100, desc=desc, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+    bar = ProgressDisplay(desc)
 
     def update(event) -> None:
-        bar.n = round(100 * event.fraction, 1)
         loss = "" if event.loss is None else f", loss {event.loss:.2e}"
-        bar.set_postfix_str(event.describe() + loss, refresh=False)
-        bar.refresh()
+        bar.show(event.fraction, event.describe() + loss)
 
     return bar, update
 
@@ -51,7 +49,10 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None, threa
         write_tiff(outdir / "nuclei_noisy.tif", noisy),
         write_tiff(outdir / "nuclei_n2d_smooth.tif", result.smooth),
         write_tiff(outdir / "nuclei_n2d_detail.tif", result.detail),
-        write_png(outdir / "nuclei_side_by_side.png", side_by_side([noisy, result.smooth, result.detail])),
+        write_png(outdir / "nuclei_side_by_side.png", side_by_side(
+            [noisy, result.smooth, result.detail],
+            labels=[f"{name} {psnr(image):.2f} dB" for name, image in
+                    (("noisy", noisy), ("smooth", result.smooth), ("detail", result.detail))])),
     ]
     print(f"Denoised the built-in sample (256x256 fluorescence nuclei) on {result.device} "
           f"in {result.seconds:.1f} s.")
@@ -147,14 +148,14 @@ def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOpti
 
     Raises ValueError/TypeError/FileNotFoundError for bad arguments, before any work.
     """
-    from tqdm import tqdm
+    from .console import ProgressDisplay
 
     paths = collect_inputs(inputs)
     if not paths:
         raise FileNotFoundError(f"no images found in {' '.join(inputs)}")
     run = run_batch(paths, outdir, options, client)
     results = []
-    bar = tqdm(total=len(paths), unit="image", bar_format="{percentage:3.0f}%|{bar}| {desc}")
+    bar = ProgressDisplay()
     start = time.perf_counter()
     try:
         with bar:
@@ -164,9 +165,7 @@ def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOpti
                 except StopIteration as done:
                     summary = done.value
                     break
-                bar.n = round(event.fraction * len(paths), 3)
-                bar.set_description_str(event.describe(), refresh=False)
-                bar.refresh()
+                bar.show(event.fraction, event.describe(), item=event.name)
                 if event.result is not None:
                     results.append(event.result)
                     if event.result.status == "done":

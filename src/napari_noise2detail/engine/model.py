@@ -551,13 +551,14 @@ def fit_progress(
     work = (fit1.steps + fit3.steps) or 1
     while True:
         try:
-            stage, step, total, loss = next(run)
+            stage, step, total, loss, held_out = next(run)
         except StopIteration as done:
             return done.value
         within = step if stage == 1 else fit1.steps + (step if stage == 3 else 0)
         if stage == 2 and fit3.steps == 0:
             within = work
-        yield Progress(plane, planes, stage, step, total, loss, min(before + share * within / work, 1.0))
+        fraction = min(before + share * within / work, 1.0)
+        yield Progress(plane, planes, stage, step, total, loss, fraction, held_out)
 
 
 def drive(

@@ -15,13 +15,14 @@ from torch import nn
 
 from .device import resolve_precision
 from .downsample import pair_downsample, polyphase_merge, polyphase_split
-from .fitting import CropTable, fit
-from .network import apply_ensembled, make_network, bfloat16_copy
+from .fitting import GUARD_EVERY, CropTable, fit
+from .network import apply_ensembled, bfloat16_copy, make_network
 from .presets import Settings
+from .results import HeldOut
 from .threads import AdaptiveThreads
 
-#: (stage, step, total steps of the stage, loss or None)
-StageEvent = tuple[int, int, int, float | None]
+#: (stage, step, total steps of the stage, loss or None, the stage-3 guard's check or None)
+StageEvent = tuple[int, int, int, float | None, HeldOut | None]
 
 
 def held_out_error(
@@ -46,6 +47,29 @@ def held_out_error(
         return 0.5 * (F.mse_loss(p1, y2) + F.mse_loss(p2, y1))
 
     return error
+
+
+class CheckedError:
+    """The held-out error as the guard checks it (every ``GUARD_EVERY`` steps), the latest
+    kept on the device so that progress can report it: it is read back only then."""
+
+    def __init__(self, error: Callable[[], torch.Tensor]) -> None:
+        self.error = error
+        self.checks = 0
+        self.last: torch.Tensor | None = None
+
+    def __call__(self) -> torch.Tensor:
+        self.last = self.error()
+        self.checks += 1
+        return self.last
+
+    def report(self, step: int, total: int) -> HeldOut | None:
+        """The latest check, at a reported ``step`` of ``total``. A fit the guard stops reports
+        ``total`` as its step early, having checked fewer times than a full fit does."""
+        if self.last is None:
+            return None
+        stopped = step == total and self.checks < total // GUARD_EVERY
+        return HeldOut(self.checks * GUARD_EVERY, float(self.last), stopped)
 
 
 @torch.no_grad()
@@ -110,15 +134,15 @@ def n2d_plane(
     f = _new_network(channels, 2 * seed, settings, y, start and start[0], settings.zero_noise_init)
     sample = CropTable(y, y, fit1.crop, fit1.batch, fit1.steps, crops)
     for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every, **how):
-        yield 1, step, fit1.steps, loss
+        yield 1, step, fit1.steps, loss, None
     s1, s2 = smooth(f, y, settings)
-    yield 2, 1, 1, None
+    yield 2, 1, 1, None, None
 
     g = _new_network(channels, 2 * seed + 1, settings, y, start and start[1])
     sample = CropTable(s2, y, fit3.crop, fit3.batch, fit3.steps, crops)
-    guard = held_out_error(g, f, y, settings.tile) if settings.detail_guard else None
+    guard = CheckedError(held_out_error(g, f, y, settings.tile)) if settings.detail_guard else None
     for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, **how):
-        yield 3, step, fit3.steps, loss
+        yield 3, step, fit3.steps, loss, guard and guard.report(step, fit3.steps)
     return (s1, s2, detail(g, s2, settings)), (f, g)
 
 
