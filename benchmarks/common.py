@@ -123,3 +123,18 @@ def machine() -> str:
         f"{cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"Python {platform.python_version()}"
     )
+
+
+class FittingClock:
+    """A ``progress`` callback that adds up the seconds spent in the fitting stages (1 and 3):
+    each event's time since the one before is counted for the stage it reports."""
+
+    def __init__(self) -> None:
+        self.began = self.last = time.perf_counter()
+        self.fitting = 0.0
+
+    def __call__(self, event) -> None:
+        now = time.perf_counter()
+        if event.stage in (1, 3):
+            self.fitting += now - self.last
+        self.last = now

@@ -30,7 +30,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from common import centre_crop, isolated, machine, psnr
+from common import FittingClock, centre_crop, isolated, machine, psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,15 +61,8 @@ def poisson(clean: np.ndarray, lam: float = 30, seed: int = 0) -> np.ndarray:
 def plane_by_plane(noisy):
     from napari_noise2detail import denoise
 
-    clock = {"last": time.perf_counter(), "fitting": 0.0}
-
-    def progress(event):
-        now = time.perf_counter()
-        if event.stage in (1, 3):
-            clock["fitting"] += now - clock["last"]
-        clock["last"] = now
-
-    return denoise(noisy, device="cpu", progress=progress).detail, clock["fitting"]
+    clock = FittingClock()
+    return denoise(noisy, device="cpu", progress=clock).detail, clock.fitting
 
 
 def fitted_once(noisy, **settings):

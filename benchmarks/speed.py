@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import add_noise, centre_crop, isolated, machine, psnr, real_images, ssim
+from common import FittingClock, add_noise, centre_crop, isolated, machine, psnr, real_images, ssim
 from skimage import data as skdata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,17 +173,9 @@ def _sample_run(threads):
     from napari_noise2detail import denoise
     from napari_noise2detail.sample import noisy_nuclei
 
-    clock = {"last": time.perf_counter(), "fitting": 0.0}
-
-    def progress(event):
-        now = time.perf_counter()
-        if event.stage in (1, 3):
-            clock["fitting"] += now - clock["last"]
-        clock["last"] = now
-
-    began = clock["last"]
-    denoise(noisy_nuclei(), device="cpu", seed=0, threads=threads, progress=progress)
-    return clock["fitting"], time.perf_counter() - began
+    clock = FittingClock()
+    denoise(noisy_nuclei(), device="cpu", seed=0, threads=threads, progress=clock)
+    return clock.fitting, time.perf_counter() - clock.began
 
 
 def _inference_run(threads):

@@ -70,3 +70,40 @@ def make_folder(folder: Path) -> dict[str, bytes]:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """The bytes of every file in ``folder``, as digests."""
     return {p.name: hashlib.sha256(p.read_bytes()).digest() for p in sorted(folder.iterdir())}
+
+
+def drain(run) -> tuple[list, object]:
+    """A generator run to its end: all its events, and what it returns."""
+    events: list = []
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration as done:
+            return events, done.value
+
+
+class OnePlaneAtATime:
+    """A lazy array that serves one plane (or part of one) at a time and refuses to be read
+    whole, the way a 50 GB zarr store must never be. napari asks for a plane as ``0:1``."""
+
+    def __init__(self, data):
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.ndim = data.ndim
+        self.reads = 0
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        lead = self.ndim - 2
+
+        def one(i):
+            return not isinstance(i, slice) or (i.stop is not None and i.stop - (i.start or 0) == 1)
+
+        if len(index) < lead or not all(one(i) for i in index[:lead]):
+            raise AssertionError(f"read more than a plane: {index}")
+        self.reads += 1
+        return self.data[index]
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was read")

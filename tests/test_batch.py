@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import make_folder, snapshot
+from conftest import drain, make_folder, snapshot
 from napari_noise2detail.batch import (
     ArrayItem,
     BatchOptions,
@@ -21,13 +21,6 @@ TINY = {"steps": 5, "width": 8}  # a few fitting steps: fast, and enough to exer
 OPTIONS = BatchOptions(device="cpu", settings=TINY)
 
 
-def drain(run):
-    events = []
-    while True:
-        try:
-            events.append(next(run))
-        except StopIteration as done:
-            return events, done.value
 
 
 def test_a_folder_batch_denoises_the_good_reports_the_bad_and_never_touches_inputs(tmp_path):

@@ -25,6 +25,28 @@ def test_demo_writes_results_and_says_where(tmp_path, capsys):
     assert "PSNR" in out
 
 
+def test_the_demo_picture_labels_its_panels(tmp_path, monkeypatch):
+    from napari_noise2detail import figures
+
+    shown = {}
+    real = figures.side_by_side
+
+    def record(panels, **kwargs):
+        shown.update(kwargs)
+        return real(panels, **kwargs)
+
+    monkeypatch.setattr(figures, "side_by_side", record)
+    assert main(["demo", "-o", str(tmp_path), "--steps", "5", "--device", "cpu"]) == 0
+    labels = shown["labels"]
+    assert [label.split()[0] for label in labels] == ["noisy", "smooth", "detail"]
+    assert all(label.endswith(" dB") for label in labels)
+    import imageio.v3 as iio
+
+    picture = iio.imread(tmp_path / "nuclei_side_by_side.png")
+    band = picture[: picture.shape[0] - 256]
+    assert 10 < band.shape[0] < 40 and band.min() < 100  # a white band with dark letters
+
+
 def test_bad_device_is_exit_status_2(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--device", "tpu"]) == 2
     assert "unknown device" in capsys.readouterr().err
@@ -56,7 +78,9 @@ def test_denoise_a_folder_in_a_subprocess(tmp_path):
     assert "2 denoised, 0 skipped (outputs exist), 2 failed, of 4 image(s)" in out
     assert f"{tmp_path / 'in' / 'corrupt.tif'}: cannot read" in out
     assert f"{tmp_path / 'in' / 'tiny.tif'}: the image is 4x4 pixels" in out
-    assert "100%" in done.stderr  # the progress bar
+    assert "100%" in done.stderr  # the progress, in plain lines: stderr is not a terminal here
+    assert "\r" not in done.stderr and len(done.stderr.splitlines()) < 20
+    assert "invalid offset" not in done.stderr + out  # tifffile's warning about corrupt.tif
 
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["a_n2d_detail.tif", "a_n2d_smooth.tif", "b_n2d_detail.tif", "b_n2d_smooth.tif"]
@@ -227,3 +251,20 @@ def test_a_killed_run_leaves_no_zarr_store_under_the_final_name(tmp_path):
     proc.wait()
     assert list((tmp_path / "out").glob(".in_n2d_detail.ome.zarr.*.partial"))
     assert not (tmp_path / "out" / "in_n2d_detail.ome.zarr").exists()
+
+
+def test_help_documents_every_option_and_the_exit_status():
+    import argparse
+
+    from napari_noise2detail.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"demo", "denoise", "fit"}
+    for name, sub in [("", parser), *commands.choices.items()]:
+        undocumented = [a.dest for a in sub._actions if not isinstance(a, argparse._HelpAction)
+                        and a.help in (None, "") and not isinstance(a, argparse._SubParsersAction)]
+        assert not undocumented, f"{name or 'top level'}: {undocumented} have no help"
+        text = sub.format_help()
+        for status in ("0 done", "1 some images failed", "2 bad arguments", "130 stopped"):
+            assert status in " ".join(text.split()), f"{name or 'top level'} --help lacks '{status}'"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import make_folder, snapshot
+from conftest import drain, make_folder, snapshot
 from napari_noise2detail.batch import BatchOptions, collect_inputs, run_batch
 
 pytest.importorskip("distributed")
@@ -18,15 +18,6 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 # One thread per image, as --workers gives on this machine: bit-identical to one process.
 OPTIONS = BatchOptions(device="cpu", threads=1, settings={"steps": 8, "width": 8})
-
-
-def drain(run):
-    events = []
-    while True:
-        try:
-            events.append(next(run))
-        except StopIteration as done:
-            return events, done.value
 
 
 @pytest.fixture(scope="module")

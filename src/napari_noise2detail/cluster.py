@@ -73,15 +73,17 @@ def gpu_worker_specs(gpus: int, worker_class: Any = None) -> dict[str, dict]:
 
 
 @contextmanager
-def connect(address: str) -> Iterator[Any]:
+def connect(address: str, timeout: float = 10.0) -> Iterator[Any]:
     """A Dask client on a running scheduler (``tcp://host:8786``). Its workers should run one
-    task at a time (``dask worker --nthreads 1``): each image uses the worker's cores itself."""
+    task at a time (``dask worker --nthreads 1``): each image uses the worker's cores itself.
+    A scheduler not reached within ``timeout`` seconds, or an address that is not one, is a
+    ValueError naming the address."""
     _require_dask()
     from distributed import Client
 
     try:
-        client = Client(address, timeout="10s")
-    except OSError as error:
+        client = Client(address, timeout=f"{timeout}s")
+    except (OSError, ValueError, TypeError) as error:
         raise ValueError(f"cannot reach the Dask scheduler at {address}: {error}") from None
     with client:
         yield client

@@ -141,9 +141,108 @@ def test_closing_the_viewer_mid_batch_stops_it(make_napari_viewer, qtbot, tmp_pa
     widget.input_folder.value = tmp_path / "in"
     widget.output_folder.value = tmp_path / "out"
     widget.run_button.native.click()
-    worker = widget._worker
+    worker = widget._runner.worker
     qtbot.waitUntil(lambda: worker.is_running, timeout=WAIT)
     viewer.close()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
     out = tmp_path / "out"
     assert not out.exists() or list(out.iterdir()) == []  # nothing half-written
+
+
+def test_a_saved_model_is_applied_to_every_image_without_fitting(viewer, qtbot, tmp_path, monkeypatch):
+    from napari_noise2detail import batch as batch_module
+    from napari_noise2detail import fit
+
+    make_folder(tmp_path / "in")
+    model = fit(tifffile.imread(tmp_path / "in" / "a.tif"), device="cpu", **TINY)
+    model.save(tmp_path / "a.n2d")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted, but a saved model was to be applied")
+
+    monkeypatch.setattr(batch_module, "fit_iter", refuse)
+    monkeypatch.setattr(batch_module, "denoise_iter", refuse)
+    widget = open_from_menu(viewer)
+    assert widget.preset.enabled
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.model.value = tmp_path / "a.n2d"
+    assert not widget.preset.enabled  # the model brings its own settings
+
+    summary = run_and_wait(qtbot, widget)
+    assert [r.name for r in summary.done] == ["a.tif", "b.tif"]
+    assert tifffile.imread(tmp_path / "out" / "b_n2d_detail.tif").shape == (2, 16, 16)
+    assert BatchWidget(viewer).model.value == tmp_path / "a.n2d"  # remembered
+
+
+def test_a_file_that_is_not_a_model_is_refused_before_anything_runs(viewer, qtbot, tmp_path):
+    make_folder(tmp_path / "in")
+    (tmp_path / "junk.n2d").write_bytes(b"not a model")
+    widget = open_from_menu(viewer)
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.model.value = tmp_path / "junk.n2d"
+    widget.run_button.native.click()
+    assert not widget.running and "not a readable Noise2Detail model" in widget.status.value
+
+
+@pytest.fixture
+def scheduler():
+    """The address of a real Dask scheduler with one worker (a thread of this process, which
+    starts in a second where a worker process takes many)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None, silence_logs=40) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_a_folder_batch_sent_to_a_dask_scheduler(viewer, qtbot, tmp_path, scheduler):
+    make_folder(tmp_path / "in")
+    before = digests(tmp_path / "in")
+    widget = open_from_menu(viewer)
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.scheduler.value = scheduler
+    statuses = []
+    widget.status.changed.connect(statuses.append)
+
+    widget.run_button.native.click()
+    assert widget.running and not widget.scheduler.enabled
+    assert widget.status.value == f"Connecting to the Dask scheduler at {scheduler}..."
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT)
+
+    summary = widget.last_summary
+    assert sorted(r.name for r in summary.done) == ["a.tif", "b.tif"]
+    assert sorted(r.name for r in summary.failed) == ["corrupt.tif", "tiny.tif"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_n2d_detail.tif", "b_n2d_detail.tif"]
+    assert tifffile.imread(tmp_path / "out" / "b_n2d_detail.tif").shape == (2, 16, 16)
+    # Progress as each file ends, then the summary with the failure list.
+    assert any("a.tif: done" in s for s in statuses) and any("corrupt.tif: failed" in s for s in statuses)
+    text = widget.summary.value
+    assert text.startswith("Batch finished: 2 denoised, 0 skipped (outputs exist), 2 failed")
+    assert "corrupt.tif: cannot read" in text and "tiny.tif: the image is 4x4" in text
+    assert widget.progress.value == widget.progress.max and widget.run_button.enabled
+    assert widget.scheduler.enabled
+    assert digests(tmp_path / "in") == before
+    assert BatchWidget(viewer).scheduler.value == scheduler  # remembered
+
+
+def test_an_unreachable_scheduler_is_reported_and_nothing_freezes(viewer, qtbot, tmp_path):
+    pytest.importorskip("distributed")
+    make_folder(tmp_path / "in")
+    widget = open_from_menu(viewer)
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    widget.scheduler.value = "tcp://127.0.0.1:9"  # nothing listens there
+    widget.connect_timeout = 2.0
+
+    widget.run_button.native.click()
+    assert widget.running  # the click came back at once: connecting is the worker's business
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT)
+    assert widget.status.value.startswith("Not started: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert widget.last_summary is None and widget.progress.value == 0
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

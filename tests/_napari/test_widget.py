@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import psnr, synthetic_cells
+from napari_noise2detail._napari import runs as runs_module
 from napari_noise2detail._napari import widget as widget_module
 from napari_noise2detail._napari.widget import DenoiseWidget
-
-WAIT = 120_000  # ms; generous for a loaded 2-core machine
+from widget_helpers import WAIT, noisy_cells, viewer  # noqa: F401 - viewer is a fixture
 
 
 @pytest.fixture
@@ -24,11 +24,6 @@ def errors(monkeypatch):
     return shown
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
 def make_widget(viewer, steps=5):
     w = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(w, name="Noise2Detail")
@@ -39,12 +34,6 @@ def make_widget(viewer, steps=5):
 def click_and_wait(qtbot, w):
     w.denoise_button.native.click()
     qtbot.waitUntil(lambda: not w.running, timeout=WAIT)
-
-
-def noisy_cells(size=48, seed=1):
-    clean = synthetic_cells(size)
-    noise = np.random.default_rng(seed).normal(0, 0.1, clean.shape)
-    return clean, (clean + noise).astype(np.float32)
 
 
 def test_denoise_adds_smooth_and_detail_exactly_over_the_source(viewer, qtbot, errors):
@@ -92,7 +81,7 @@ def test_cancel_midway_changes_no_layer(viewer, qtbot):
     w.cancel_button.native.click()
     qtbot.waitUntil(lambda: not w.running, timeout=10_000)  # stops within a few steps
     assert [layer.name for layer in viewer.layers] == ["cells"]
-    assert "Cancelled" in w.status.value
+    assert "Cancelled" in w.status.value and w.progress.value == 0  # not left part-way
 
 
 def test_running_twice_replaces_instead_of_piling_up(viewer, qtbot):
@@ -149,7 +138,7 @@ def test_engine_failure_in_the_worker_is_reported_and_widget_is_ready(viewer, qt
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
         return run()
 
-    monkeypatch.setattr(widget_module, "denoise_iter", explode)
+    monkeypatch.setattr(runs_module, "fit_iter", explode)
     viewer.add_image(noisy_cells(24)[1], name="cells")
     w = make_widget(viewer)
     click_and_wait(qtbot, w)
@@ -167,6 +156,10 @@ def test_rgb_layer(viewer, qtbot):
     detail = viewer.layers["he [N2D detail]"]
     assert detail.rgb and detail.data.shape == (24, 24, 3)
     assert detail.contrast_limits == source.contrast_limits
+    # 8-bit colour in, 8-bit colour shown: napari draws float colour thumbnails plain white
+    assert detail.data.dtype == np.uint8
+    colours = detail.thumbnail[..., :3].astype(float)
+    assert colours.mean() < 250 and abs(colours.mean() - source.thumbnail[..., :3].mean()) < 30
 
 
 def test_z_stack_every_plane_denoised(viewer, qtbot):
@@ -220,7 +213,8 @@ def test_shot_noise_is_shown_stabilised_on_request_and_kept_with_the_layers(view
     w = make_widget(viewer)
     assert w.noise.value == "estimated when denoising"
     click_and_wait(qtbot, w)
-    assert "shot noise" in w.noise.value and "stabilised" not in w.noise.value
+    assert w.noise.value.startswith("shot noise: variance grows with the signal (gain 1")
+    assert "grey levels per detected photon" in w.noise.tooltip and "stabilised" not in w.noise.value
     w.stabilise.value = True
     click_and_wait(qtbot, w)
     assert "shot noise" in w.noise.value and "stabilised" in w.noise.value

@@ -131,6 +131,17 @@ def test_progress_reports_every_stage_of_every_plane():
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert events[0].stage_name == "partial denoising"
+    assert all(e.held_out is None for e in events)  # no guard asked for
+
+
+def test_progress_carries_the_guards_held_out_error():
+    image = np.random.default_rng(0).uniform(0, 1, (32, 32)).astype(np.float32)
+    events: list[Progress] = []
+    denoise(image, steps=40, detail_steps=60, report_every=5, width=4, detail_guard=True,
+            device="cpu", progress=events.append)
+    checks = [e.held_out for e in events if e.held_out is not None]
+    assert checks and all(e.stage == 3 for e in events if e.held_out is not None)
+    assert checks[-1].step == 50 and checks[-1].error > 0
 
 
 def test_progress_returning_false_cancels():

@@ -88,7 +88,24 @@ def test_auto_precision_is_bfloat16_only_where_native(monkeypatch):
 
 
 def test_paper_is_float32_and_fast_uses_native_bfloat16():
-    assert PRESETS["paper"].precision == "float32"
-    assert PRESETS["fast"].precision == "auto"
+    assert PRESETS["paper"].precision == PRESETS["paper"].apply_precision == "float32"
+    assert PRESETS["fast"].precision == PRESETS["fast"].apply_precision == "auto"
     with pytest.raises(ValueError, match="precision"):
         Settings(precision="float16")
+    with pytest.raises(ValueError, match="apply_precision"):
+        Settings(apply_precision="half")
+
+
+def test_networks_are_applied_in_bfloat16_only_where_asked_and_native(monkeypatch):
+    from napari_noise2detail.engine import device as device_module
+    from napari_noise2detail.engine.network import make_network
+    from napari_noise2detail.engine.stages import applied
+
+    net, cpu = make_network(1, 8), torch.device("cpu")
+    assert applied(net, Settings(apply_precision="float32"), cpu) is net
+    assert applied(net, Settings(apply_precision="bfloat16"), cpu) is not net
+    monkeypatch.setattr(device_module, "native_bfloat16", lambda device: False)
+    assert applied(net, Settings(apply_precision="auto"), cpu) is net
+    monkeypatch.setattr(device_module, "native_bfloat16", lambda device: True)
+    copy = applied(net, Settings(apply_precision="auto"), cpu)
+    assert copy is not net and all(p.dtype == torch.float32 for p in net.parameters())  # the model is untouched

@@ -10,32 +10,9 @@ import torch
 from napari_noise2detail import Cancelled, Denoiser, denoise, fit, load_model
 from napari_noise2detail.engine import model as model_module
 
-from conftest import synthetic_cells
+from conftest import OnePlaneAtATime, synthetic_cells
 
 QUICK = {"steps": 12, "width": 8}
-
-
-class NoWholeReads:
-    """A lazy array that serves planes (and parts of them) but refuses to be read whole, the
-    way a 50 GB zarr store should never be."""
-
-    def __init__(self, data):
-        self.data = data
-        self.shape = data.shape
-        self.dtype = data.dtype
-        self.ndim = data.ndim
-        self.reads = 0
-
-    def __getitem__(self, index):
-        index = index if isinstance(index, tuple) else (index,)
-        lead = self.ndim - 2
-        if len(index) < lead or any(isinstance(i, slice) for i in index[:lead]):
-            raise AssertionError(f"read more than a plane: {index}")
-        self.reads += 1
-        return self.data[index]
-
-    def __array__(self, dtype=None, copy=None):
-        raise AssertionError("the whole array was read")
 
 
 @pytest.fixture
@@ -155,7 +132,7 @@ def test_fit_once_denoises_every_plane(stack):
 
 def test_lazy_images_are_read_a_plane_at_a_time(stack):
     noisy, _clean = stack
-    lazy = NoWholeReads(noisy)
+    lazy = OnePlaneAtATime(noisy)
     model = fit(lazy, planes=[0, 3], device="cpu", **QUICK)
     assert lazy.reads == 2  # only the planes to fit on
     out = {kind: np.zeros(noisy.shape, np.float32) for kind in ("smooth", "detail")}

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from napari_noise2detail.engine.network import apply_tiled, make_network
+from napari_noise2detail.engine.network import apply_tiled, bfloat16_copy, make_network
 
 
 def test_architecture_matches_the_paper():
@@ -44,3 +44,24 @@ def test_small_images_go_through_in_chunks_of_about_a_tile(monkeypatch):
         whole = real_forward(x)
     assert torch.allclose(apply_tiled(net, x, tile=16), whole, atol=1e-6)
     assert sizes == [4, 4, 4, 4]  # 16 x 16 pixels per forward: four 8 x 8 images at a time
+
+
+def test_the_bfloat16_copy_keeps_float32s_precision_in_its_first_layer():
+    torch.manual_seed(0)
+    net = make_network(3, 48, seed=1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3)  # biases and weights far from zero: their rounding would show
+        x = 0.5 + 0.5 * torch.rand(2, 3, 64, 64)  # bright: the rounding of the input would show
+        first = bfloat16_copy(net)[0](x).float()
+        exact = net[0](x)
+        naive = torch.nn.functional.conv2d(x.bfloat16(), net[0].weight.bfloat16(), net[0].bias.bfloat16(), padding=1)
+        # what is left is the rounding of the result itself, which averages out over pixels;
+        # rounding the weights and the bias shifts every pixel of a channel alike
+        assert (first - exact).abs().max() <= 2**-8 * exact.abs().max()
+        shift, naive_shift = ((v.float() - exact).mean(dim=(0, 2, 3)).abs().max() for v in (first, naive))
+        assert shift < 0.25 * naive_shift
+        out = bfloat16_copy(net)(x)
+        assert out.dtype == torch.float32 and out.shape == x.shape
+        assert (out - net(x)).abs().max() < 0.02 * net(x).abs().max()
+        assert next(net.parameters()).dtype == torch.float32  # the original is left alone

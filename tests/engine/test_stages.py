@@ -58,7 +58,7 @@ def test_fitting_lowers_the_loss():
     torch.manual_seed(0)
     y = (0.5 + 0.1 * torch.randn(1, 1, 32, 32)).clamp(0, 1)
     run = n2d_plane(y, Settings(steps=60, width=16, report_every=10), seed=0)
-    stage1 = [loss for stage, _, _, loss in run if stage == 1]  # noqa: the return value is not needed
+    stage1 = [event[3] for event in run if event[0] == 1]  # the return value is not needed
     assert stage1[-1] < stage1[0]
 
 
@@ -139,6 +139,44 @@ def test_held_out_error_pairs_one_view_with_the_other():
     y1, y2 = pair_downsample(y)
     expected = 0.5 * (torch.mean((y1 - y2) ** 2) + torch.mean((y2 - y1) ** 2))
     assert float(error()) == pytest.approx(float(expected))
+
+
+def _events(run):
+    events = []
+    while True:
+        try:
+            events.append(next(run))
+        except StopIteration:
+            return events
+
+
+def test_the_guard_reports_its_held_out_error_with_stage_three():
+    y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    events = _events(n2d_plane(y, Settings(steps=60, width=8, report_every=5, detail_guard=True)))
+    assert all(e[4] is None for e in events if e[0] != 3)
+    stage3 = [e for e in events if e[0] == 3]
+    assert [e[4] for e in stage3 if e[1] < 25] == [None] * 4  # nothing checked yet
+    checked = [e[4] for e in stage3 if e[1] >= 25]
+    assert [h.step for h in checked] == [25] * 5 + [50] * 3  # the latest check, at each report
+    assert all(h.error > 0 and not h.stopped for h in checked)
+    unguarded = _events(n2d_plane(y, Settings(steps=30, width=8, report_every=5)))
+    assert all(e[4] is None for e in unguarded)
+
+
+def test_a_stop_by_the_guard_is_reported_with_the_step_of_its_check(monkeypatch):
+    from napari_noise2detail.engine import stages
+
+    def rising(g, f, y, tile):  # the held-out error only rises: the guard stops at its third check
+        values = iter(range(1, 100))
+        return lambda: torch.tensor(float(next(values)))
+
+    monkeypatch.setattr(stages, "held_out_error", rising)
+    y = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    events = _events(n2d_plane(y, Settings(steps=200, width=8, report_every=5, detail_guard=True)))
+    last = events[-1]
+    assert last[:3] == (3, 200, 200)  # a stopped fit reports its last step early
+    assert last[4].stopped and last[4].step == 75 and last[4].error == 3.0
+    assert not any(e[4].stopped for e in events[:-1] if e[4] is not None)
 
 
 @pytest.mark.parametrize("pairs, detail_pairs", [("nonlocal", "nonlocal"), ("both", "both")])

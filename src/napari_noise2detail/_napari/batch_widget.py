@@ -2,21 +2,24 @@
 
 A thin shell around :func:`napari_noise2detail.batch.run_batch`, which decides everything about
 what is read, skipped, written and reported; here are only the controls, the background thread
-and the display of progress and of the summary.
+and the display of progress and of the summary. Given a Dask scheduler's address, the same
+batch runs on that cluster (:mod:`napari_noise2detail.cluster`), connected to in the background
+thread so that an unreachable scheduler never freezes napari.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
     FileEdit,
-    Label,
+    LineEdit,
     ProgressBar,
     PushButton,
     RadioButtons,
@@ -28,6 +31,7 @@ from ..batch import (
     BatchOptions,
     BatchProgress,
     BatchSummary,
+    Item,
     ItemResult,
     collect_inputs,
     run_batch,
@@ -35,6 +39,9 @@ from ..batch import (
 from ..engine import PRESETS
 from ..io import meta_from_scale
 from . import remembered
+from .activity import Level
+from .steady import SteadyLabel, steady_width
+from .worker import Failed, Handlers, Runner
 
 if TYPE_CHECKING:
     import napari
@@ -42,13 +49,58 @@ if TYPE_CHECKING:
 _SCALE = 1000  # progress bar resolution: tenths of a percent
 SETTINGS_NAME = "batch"
 # Choices that come back next time; not "overwrite", which should be chosen each time.
-_REMEMBERED = ("source", "input_folder", "output_folder", "preset", "save_smooth", "dtype")
+_REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "save_smooth", "dtype",
+               "scheduler")
+_PATHS = ("input_folder", "output_folder", "model")
+#: napari's title of this dock, which the dock is made wide enough to show.
+DOCK_TITLE = "Batch denoise... (napari-noise2detail)"
 
 
-def _folder(edit: FileEdit) -> Path | None:
-    """The folder typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
+def _chosen(edit: FileEdit) -> Path | None:
+    """The path typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
     text = edit.line_edit.value.strip()
     return Path(text).expanduser() if text else None
+
+
+def _cluster_levels(event: BatchProgress) -> tuple[float, list[Level]]:
+    """The Activity panel's nested bar for a batch on a cluster: images done and running (the
+    workers do not report their steps)."""
+    done = round(event.fraction * event.total)
+    return event.fraction, [Level(f"{done}/{event.total} images done, {event.running} running",
+                                  done, event.total)]
+
+
+def _levels(event: BatchProgress) -> tuple[float, list[Level]]:
+    """The Activity panel's nested bars for a batch: the image, and its stage."""
+    levels = [Level(f"image {event.index + 1}/{event.total}: {event.name}", event.index, event.total)]
+    step = event.progress
+    if step is not None and step.stage > 0:
+        levels.append(Level(f"stage {step.stage}/3 ({step.stage_name})", step.step, step.total))
+    return event.fraction, levels
+
+
+@dataclass(frozen=True)
+class NotConnected:
+    """The batch did not start: the scheduler could not be reached (``reason`` says why)."""
+
+    reason: str
+
+
+def on_scheduler(address: str, timeout: float, items: Sequence[Item], outdir: Path | None,
+                 options: BatchOptions) -> Generator[BatchProgress, None, BatchSummary | NotConnected]:
+    """The batch as tasks on the Dask scheduler at ``address``; run in the background thread,
+    as connecting may take up to ``timeout`` seconds. Closing it cancels the cluster's tasks."""
+    from ..cluster import connect
+
+    try:
+        connection = connect(address, timeout=timeout)
+        client = connection.__enter__()
+    except ValueError as error:  # unreachable, not an address, dask not installed
+        return NotConnected(str(error))
+    try:
+        return (yield from run_batch(items, outdir, options, client=client))
+    finally:
+        connection.__exit__(None, None, None)
 
 
 def layer_item(layer: Any) -> ArrayItem:
@@ -78,59 +130,71 @@ class BatchWidget(Container):
         self.output_folder = FileEdit(label="Output folder", mode="d")
         self.output_folder.tooltip = ("Where to write <name>_n2d_detail.tif. For a folder of images, "
                                       "leave empty to write beside the inputs.")
+        self.model = FileEdit(label="Model", mode="r", filter="*.n2d")
+        self.model.tooltip = ("A model saved with the Noise2Detail dock's Save model... (or "
+                              "napari-noise2detail fit), applied to every image with no fitting. "
+                              "Leave empty to fit each image.")
         self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="fast")
         self.save_smooth = CheckBox(text="Also save the smooth image")
         self.overwrite = CheckBox(text="Overwrite existing outputs")
         self.dtype = ComboBox(label="Output type", value="float32",
                               choices=[("float32", "float32"), ("same as input", "input")])
+        self.scheduler = LineEdit(label="Scheduler", value="")
+        self.scheduler.tooltip = ("The address of a running Dask scheduler (tcp://host:8786) to send "
+                                  "the images to, one task each; its workers must see the input and "
+                                  "output folders under the same paths. Leave empty to run here.")
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="Progress", min=0, max=_SCALE, value=0)
-        self.status = Label(value="")
+        self.status = SteadyLabel(2, value="")
         self.summary = TextEdit(value="", visible=False)
         self.summary.read_only = True
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.run_button, self.cancel_button])
-        self.extend([self.source, self.input_folder, self.output_folder, self.preset,
-                     self.save_smooth, self.overwrite, self.dtype, buttons, self.progress,
+        self.extend([self.source, self.input_folder, self.output_folder, self.model, self.preset,
+                     self.save_smooth, self.overwrite, self.dtype, self.scheduler, buttons, self.progress,
                      self.status, self.summary])
+        steady_width(self.native, DOCK_TITLE)
 
         #: Not shown: engine settings overriding the preset (e.g. ``{"steps": 5}``) and the device.
         self.settings: dict[str, Any] = {}
         self.device = "auto"
+        #: Seconds to wait for the scheduler before saying it cannot be reached.
+        self.connect_timeout = 10.0
         #: The summary of the last batch, once it has ended.
         self.last_summary: BatchSummary | None = None
 
-        self._worker: Any = None
-        self._run: Any = None
+        # Closing the viewer deletes this widget: the runner stops the batch, and lets no
+        # late signal touch the deleted controls.
+        self._runner = Runner(self.native)
         self._results: list[ItemResult] = []
         self._total = 0
         self._started = 0.0
         self._outdir: Path | None = None
 
-        # Closing the viewer deletes this widget: stop the batch, and let no late signal touch
-        # the deleted controls.
-        self._closed = False
-        self.native.destroyed.connect(self._on_destroyed)
-
         self._load_choices()
         self.source.changed.connect(self._on_source)
+        self.model.changed.connect(self._on_model)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self._on_source()
+        self._on_model()
 
     # --- controls -------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self._runner.running
 
     def _on_source(self, *_: object) -> None:
         self.input_folder.enabled = self.source.value == "folder"
 
+    def _on_model(self, *_: object) -> None:
+        self.preset.enabled = _chosen(self.model) is None  # a saved model brings its own settings
+
     def _items(self) -> list:
         if self.source.value == "folder":
-            folder = _folder(self.input_folder)
+            folder = _chosen(self.input_folder)
             if folder is None or not folder.is_dir():
                 raise ValueError("choose the folder of images to denoise")
             paths = collect_inputs([folder])
@@ -146,76 +210,81 @@ class BatchWidget(Container):
         return [layer_item(layer) for layer in chosen]
 
     def _options(self) -> BatchOptions:
+        model = _chosen(self.model)
         return BatchOptions(
             preset=self.preset.value, device=self.device, save_smooth=self.save_smooth.value,
-            overwrite=self.overwrite.value, dtype=self.dtype.value, settings=dict(self.settings),
+            overwrite=self.overwrite.value, dtype=self.dtype.value,
+            model=str(model) if model else None, settings={} if model else dict(self.settings),
         )
 
     # --- running ------------------------------------------------------------------------------
 
     def start(self, *_: object) -> None:
         """Check the choices and start the batch in a background thread (what Run does)."""
-        from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error
-
         if self.running:
             return
-        outdir = _folder(self.output_folder)
+        outdir = _chosen(self.output_folder)
         try:
             items = self._items()
             if outdir is None and self.source.value == "layers":
                 raise ValueError("choose an output folder")
             # Checks options and names every output now, in this thread; the work runs later.
-            self._run = run_batch(items, outdir, self._options())
+            options = self._options()
+            run = run_batch(items, outdir, options)
         except (ValueError, TypeError, OSError) as err:
-            self.status.value = f"Not started: {err}"
-            show_error(f"Batch denoise: {err}")
+            self._not_started(str(err))
             return
+        address = self.scheduler.value.strip()
+        if address:  # the same batch, planned again on the cluster once connected
+            run.close()
+            run = on_scheduler(address, self.connect_timeout, items, outdir, options)
         self._save_choices()
         self._results, self._total, self._outdir = [], len(items), outdir
         self._started = time.perf_counter()
         self.last_summary = None
         self.summary.visible = False
         self.progress.value = 0
-        self.status.value = f"Starting {len(items)} image(s)..."
-
-        def drive(run):  # a generator function, so napari makes a GeneratorWorker
-            return (yield from run)
-
-        self._worker = create_worker(drive, self._run, _start_thread=False)
-        self._worker.yielded.connect(self._on_event)
-        self._worker.returned.connect(self._show)
-        self._worker.aborted.connect(self._on_aborted)
-        self._worker.errored.connect(self._on_error)
-        self._worker.finished.connect(self._on_finished)
+        self.status.value = (f"Connecting to the Dask scheduler at {address}..." if address
+                             else f"Starting {len(items)} image(s)...")
+        handlers = Handlers(event=self._on_event, result=self._on_result,
+                            levels=_cluster_levels if address else _levels,
+                            cancelled=self._on_aborted, finished=lambda: self._set_running(False))
+        where = f" on {address}" if address else ""
+        self._runner.start(run, f"Batch denoise: {len(items)} image(s){where}", handlers)
         self._set_running(True)
-        self._worker.start()
+
+    def _not_started(self, reason: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = f"Not started: {reason}"
+        show_error(f"Batch denoise: {reason}")
 
     def cancel(self, *_: object) -> None:
         """Stop the batch after the current fitting step; finished outputs are kept."""
         if self.running:
             self.status.value = "Cancelling..."
             self.cancel_button.enabled = False
-            self._worker.quit()
-
-    def _on_destroyed(self, *_: object) -> None:
-        self._closed = True
-        if self.running:
-            self._worker.quit()
+            self._runner.cancel()
 
     def _set_running(self, running: bool) -> None:
-        if self._closed:
-            return
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
+        self.scheduler.enabled = not running
 
     def _on_event(self, event: BatchProgress) -> None:
-        if self._closed:
-            return
         self.progress.value = round(event.fraction * _SCALE)
         self.status.value = event.describe()
         if event.result is not None:
             self._results.append(event.result)
+
+    def _on_result(self, outcome: BatchSummary | Failed | NotConnected) -> None:
+        if isinstance(outcome, NotConnected):
+            self.progress.value = 0
+            self._not_started(outcome.reason)
+        elif isinstance(outcome, Failed):
+            self._on_error(outcome.error)
+        else:
+            self._show(outcome)
 
     def _partial_summary(self, cancelled: bool) -> BatchSummary:
         return BatchSummary(tuple(self._results), self._total,
@@ -229,18 +298,10 @@ class BatchWidget(Container):
         summary = self._partial_summary(cancelled=True)
         self._show(summary, extra=f"Stopped by an unexpected error: {type(err).__name__}: {err}")
 
-    def _on_finished(self) -> None:
-        if self._run is not None:
-            self._run.close()  # after a cancel: ends the engine run and frees its memory now
-        self._worker, self._run = None, None
-        self._set_running(False)
-
     def _show(self, summary: BatchSummary, extra: str = "") -> None:
         from napari.utils.notifications import show_info, show_warning
 
         self.last_summary = summary
-        if self._closed:
-            return
         text = summary.report()
         if extra:
             text += "\n" + extra
@@ -267,7 +328,7 @@ class BatchWidget(Container):
 
     def _save_choices(self) -> None:
         values = {name: getattr(self, name).value for name in _REMEMBERED}
-        for name in ("input_folder", "output_folder"):
-            folder = _folder(getattr(self, name))
-            values[name] = str(folder) if folder else ""
+        for name in _PATHS:
+            path = _chosen(getattr(self, name))
+            values[name] = str(path) if path else ""
         remembered.save(SETTINGS_NAME, values)

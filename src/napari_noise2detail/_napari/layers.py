@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from napari.layers import Image, Layer
+from napari.utils.transforms import CompositeAffine
 
-#: Suffixes of the result layers, by DenoiseResult attribute.
-SUFFIXES = {"partial": "[N2D stage 1]", "smooth": "[N2D smooth]", "detail": "[N2D detail]"}
+from ..engine.planes import is_lazy
+
+#: Suffixes of the result layers, by DenoiseResult attribute (and of the preview).
+SUFFIXES = {"partial": "[N2D stage 1]", "smooth": "[N2D smooth]", "detail": "[N2D detail]",
+            "preview": "[N2D preview]"}
 
 
-def image_data(layer: Layer) -> tuple[np.ndarray, bool]:
-    """The array to denoise and whether it is RGB; a clear error for what cannot be denoised."""
+def image_data(layer: Layer) -> tuple[Any, bool]:
+    """The array to denoise and whether it is RGB; a clear error for what cannot be denoised.
+
+    A lazy array (dask, zarr) is returned as it is, never read whole here."""
     if not isinstance(layer, Image):
         kind = type(layer).__name__
         raise TypeError(f"'{layer.name}' is a {kind} layer; Noise2Detail denoises image layers only")
     # A pyramid is denoised at full resolution, as batch denoising does.
     data = layer.data[0] if layer.multiscale else layer.data
-    return np.asarray(data), bool(layer.rgb)
+    return (data if is_lazy(data) else np.asarray(data)), bool(layer.rgb)
 
 
 def result_name(source: Layer, kind: str) -> str:
     return f"{source.name} {SUFFIXES[kind]}"
 
 
-def placement(source: Image) -> dict[str, Any]:
-    """Everything that puts a layer exactly over ``source`` and shows it the same way."""
+def placement(source: Image, offset: Sequence[int] | None = None) -> dict[str, Any]:
+    """Everything that puts a layer exactly over ``source`` and shows it the same way; with
+    ``offset`` (pixels of ``source``, one per axis), over the part of it starting there."""
+    translate = np.asarray(source.translate, dtype=float)
+    if offset is not None:
+        linear = CompositeAffine(scale=source.scale, rotate=source.rotate, shear=source.shear,
+                                 ndim=source.ndim).linear_matrix
+        translate = translate + linear @ np.asarray(offset, dtype=float)
     kwargs: dict[str, Any] = {
         "scale": source.scale,
-        "translate": source.translate,
+        "translate": translate,
         "rotate": source.rotate,
         "shear": source.shear,
         "affine": source.affine.affine_matrix,
@@ -44,28 +56,42 @@ def placement(source: Image) -> dict[str, Any]:
     return kwargs
 
 
-def fitted_limits(data: np.ndarray) -> tuple[float, float]:
+def fitted_limits(data: Any, source: Image) -> tuple[float, float]:
+    """Contrast limits for a result: its range; the source's for a lazy one (never read whole)."""
+    if is_lazy(data):
+        return tuple(source.contrast_limits)
     low, high = float(np.min(data)), float(np.max(data))
     return (low, high) if high > low else (low, low + 1.0)
 
 
+def shown(data: Any, source: Image) -> Any:
+    """What a result layer holds: the result, except that colour results of an 8-bit colour
+    layer are rounded to 8 bits, as napari draws float colour thumbnails plain white."""
+    if source.rgb and np.dtype(source.dtype) == np.uint8 and not is_lazy(data):
+        return np.clip(np.round(data), 0, 255).astype(np.uint8)
+    return data
+
+
 def put_results(
-    viewer: Any, source: Image, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None
+    viewer: Any, source: Image, arrays: dict[str, Any], metadata: dict[str, Any] | None = None,
+    offset: Sequence[int] | None = None,
 ) -> list[Image]:
-    """Add (or refresh) one result layer per array, over ``source``; the last one ends on top,
-    selected. ``metadata`` is added to each layer's metadata (how it was made).
+    """Add (or refresh) one result layer per array, over ``source`` (over the part starting at
+    ``offset``, for a preview); the last one ends on top, selected. ``metadata`` is added to
+    each layer's metadata (how it was made). Lazy arrays (zarr) are shown lazily.
 
     A re-run on the same source replaces the data of its earlier result layers instead of
     piling up copies. All arrays exist before the first layer is touched, and layers added
     here are removed again if a later one fails, so nothing half-made stays in the list.
     """
-    where = placement(source)
+    where = placement(source, offset)
     added: list[Image] = []
     touched: list[Image] = []
     try:
-        for kind, data in arrays.items():
+        for kind, result in arrays.items():
             name = result_name(source, kind)
-            limits = source.contrast_limits if source.rgb else fitted_limits(data)
+            data = shown(result, source)
+            limits = source.contrast_limits if source.rgb else fitted_limits(data, source)
             existing = viewer.layers[name] if name in viewer.layers else None
             if isinstance(existing, Image) and existing.rgb == source.rgb:
                 existing.data = data

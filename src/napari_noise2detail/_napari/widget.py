@@ -1,37 +1,51 @@
-"""The Noise2Detail dock widget: pick an image layer, press Denoise, compare the stages."""
+"""The Noise2Detail dock widget: pick an image layer, preview a part of it, denoise it,
+compare the stages; keep the fitted model and apply a saved one.
+
+The work itself is :mod:`.runs` (which path suits the data) on the engine; the wiring to
+napari's worker thread and Activity panel is :mod:`.worker`. Here are the controls and what
+the results become: layers over the source.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any, Generator
+from pathlib import Path
+from typing import Any
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
-from napari.layers import Image
-from napari.qt.threading import GeneratorWorker, create_worker
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Shapes
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info
 
-from ..engine import PRESETS, Cancelled, DenoiseResult, Progress, denoise_iter, describe_device
+from ..engine import PRESETS, Cancelled, Denoiser, describe_device, load_model
+from ..engine.planes import is_lazy
 from . import remembered
-from .layers import image_data, put_results
+from .activity import Level
+from .compare import Comparison
+from .layers import SUFFIXES, image_data, put_results, result_name
+from .loss_plot import LossHistory, LossPlot
+from .noise_words import noise_words
+from .preview import Region, shape_region, view_region
+from .runs import Job, Outcome, Step, fit_only, start_run, way
+from .steady import SteadyLabel, steady_combo, steady_width
+from .stores import default_folder, layer_stores
+from .worker import Failed, Handlers, Runner
 
 SETTINGS_NAME = "denoise_widget"
-
-
-class Failed:
-    """An exception from the worker thread, carried to the GUI thread as a plain value."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _guarded(run: Generator[Progress, None, DenoiseResult]) -> Generator[Progress, None, Any]:
-    # napari's worker turns some exceptions (RuntimeError, which includes torch's
-    # out-of-memory) into warnings; catching here gives every failure the same path.
-    try:
-        return (yield from run)
-    except Exception as error:  # noqa: BLE001 - reported to the user in the GUI thread
-        return Failed(error)
+#: The dock's title as napari writes it; the dock is made wide enough to show it whole.
+DOCK_TITLE = "Noise2Detail (napari-noise2detail)"
+#: Model files' suffix (a safetensors file).
+MODEL_SUFFIX = ".n2d"
 
 
 def plain_message(error: BaseException) -> str:
@@ -40,8 +54,8 @@ def plain_message(error: BaseException) -> str:
     if isinstance(error, MemoryError) or "out of memory" in text.lower():
         return ("Noise2Detail ran out of memory. Try a smaller image or crop, close other "
                 "programs, or use the CPU if the GPU is full.")
-    if isinstance(error, (ValueError, TypeError)):
-        return f"Noise2Detail cannot denoise this: {text}"
+    if isinstance(error, (ValueError, TypeError, FileNotFoundError)):
+        return f"Noise2Detail cannot do this: {text}"
     return f"Noise2Detail failed ({type(error).__name__}): {text}"
 
 
@@ -51,19 +65,34 @@ def _eta(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def _levels(step: Step) -> tuple[float, list[Level]]:
+    """The nested bars of the Activity panel for a step: the plane (or phase), the stage."""
+    event = step.progress
+    levels = []
+    if step.phase == "applying":
+        levels.append(Level(f"applying the model: plane {event.step}/{event.total}", event.step, event.total))
+        return step.fraction, levels
+    if step.phase == "fitting" and event.planes > 1:
+        levels.append(Level(f"fitting once on {event.planes} planes", 0, 1))
+    elif event.planes > 1:
+        levels.append(Level(f"plane {event.plane + 1}/{event.planes}", event.plane, event.planes))
+    levels.append(Level(f"stage {event.stage}/3 ({event.stage_name})", event.step, event.total))
+    return step.fraction, levels
+
+
 class DenoiseWidget(Container):
     """Dock widget. napari passes the viewer because of the annotation below."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = viewer
-        self._worker: GeneratorWorker | None = None
+        self._runner = Runner(self.native)
         self._source: Image | None = None
         self._started = 0.0
-        # Closing the viewer (or the dock) deletes the controls: the fit is stopped and late
-        # signals must not touch them.
-        self._closed = False
-        self.native.destroyed.connect(self._on_destroyed)
+        self._comparison: Comparison | None = None
+        #: The model of the last run that fitted one, and the layer it was fitted on.
+        self.model: Denoiser | None = None
+        self._model_layer: Image | None = None
         saved = remembered.load(SETTINGS_NAME)
 
         self.layer = ComboBox(label="image", choices=self._image_layers, nullable=False)
@@ -73,25 +102,72 @@ class DenoiseWidget(Container):
                              value=int(saved.get("steps", PRESETS[preset].steps)),
                              tooltip="steps of stage 1, set by the preset; stage 3 is scaled in "
                                      "proportion. Fewer: faster and rougher.")
-        self.add_stage1 = CheckBox(text="also add the stage-1 result",
-                                   value=bool(saved.get("add_stage1", False)))
         self.stabilise = CheckBox(text="stabilise shot noise", value=bool(saved.get("stabilise", False)),
                                   tooltip="when the noise grows with the signal, fit on the "
                                           "variance-stabilised image (Anscombe). Helped on electron "
                                           "micrographs, hurt on brighter images: try both.")
-        self.device = Label(label="device", value=describe_device("auto"))
+        self.add_stage1 = CheckBox(text="also add the stage-1 result",
+                                   value=bool(saved.get("add_stage1", False)))
+        options = Container(label="options", labels=False, widgets=[self.stabilise, self.add_stage1])
+        self.region = ComboBox(label="preview region", choices=self._regions, nullable=False,
+                               tooltip="what Preview denoises: what the canvas shows, or the "
+                                       "bounding box of a shape (the selected one, else the last) "
+                                       "of a Shapes layer, on the current plane")
+        self.device = SteadyLabel(2, label="device", value=describe_device("auto"))
         self.denoise_button = PushButton(text="Denoise")
+        self.preview_button = PushButton(text="Preview",
+                                         tooltip="denoise only the preview region, with these "
+                                                 "settings, into a temporary layer")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=100, value=0)
-        self.status = Label(label="status", value="Ready")
-        self.noise = Label(label="noise", value="estimated when denoising")
-        self.extend([self.layer, self.preset, self.steps, self.add_stage1, self.stabilise, self.device,
-                     self.denoise_button, self.cancel_button, self.progress, self.status, self.noise])
+        self.status = SteadyLabel(2, label="status", value="Ready")
+        self.noise = SteadyLabel(3, label="noise", value="estimated when denoising")
+        self.compare_button = PushButton(text="Compare stages", enabled=False,
+                                         tooltip="show the image and its results side by side, "
+                                                 "labelled; press again to go back")
+        self.history = LossHistory()
+        self.loss_plot = LossPlot(self.history)
+        self.loss_note = SteadyLabel(2, value="")
+        self.model_file = FileEdit(label="model file", mode="r", filter=f"*{MODEL_SUFFIX}",
+                                   value=saved.get("model_file", ""),
+                                   tooltip="a model saved with Save model..., for Apply model")
+        self.save_model_button = PushButton(text="Save model...",
+                                            tooltip="save the model fitted on this image (fits one "
+                                                    "first if the last run fitted plane by plane)")
+        self.apply_model_button = PushButton(text="Apply model",
+                                             tooltip="denoise the image with the model file, no fitting")
+        self.folder = FileEdit(label="results folder", mode="d", value=saved.get("folder", ""),
+                               tooltip="where the results of images too large for memory (dask or "
+                                       "zarr layers) are written as OME-Zarr. Empty: beside the "
+                                       "image's file, else in your cache folder.")
+
+        run_row = Container(label="run", layout="horizontal", labels=False,
+                            widgets=[self.denoise_button, self.preview_button, self.cancel_button])
+        stages_row = Container(label="stages", layout="horizontal", labels=False, widgets=[self.compare_button])
+        model_row = Container(label="model", layout="horizontal", labels=False,
+                              widgets=[self.save_model_button, self.apply_model_button])
+        self.extend([self.layer, self.preset, self.steps, options, self.device, self.region, run_row,
+                     self.progress, self.status, self.noise, stages_row, self.loss_note,
+                     self.model_file, model_row, self.folder])
+        for row in (run_row, stages_row, model_row):
+            row.margins = (0, 0, 0, 0)
+        # The plot is a plain Qt widget: it goes in the layout itself, above its caption, the
+        # full width of the dock (nothing is inserted later, so magicgui's indices still hold).
+        layout = self.native.layout()
+        layout.insertWidget(layout.indexOf(self.loss_note.native.parentWidget()), self.loss_plot)
+        for combo in (self.layer, self.preset, self.region):
+            steady_combo(combo)
+        steady_width(self.native, DOCK_TITLE)
 
         self.preset.changed.connect(self._on_preset)
         self.denoise_button.changed.connect(self.start)
+        self.preview_button.changed.connect(self.preview)
         self.cancel_button.changed.connect(self.cancel)
-        for setting in (self.preset, self.steps, self.add_stage1, self.stabilise):
+        self.compare_button.changed.connect(self.toggle_compare)
+        self.save_model_button.changed.connect(self.save_model)
+        self.apply_model_button.changed.connect(self.apply_model)
+        self.layer.changed.connect(self._update_buttons)
+        for setting in (self.preset, self.steps, self.add_stage1, self.stabilise, self.folder):
             setting.changed.connect(self._remember)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
@@ -100,134 +176,304 @@ class DenoiseWidget(Container):
 
     # -- choices and settings -------------------------------------------------------------
     def _image_layers(self, _widget: Any = None) -> list[tuple[str, Image]]:
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)
+                and not layer.name.endswith(SUFFIXES["preview"])]
 
-    def _layers_changed(self, _event: Any = None) -> None:
-        if self._closed:  # the dock was closed but the viewer lives on
+    def _regions(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        shapes = [(f"shape in '{layer.name}'", layer) for layer in self._viewer.layers
+                  if isinstance(layer, Shapes)]
+        return [("current view", None), *shapes]
+
+    def _layers_changed(self, event: Any = None) -> None:
+        if self._runner.closed:  # the dock was closed but the viewer lives on
             return
         self.layer.reset_choices()
-        self.denoise_button.enabled = self._worker is None and self.layer.value is not None
+        self.region.reset_choices()
+        if getattr(event, "type", None) == "inserted" and isinstance(event.value, Shapes):
+            self.region.value = event.value  # a Shapes layer just added: likely for a preview
+        self._update_buttons()
+
+    def _update_buttons(self, _value: Any = None) -> None:
+        if self._runner.closed:
+            return
+        idle = not self.running
+        chosen = self.layer.value is not None
+        self.denoise_button.enabled = self.preview_button.enabled = idle and chosen
+        self.save_model_button.enabled = self.apply_model_button.enabled = idle and chosen
+        self.cancel_button.enabled = not idle
+        self.compare_button.enabled = idle and (self._comparison is not None or len(self._compared()) > 1)
+        for control in (self.layer, self.preset, self.steps, self.stabilise, self.add_stage1, self.region,
+                        self.model_file, self.folder):
+            control.enabled = idle
 
     def _on_preset(self, name: str) -> None:
         self.steps.value = PRESETS[name].steps
 
     def _remember(self, _value: Any = None) -> None:
-        remembered.save(SETTINGS_NAME, {"preset": self.preset.value, "steps": self.steps.value,
-                                        "add_stage1": self.add_stage1.value,
-                                        "stabilise": self.stabilise.value})
+        remembered.save(SETTINGS_NAME, {
+            "preset": self.preset.value, "steps": self.steps.value, "add_stage1": self.add_stage1.value,
+            "stabilise": self.stabilise.value, "folder": _path_text(self.folder),
+            "model_file": _path_text(self.model_file)})
+
+    def _job(self, source: Image, image: Any = None, kinds: tuple[str, ...] | None = None,
+             model: Denoiser | None = None) -> Job:
+        data, rgb = image_data(source)
+        kinds = kinds or (("partial",) if self.add_stage1.value else ()) + ("smooth", "detail")
+        image = data if image is None else image
+        stores = None
+        if is_lazy(image):
+            folder = Path(_path_text(self.folder)) if _path_text(self.folder) else default_folder(source)
+            stores = layer_stores(source, folder, kinds)
+        settings = {"steps": self.steps.value, "stabilise": self.stabilise.value, "report_every": 2}
+        return Job(image, rgb, self.preset.value, settings if model is None else {}, kinds, "auto", model, stores)
 
     # -- running --------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self._runner.running
 
     def start(self, _value: Any = None) -> GeneratorWorker | None:
         """Denoise the layer chosen in the widget (the Denoise button)."""
         return self.denoise_layer(self.layer.value)
 
-    def denoise_layer(self, source: Any) -> GeneratorWorker | None:
-        """Start denoising ``source`` in a background thread; one run at a time.
-
-        Returns the worker, or None when nothing was started (a notification says why).
-        """
+    def denoise_layer(self, source: Any, model: Denoiser | None = None) -> GeneratorWorker | None:
+        """Start denoising ``source`` (with ``model``: applying it, no fitting) in a background
+        thread; one run at a time. Returns the worker, or None when nothing was started (a
+        notification says why)."""
         if self.running:
             return None
         try:
             if source is None:
                 raise ValueError("there is no image layer to denoise; open an image first")
-            data, rgb = image_data(source)
-            run = denoise_iter(data, rgb=rgb, preset=self.preset.value, steps=self.steps.value,
-                               stabilise=self.stabilise.value, report_every=2)
-        except (TypeError, ValueError) as error:
+            job = self._job(source, model=model)
+            run = start_run(job)
+        except (TypeError, ValueError, OSError) as error:
             self._fail(error)
             return None
+        where = f"; results go to {job.stores.paths['detail'].parent}" if job.stores else ""
+        what = {"apply": "applying the model to", "stream": "streaming", "fit once": "denoising",
+                "every plane": "denoising"}[way(job)]
+        return self._launch(run, source, f"{what.capitalize()} '{source.name}'{where}",
+                            lambda outcome: self._show_results(source, outcome))
+
+    def preview(self, _value: Any = None) -> GeneratorWorker | None:
+        """Denoise only the preview region of the chosen layer into a temporary layer."""
+        source = self.layer.value
+        if self.running:
+            return None
+        try:
+            if source is None:
+                raise ValueError("there is no image layer to preview; open an image first")
+            region = self._region(source)
+            data, _rgb = image_data(source)
+            run = start_run(self._job(source, image=region.read(data), kinds=("detail",)))
+        except (TypeError, ValueError, OSError) as error:
+            self._fail(error)
+            return None
+        height, width = region.shape
+        return self._launch(run, source, f"Previewing {height}x{width} pixels of '{source.name}' "
+                                         f"({region.what})",
+                            lambda outcome: self._show_preview(source, region, outcome))
+
+    def _region(self, source: Image) -> Region:
+        shapes = self.region.value
+        if shapes is None:
+            return view_region(self._viewer, source)
+        return shape_region(self._viewer, source, shapes)
+
+    def _launch(self, run: Any, source: Image, what: str, done: Any) -> GeneratorWorker | None:
+        self._end_compare()
         self._source = source
         self._started = time.perf_counter()
-        worker = create_worker(_guarded, run, _start_thread=False)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.aborted.connect(self._on_aborted)
-        worker.errored.connect(self._fail)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self._set_running(True)
-        self.status.value = f"Denoising '{source.name}' on {describe_device('auto')}..."
-        worker.start()
+        self.history.clear()
+        self.loss_plot.update()
+        self.loss_note.value = ""
+        self.noise.value = "being estimated..."
+        self.progress.value = 0
+        self.status.value = f"{what} on {describe_device('auto')}..."
+        handlers = Handlers(event=self._on_step, result=lambda value: self._finish(value, done),
+                            levels=_levels, cancelled=self._on_cancelled, finished=self._update_buttons)
+        worker = self._runner.start(run, f"Noise2Detail: {source.name}", handlers)
+        self._update_buttons()
         return worker
 
     def cancel(self, _value: Any = None) -> None:
-        if self._worker is not None:
-            if not self._closed:
+        if self.running:
+            if not self._runner.closed:
                 self.status.value = "Cancelling..."
-            self._worker.quit()
-
-    def _on_destroyed(self, _object: Any = None) -> None:
-        self._closed = True  # from now on, worker signals must not touch the deleted controls
-        self.cancel()
+            self._runner.cancel()
 
     def _source_removed(self, event: Any) -> None:
         if self.running and event.value is self._source:
             self.cancel()
+        if event.value is self._model_layer:
+            self.model, self._model_layer = None, None
 
-    def _set_running(self, running: bool) -> None:
-        self.denoise_button.enabled = not running and self.layer.value is not None
-        self.cancel_button.enabled = running
-        self.layer.enabled = self.preset.enabled = self.steps.enabled = self.stabilise.enabled = not running
-        if running:
-            self.progress.value = 0
-
-    # -- results (GUI thread) -------------------------------------------------------------
-    def _on_progress(self, event: Progress) -> None:
-        if self._closed:
-            return
-        self.progress.value = round(100 * event.fraction)
+    # -- progress and results (GUI thread) ------------------------------------------------
+    def _on_step(self, step: Step) -> None:
+        self.progress.value = round(100 * step.fraction)
         elapsed = time.perf_counter() - self._started
-        left = elapsed / event.fraction * (1 - event.fraction) if event.fraction > 0.01 else None
+        left = elapsed / step.fraction * (1 - step.fraction) if step.fraction > 0.01 else None
         eta = f", about {_eta(left)} left" if left is not None else ""
-        self.status.value = event.describe() + eta
+        name = self._source.name if self._source is not None else ""
+        self.status.value = f"'{name}', {step.phase}: {step.progress.describe()}{eta}"
+        if self.history.add(step.progress):
+            self.loss_plot.update()
+            self.loss_note.value = self.history.describe()
 
-    def _on_returned(self, outcome: DenoiseResult | Failed) -> None:
-        if self._closed:
-            return
-        if isinstance(outcome, Failed):
-            self._fail(outcome.error)
-            return
+    def _finish(self, value: Any, done: Any) -> None:
         source = self._source
-        if source is None or source not in self._viewer.layers:
+        if isinstance(value, Failed):
+            self._fail(value.error)
+        elif source is None or source not in self._viewer.layers:
             self._fail(ValueError("the source layer was removed while it was being denoised; "
                                   "the result was discarded"))
-            return
-        kinds = (["partial"] if self.add_stage1.value else []) + ["smooth", "detail"]
-        noise = outcome.noise
-        about = {"preset": self.preset.value, "seconds": round(outcome.seconds, 2), "device": outcome.device,
-                 "noise_a": noise and noise.a, "noise_b": noise and noise.b,
-                 "shot_noise": noise and noise.signal_dependent, "stabilised": noise and noise.stabilised}
-        try:
-            put_results(self._viewer, source, {k: getattr(outcome, k) for k in kinds},
-                        {"noise2detail": about})
-        except Exception as error:  # noqa: BLE001 - shown to the user
-            self._fail(error)
-            return
+        else:
+            try:
+                done(value)
+            except Exception as error:  # noqa: BLE001 - shown to the user
+                self._fail(error)
+        self._source = None
+
+    def _about(self, outcome: Outcome) -> dict[str, Any]:
+        """What the result layers keep in their metadata: how they were made."""
+        result, noise = outcome.result, outcome.result.noise
+        return {"preset": self.preset.value, "seconds": round(outcome.seconds, 2), "device": result.device,
+                "how": outcome.how, "settings": dataclasses.asdict(result.settings),
+                "noise_a": noise and noise.a, "noise_b": noise and noise.b,
+                "shot_noise": noise and noise.signal_dependent, "stabilised": noise and noise.stabilised,
+                "stores": {kind: str(path) for kind, path in outcome.stores.items()}}
+
+    def _show_noise(self, outcome: Outcome) -> None:
+        short, full = noise_words(outcome.result.noise)
+        self.noise.value = short
+        self.noise.tooltip = full
+
+    def _show_results(self, source: Image, outcome: Outcome) -> None:
+        put_results(self._viewer, source, outcome.arrays, {"noise2detail": self._about(outcome)})
+        preview = result_name(source, "preview")
+        if preview in self._viewer.layers:  # a preview is temporary: the real result replaces it
+            self._viewer.layers.remove(preview)
+        if outcome.model is not None:
+            self.model, self._model_layer = outcome.model, source
         self.progress.value = 100
-        self.status.value = f"Done in {outcome.seconds:.1f} s on {outcome.device}"
-        self.noise.value = noise.describe() if noise else "could not be estimated (flat or tiny image)"
+        where = f"; results in {next(iter(outcome.stores.values())).parent}" if outcome.stores else ""
+        self.status.value = f"Done in {outcome.seconds:.1f} s: {outcome.how}{where}"
+        self._show_noise(outcome)
+        self._update_buttons()
         show_info(f"Noise2Detail: '{source.name}' denoised in {outcome.seconds:.1f} s")
 
-    def _on_aborted(self) -> None:
-        if not self._closed:
-            self.status.value = "Cancelled; no layer was changed"
+    def _show_preview(self, source: Image, region: Region, outcome: Outcome) -> None:
+        about = self._about(outcome)
+        about["region"] = {"what": region.what, "offset": list(region.offset), "shape": list(region.shape)}
+        put_results(self._viewer, source, {"preview": outcome.arrays["detail"]}, {"noise2detail": about},
+                    offset=region.offset)
+        self.progress.value = 100
+        self.status.value = (f"Preview done in {outcome.seconds:.1f} s. Denoise runs the whole "
+                             f"{'stack' if source.ndim > 2 else 'image'} with these settings.")
+        self._show_noise(outcome)
+
+    def _on_cancelled(self) -> None:
+        self.progress.value = 0
+        self.status.value = "Cancelled; no layer was changed"
+        self.noise.value = "estimated when denoising"
 
     def _fail(self, error: BaseException) -> None:
         if isinstance(error, Cancelled):
-            self._on_aborted()
+            self._on_cancelled()
             return
         message = plain_message(error)
         show_error(message)
-        if not self._closed:
+        if not self._runner.closed:
             self.status.value = message
+            self.progress.value = 0
 
-    def _on_finished(self) -> None:
-        self._worker = None
-        self._source = None
-        if not self._closed:
-            self._set_running(False)
+    # -- comparing ------------------------------------------------------------------------
+    def _compared(self) -> list[Image]:
+        """The chosen layer and its results that are in the viewer, in layer-list order."""
+        source = self.layer.value
+        if source is None:
+            return []
+        names = {source.name} | {result_name(source, kind) for kind in ("partial", "smooth", "detail")}
+        return [layer for layer in self._viewer.layers if layer.name in names]
+
+    def toggle_compare(self, _value: Any = None) -> None:
+        """Show the chosen image and its results side by side, or go back (Compare stages)."""
+        if self._comparison is not None:
+            self._end_compare()
+        elif len(self._compared()) > 1:
+            self._comparison = Comparison(self._viewer, self._compared())
+            self.compare_button.text = "Back to one view"
+        self._update_buttons()
+
+    def _end_compare(self) -> None:
+        if self._comparison is not None:
+            self._comparison.end()
+            self._comparison = None
+            self.compare_button.text = "Compare stages"
+
+    # -- models ---------------------------------------------------------------------------
+    def save_model(self, _value: Any = None, path: str | Path | None = None) -> GeneratorWorker | None:
+        """Save the model fitted on the chosen layer to a file (asks where); when the last run
+        did not fit one model (a short stack fitted plane by plane), fit it first."""
+        source = self.layer.value
+        if self.running or source is None:
+            return None
+        path = path or self._ask_save_path()
+        if not path:
+            return None
+        path = Path(path).with_suffix(MODEL_SUFFIX) if not str(path).endswith(MODEL_SUFFIX) else Path(path)
+        if self.model is not None and self._model_layer is source:
+            self._write_model(self.model, path)
+            return None
+        try:
+            run = fit_only(self._job(source, kinds=()))
+        except (TypeError, ValueError, OSError) as error:
+            self._fail(error)
+            return None
+        return self._launch(run, source, f"Fitting a model to '{source.name}'",
+                            lambda model: self._fitted_for_saving(source, model, path))
+
+    def _fitted_for_saving(self, source: Image, model: Denoiser, path: Path) -> None:
+        self.model, self._model_layer = model, source
+        self.progress.value = 100
+        self._write_model(model, path)
+
+    def _write_model(self, model: Denoiser, path: Path) -> None:
+        try:
+            model.save(path)
+        except OSError as error:
+            self._fail(error)
+            return
+        self.model_file.value = path
+        self._remember()
+        self.status.value = f"Model saved to {path}"
+        show_info(f"Noise2Detail: model saved to {path}")
+
+    def _ask_save_path(self) -> str | None:
+        from magicgui.application import use_app
+
+        start = _path_text(self.model_file) or str(Path.home() / f"model{MODEL_SUFFIX}")
+        dialog = use_app().get_obj("show_file_dialog")
+        return dialog("w", caption="Save the Noise2Detail model", start_path=start,
+                      filter=f"Noise2Detail model (*{MODEL_SUFFIX})", parent=self.native)
+
+    def apply_model(self, _value: Any = None) -> GeneratorWorker | None:
+        """Denoise the chosen layer with the model in "model file", without fitting."""
+        if self.running:
+            return None
+        path = _path_text(self.model_file)
+        try:
+            if not path:
+                raise ValueError("choose a model file (saved with Save model...) first")
+            model = load_model(path, device="auto")
+        except (ValueError, OSError) as error:
+            self._fail(error)
+            return None
+        self._remember()
+        return self.denoise_layer(self.layer.value, model=model)
+
+
+def _path_text(edit: FileEdit) -> str:
+    """The path typed or chosen in ``edit``; "" when it is empty (its value is then ".")."""
+    return edit.line_edit.value.strip()

@@ -4,13 +4,14 @@ from .denoise import denoise, denoise_iter
 from .device import describe_device, resolve_device
 from .model import Denoiser, fit, fit_iter, load_model
 from .presets import PRESETS, Settings
-from .results import Cancelled, DenoiseResult, Progress
+from .results import Cancelled, DenoiseResult, HeldOut, Progress
 
 __all__ = [
     "PRESETS",
     "Cancelled",
     "DenoiseResult",
     "Denoiser",
+    "HeldOut",
     "Progress",
     "Settings",
     "denoise",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .device import describe_device, inference_tile, resolve_device
-from .model import _drive, _progress, _to_numpy, data_range, fit_planes, noise_of, prepare, resolve_for
+from .model import data_range, drive, fit_planes, fit_progress, noise_of, plane_from_tensor, prepare, resolve_for
 from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, resolve_settings
 from .results import Cancelled, DenoiseResult, Progress
@@ -76,9 +76,9 @@ def _run(
             low, high = data_range(prepare(raw[..., :fitted], stabilising, decorrelate), decorrelate)
             if np.all(high > low):  # a constant plane has nothing to denoise and stays as it is
                 run = fit_planes(raw[None, ..., :fitted], noise, on_device, device, seed, [index], start, tuner)
-                model, stages = yield from _progress(run, on_device, start is not None, index, n, done, share)
+                model, stages = yield from fit_progress(run, on_device, start is not None, index, n, done, share)
                 for out, stage in zip(outputs, stages):
-                    values = model._restore(_to_numpy(stage, 0, info.height, info.width), model.low, model.high)
+                    values = model.restore(plane_from_tensor(stage, 0, info.height, info.width), model.low, model.high)
                     plane = out[info.index(index)]  # a view
                     if info.rgb:
                         plane[..., :fitted] = values
@@ -123,4 +123,4 @@ def denoise(
     ``detail`` (stage 3) arrays, float32, shaped like the input, in its intensity units.
     """
     run = denoise_iter(image, rgb=rgb, preset=preset, device=device, seed=seed, threads=threads, **settings)
-    return _drive(run, progress, "denoising was cancelled")
+    return drive(run, progress, "denoising was cancelled")

@@ -149,7 +149,7 @@ class Denoiser:
             :class:`Cancelled`).
         """
         run = self.apply_iter(image, rgb=rgb, device=device, threads=threads, out=out)
-        return _drive(run, progress, "applying the model was cancelled")
+        return drive(run, progress, "applying the model was cancelled")
 
     def _apply(
         self, image: Any, info: ImageInfo, outputs: dict[str, Any], threads: int | None
@@ -195,7 +195,7 @@ class Denoiser:
             s3 = detail(self.g, s2, settings)
         height, width = raw[0].shape[:2]
         return [
-            [self._restore(_to_numpy(s, i, height, width), *ranges[i]) for s in (s1, s2, s3)]
+            [self.restore(plane_from_tensor(s, i, height, width), *ranges[i]) for s in (s1, s2, s3)]
             for i in range(len(raw))
         ]
 
@@ -234,7 +234,7 @@ class Denoiser:
         """A raw ``(H, W, C)`` plane as the networks' float64 data (before the [0, 1] map)."""
         return prepare(plane[..., : self.channels], self.noise if self._stabilised else None, self._decorrelate)
 
-    def _restore(self, unit: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    def restore(self, unit: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         back = from_unit(unit, low, high)
         if self._decorrelate:
             back = from_opponent(back)
@@ -393,7 +393,7 @@ def fit(
     """
     run = fit_iter(image, rgb=rgb, preset=preset, planes=planes, device=device, seed=seed,
                    threads=threads, start=start, **settings)
-    return _drive(run, progress, "fitting was cancelled")
+    return drive(run, progress, "fitting was cancelled")
 
 
 def _fit_run(
@@ -407,7 +407,7 @@ def _fit_run(
         raw = np.stack([read_plane(image, info, i) for i in planes])
         noise = noise_of(raw[..., : info.fitted], settings)
         run = fit_planes(raw[..., : info.fitted], noise, settings, device, seed, planes, start, tuner)
-        model, _stages = yield from _progress(run, settings, start is not None, 0, 1, 0.0, 1.0)
+        model, _stages = yield from fit_progress(run, settings, start is not None, 0, 1, 0.0, 1.0)
     return model
 
 
@@ -490,7 +490,7 @@ def _to_tensor(units: Sequence[np.ndarray], device: torch.device, settings: Sett
     return x
 
 
-def _to_numpy(x: torch.Tensor, index: int, height: int, width: int) -> np.ndarray:
+def plane_from_tensor(x: torch.Tensor, index: int, height: int, width: int) -> np.ndarray:
     return x[index, :, :height, :width].permute(1, 2, 0).float().cpu().numpy()
 
 
@@ -541,7 +541,7 @@ def _channel_mismatch(model: int, image: int) -> str:
     return f"this model was fitted on {kind(model)} images; this image is {kind(image)}"
 
 
-def _progress(
+def fit_progress(
     run: Generator[StageEvent, None, Any], settings: Settings, warm: bool, plane: int, planes: int,
     before: float, share: float,
 ) -> Generator[Progress, None, Any]:
@@ -551,16 +551,17 @@ def _progress(
     work = (fit1.steps + fit3.steps) or 1
     while True:
         try:
-            stage, step, total, loss = next(run)
+            stage, step, total, loss, held_out = next(run)
         except StopIteration as done:
             return done.value
         within = step if stage == 1 else fit1.steps + (step if stage == 3 else 0)
         if stage == 2 and fit3.steps == 0:
             within = work
-        yield Progress(plane, planes, stage, step, total, loss, min(before + share * within / work, 1.0))
+        fraction = min(before + share * within / work, 1.0)
+        yield Progress(plane, planes, stage, step, total, loss, fraction, held_out)
 
 
-def _drive(
+def drive(
     run: Generator[Progress, None, Any], progress: Callable[[Progress], object] | None,
     cancelled: str = "cancelled",
 ) -> Any:

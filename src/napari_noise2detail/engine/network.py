@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: Pixels of context each side that one application of the network reads (5x5 receptive field).
@@ -24,6 +27,52 @@ def make_network(channels: int, width: int = 48, seed: int = 0) -> nn.Sequential
             nn.LeakyReLU(0.2),
             nn.Conv2d(width, channels, 1),
         )
+
+
+def _split(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t`` as the sum of two bfloat16 tensors: its rounding and what rounding left out."""
+    high = t.to(torch.bfloat16)
+    return high, (t - high.float()).to(torch.bfloat16)
+
+
+class _PreciseFirstLayer(nn.Module):
+    """A first convolution (odd kernel, 'same' padding) computed in bfloat16 to nearly
+    float32's precision, in one convolution: input, weights and bias are each split into a
+    bfloat16 rounding and its remainder (the bias enters through two channels of ones, at the
+    kernel's centre, which never reads the padding), and ``x w + b`` is summed from the three
+    products that matter, ``x_hi w_hi + x_hi w_lo + x_lo w_hi + b_hi + b_lo``. Rounding the
+    weights or the bias alone to bfloat16 shifted a bright image's result by 0.16 dB."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        w_high, w_low = _split(conv.weight.detach())
+        b_high, b_low = _split(conv.bias.detach())
+        k = conv.kernel_size[0]
+        biases = torch.zeros(conv.out_channels, 2, k, k, dtype=torch.bfloat16, device=w_high.device)
+        biases[:, 0, k // 2, k // 2], biases[:, 1, k // 2, k // 2] = b_high, b_low
+        weight = torch.cat([w_high, w_low, w_high, biases], 1)
+        self.register_buffer("weight", weight.contiguous(memory_format=torch.channels_last))
+        self.padding = conv.padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        high, low = _split(x)
+        one = torch.ones_like(high[:, :1])
+        parts = torch.cat([high, high, low, one, one], 1).contiguous(memory_format=torch.channels_last)
+        return F.conv2d(parts, self.weight, None, padding=self.padding)
+
+
+class _Float32(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+def bfloat16_copy(net: nn.Sequential) -> nn.Sequential:
+    """A copy of a network from :func:`make_network` that computes in bfloat16 (about twice
+    as fast where the hardware has it) and returns float32. Its first layer keeps float32's
+    precision (:class:`_PreciseFirstLayer`); the rounding of the hidden channels averages out
+    in the last layer."""
+    rest = copy.deepcopy(net[1:]).to(torch.bfloat16)
+    return nn.Sequential(_PreciseFirstLayer(net[0]), *rest, _Float32())
 
 
 @torch.no_grad()

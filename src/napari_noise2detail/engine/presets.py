@@ -77,9 +77,13 @@ class Settings:
     #: Channels-last tensors: identical numbers, faster convolutions on CPU and CUDA.
     channels_last: bool = True
     #: Number format of the fitting steps' forward and backward passes: "float32"; "bfloat16"
-    #: (autocast: weights, optimiser, loss and the applied networks stay float32); or "auto":
+    #: (autocast: weights, optimiser and loss stay float32; see apply_precision); or "auto":
     #: bfloat16 where the device computes it natively (see ``device.native_bfloat16``).
     precision: str = "float32"
+    #: Number format in which the fitted networks are applied (stages 1-3 on whole images):
+    #: "float32", "bfloat16" or "auto" (bfloat16 where the device computes it natively). The
+    #: results are float32 either way. Decided on the device the model is applied on.
+    apply_precision: str = "float32"
     #: On CUDA, capture each fitting step once as a CUDA graph and replay it (same numbers,
     #: far less launching from Python). Ignored on other devices.
     cuda_graph: bool = True
@@ -123,8 +127,9 @@ class Settings:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.report_every < 1:
             raise ValueError(f"report_every must be at least 1, got {self.report_every}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("precision", "apply_precision"):
+            if getattr(self, name) not in PRECISIONS:
+                raise ValueError(f"{name} must be one of {', '.join(PRECISIONS)}, got {getattr(self, name)!r}")
         if self.tile is not None and self.tile < 16:
             raise ValueError(f"tile must be at least 16 pixels, got {self.tile}")
 
@@ -170,7 +175,7 @@ PRESETS: dict[str, Settings] = {
     "fast": Settings(
         steps=1200, detail_steps=800, crop=32, batch=4, lr=3e-3, schedule="cosine",
         detail_crop=64, detail_batch=2, detail_lr=1e-3, detail_schedule="step",
-        zero_noise_init=True, plane_steps=100, detail_guard=True, precision="auto",
+        zero_noise_init=True, plane_steps=100, detail_guard=True, precision="auto", apply_precision="auto",
     ),
 }
 # `fast` with stage 3 fitted on nonlocal pairs: its target read at another of the pixel's 8

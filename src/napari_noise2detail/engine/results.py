@@ -19,6 +19,17 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """Stage 3's guard (``detail_guard``) at its latest check: the error of the stage-3
+    network on held-out pairs (in the units of the loss), the step of that check, and whether
+    the guard has stopped the fit (it then keeps the network of the lowest error)."""
+
+    step: int
+    error: float
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
 class Progress:
     """Where a run is. ``plane`` is 0-based; ``fraction`` covers the whole run (0..1)."""
 
@@ -29,6 +40,8 @@ class Progress:
     total: int
     loss: float | None
     fraction: float
+    #: Stage 3 with the detail guard, once it has checked: what it saw (None otherwise).
+    held_out: HeldOut | None = None
 
     @property
     def stage_name(self) -> str:

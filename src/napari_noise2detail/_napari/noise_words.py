@@ -1,0 +1,52 @@
+"""The estimated noise in plain words, in the image's own intensity units (grey levels).
+
+The engine's model is ``variance = a * signal + b``. For photon shot noise on a camera, ``a``
+is the gain (grey levels per detected photon) and ``b`` is the read-noise variance less
+``a`` times the camera's offset: a negative ``b`` says there is an offset, not a negative
+noise. What can be told apart is said; what cannot is said too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..engine.stabilise import NoiseModel
+
+
+def _n(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def noise_words(noise: NoiseModel | None) -> tuple[str, str]:
+    """A short line for the dock and a fuller explanation (its tooltip)."""
+    if noise is None:
+        return ("could not be estimated (the image is too small, flat or clipped)",
+                "The noise is estimated from how neighbouring pixels differ at each brightness; "
+                "this image did not allow it (under about 60x60 pixels, nearly constant, or "
+                "clipped almost everywhere). Denoising does not need it.")
+    typical = math.sqrt(max(noise.variance(noise.level), 0.0))
+    stabilised = ("; fitted on the variance-stabilised image" if noise.stabilised else "")
+    at_typical = (f"At the typical (median) brightness, {_n(noise.level)}, the noise is "
+                  f"±{_n(typical)} grey levels (one standard deviation).")
+    if not noise.signal_dependent:
+        short = f"even noise: ±{_n(typical)} grey levels at every brightness{stabilised}"
+        return short, ("The noise does not change with the brightness (read noise, or noise "
+                       f"added after detection). {at_typical}")
+    a, b = noise.a, noise.b
+    formula = f"{_n(a)} x signal + {_n(b)}" if b >= 0 else f"{_n(a)} x (signal - {_n(-b / a)})"
+    if b >= 0:
+        short = (f"shot noise: variance grows with the signal (gain {_n(a)}); read noise "
+                 f"±{_n(math.sqrt(b))}{stabilised}")
+        constant = (f"The part that does not grow with the signal, ±{_n(math.sqrt(b))} grey levels, "
+                    "is read noise.")
+    else:
+        offset = -b / a
+        short = (f"shot noise: variance grows with the signal (gain {_n(a)}, offset about "
+                 f"{_n(offset)}){stabilised}")
+        constant = (f"The variance would reach zero at a signal of {_n(offset)}: the camera's "
+                    "offset (dark level), less its read noise, which cannot be told apart "
+                    "from it here.")
+    return short, (f"The noise grows with the signal, as photon counts do (shot noise): variance "
+                   f"= {formula}, in the image's grey levels. {_n(a)} is the gain: grey levels per detected photon. {constant} "
+                   f"{at_typical}" + (" N2D was fitted on the variance-stabilised image."
+                                      if noise.stabilised else ""))

@@ -1,0 +1,94 @@
+"""The part of a layer a preview denoises: a drawn shape's bounding box, or what the canvas
+shows, on the plane the viewer is at; in the layer's own pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: The smallest region worth a preview (N2D itself takes 8x8).
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Region:
+    """``rows`` x ``cols`` of the plane at ``plane`` (indices of the leading axes)."""
+
+    plane: tuple[int, ...]
+    rows: slice
+    cols: slice
+    what: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
+
+    @property
+    def offset(self) -> tuple[int, ...]:
+        """Where the region starts, in the layer's pixels, one value per (non-colour) axis."""
+        return (*self.plane, self.rows.start, self.cols.start)
+
+    def read(self, data: Any) -> np.ndarray:
+        """The region of ``data`` (a lazy array reads only it), with leading axes of 1."""
+        part = np.asarray(data[(*self.plane, self.rows, self.cols)])
+        return part.reshape((1,) * len(self.plane) + part.shape)
+
+
+def _plane_size(layer: Any) -> tuple[int, int]:
+    shape = layer.data[0].shape if layer.multiscale else layer.data.shape
+    return (shape[-3], shape[-2]) if layer.rgb else (shape[-2], shape[-1])
+
+
+def _current_plane(viewer: Any, layer: Any) -> tuple[int, ...]:
+    """The leading indices of the plane of ``layer`` the viewer is at."""
+    lead = layer.ndim - 2
+    if lead == 0:
+        return ()
+    if list(viewer.dims.displayed[-2:]) != list(range(viewer.dims.ndim - 2, viewer.dims.ndim)) or \
+            viewer.dims.ndisplay != 2:
+        raise ValueError("preview works in the 2D view of the image's last two axes; switch to it")
+    position = np.asarray(layer.world_to_data(viewer.dims.point))[:lead]
+    shape = (layer.data[0].shape if layer.multiscale else layer.data.shape)[:lead]
+    return tuple(int(np.clip(round(p), 0, n - 1)) for p, n in zip(position, shape))
+
+
+def _box(layer: Any, corners: np.ndarray, what: str, plane: tuple[int, ...]) -> Region:
+    """The region spanned by ``corners`` (layer pixels, last two axes), clipped to the plane."""
+    height, width = _plane_size(layer)
+    top, left = np.floor(corners.min(axis=0) + 0.5).astype(int)
+    bottom, right = np.floor(corners.max(axis=0) + 0.5).astype(int)
+    top, bottom = int(np.clip(top, 0, height)), int(np.clip(bottom, 0, height))
+    left, right = int(np.clip(left, 0, width)), int(np.clip(right, 0, width))
+    if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
+        raise ValueError(f"the {what} covers {max(bottom - top, 0)}x{max(right - left, 0)} pixels of "
+                         f"the image; a preview needs at least {MIN_SIDE}x{MIN_SIDE}")
+    return Region(plane, slice(top, bottom), slice(left, right), what)
+
+
+def shape_region(viewer: Any, layer: Any, shapes: Any) -> Region:
+    """The bounding box of the selected shape of ``shapes`` (or of its last one)."""
+    if len(shapes.data) == 0:
+        raise ValueError(f"'{shapes.name}' has no shape; draw a rectangle in it first")
+    chosen = sorted(shapes.selected_data) or [len(shapes.data) - 1]
+    plane = _current_plane(viewer, layer)
+    points = []
+    for vertex in np.asarray(shapes.data[chosen[-1]], dtype=float):
+        world = np.array(viewer.dims.point, dtype=float)
+        where = np.asarray(shapes.data_to_world(vertex), dtype=float)
+        world[len(world) - len(where):] = where
+        points.append(np.asarray(layer.world_to_data(world), dtype=float)[-2:])
+    return _box(layer, np.array(points), f"shape in '{shapes.name}'", plane)
+
+
+def view_region(viewer: Any, layer: Any) -> Region:
+    """What the canvas shows of ``layer`` (the whole plane until the canvas has been drawn)."""
+    plane = _current_plane(viewer, layer)
+    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
+    if np.any(corners[1] - corners[0] < 1):
+        height, width = _plane_size(layer)
+        corners = np.array([[0, 0], [height, width]], dtype=float)
+    else:
+        corners[1] += 1  # corner_pixels holds the last pixel shown, not the end
+    return _box(layer, corners, "current view", plane)

@@ -1,0 +1,43 @@
+"""Where the results of a lazy (dask, zarr) layer are written: OME-Zarr stores named after the
+layer, in a folder the user chose, else beside the layer's file, else in the user's cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..batch import safe_name
+from ..io import meta_from_scale
+from ..io.zarr import default_axes, scale_from_meta
+from .runs import Stores
+
+
+def default_folder(layer: Any) -> Path:
+    """Beside the file (or zarr store) the layer was opened from, else the user's cache."""
+    source = getattr(getattr(layer, "source", None), "path", None)
+    if source:
+        return Path(source).expanduser().resolve().parent
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("napari-noise2detail", appauthor=False)) / "results"
+
+
+def writable(folder: Path) -> bool:
+    """Whether results can be written in ``folder`` (made if missing)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing.is_dir() and os.access(existing, os.W_OK)
+
+
+def layer_stores(layer: Any, folder: Path, kinds: tuple[str, ...]) -> Stores:
+    """``<folder>/<layer name>_n2d_<kind>.ome.zarr`` for each kind, with the layer's axes,
+    pixel size and units."""
+    if not writable(folder):
+        raise ValueError(f"cannot write the results in {folder}; choose another results folder")
+    meta = meta_from_scale(layer.scale, getattr(layer, "units", None), getattr(layer, "axis_labels", None))
+    axes = default_axes(layer.ndim, meta)
+    stem = safe_name(layer.name)
+    return Stores({kind: folder / f"{stem}_n2d_{kind}.ome.zarr" for kind in kinds}, axes,
+                  scale_from_meta(axes, meta))

@@ -1,0 +1,73 @@
+"""The dock's runs without Qt: which path suits the data, and what each leaves behind."""
+
+import numpy as np
+import pytest
+
+from napari_noise2detail._napari.runs import Job, Stores, start_run, way
+from napari_noise2detail.engine import model as model_module
+from napari_noise2detail.io.zarr import default_axes
+from widget_helpers import OnePlaneAtATime, noisy_cells
+
+QUICK = {"steps": 5, "width": 8}
+
+
+def stack(planes, size=32):
+    return np.stack([noisy_cells(size, seed=s)[1] for s in range(planes)])
+
+
+def finish(run):
+    steps = []
+    while True:
+        try:
+            steps.append(next(run))
+        except StopIteration as done:
+            return steps, done.value
+
+
+def stores(folder, shape, kinds=("smooth", "detail")):
+    return Stores({k: folder / f"x_{k}.ome.zarr" for k in kinds}, default_axes(len(shape)), [1.0] * len(shape))
+
+
+def test_the_way_follows_the_data(monkeypatch):
+    monkeypatch.setattr(model_module, "FIT_ONCE_FROM", 4)
+    assert way(Job(noisy_cells(16)[1], False)) == "fit once"
+    assert way(Job(stack(3, 16), False)) == "every plane"
+    assert way(Job(stack(4, 16), False)) == "fit once"
+    assert way(Job(OnePlaneAtATime(stack(2, 16)), False)) == "stream"
+
+
+def test_fit_once_reports_fitting_then_applying_and_its_fraction_grows(monkeypatch):
+    monkeypatch.setattr(model_module, "FIT_ONCE_FROM", 4)
+    steps, outcome = finish(start_run(Job(stack(5), False, settings=QUICK, kinds=("detail",))))
+    phases = [s.phase for s in steps]
+    assert phases == sorted(phases, key=["fitting", "applying"].index) and "applying" in phases
+    fractions = [s.fraction for s in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert list(outcome.arrays) == ["detail"] and outcome.arrays["detail"].shape == (5, 32, 32)
+    assert outcome.model is not None
+
+
+def test_a_lazy_image_needs_a_folder_and_streams_into_it(tmp_path):
+    lazy = OnePlaneAtATime(stack(3))
+    with pytest.raises(ValueError, match="folder"):
+        start_run(Job(lazy, False, settings=QUICK))
+    _steps, outcome = finish(start_run(Job(lazy, False, settings=QUICK, stores=stores(tmp_path, lazy.shape))))
+    assert set(outcome.stores) == {"smooth", "detail"}
+    assert np.asarray(outcome.arrays["detail"][1]).shape == (32, 32)
+    assert lazy.reads == 3 + 3  # the fit's planes, then each plane once
+
+
+def test_closing_a_lazy_run_while_it_applies_leaves_no_store(tmp_path):
+    lazy = OnePlaneAtATime(stack(3))
+    run = start_run(Job(lazy, False, settings=QUICK, stores=stores(tmp_path, lazy.shape)))
+    while next(run).phase != "applying":
+        pass
+    assert any(tmp_path.iterdir())  # being written, under hidden names
+    run.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_colour_lazy_image_is_refused_with_the_reason(tmp_path):
+    lazy = OnePlaneAtATime(np.zeros((2, 16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="colour"):
+        start_run(Job(lazy, True, stores=stores(tmp_path, lazy.shape)))

@@ -1,0 +1,136 @@
+"""Stacks fitted once, layers larger than memory, and saved models, in the Noise2Detail dock:
+driven by real clicks."""
+
+import numpy as np
+import pytest
+
+from napari_noise2detail import load_model
+from napari_noise2detail._napari import runs as runs_module
+from napari_noise2detail._napari import widget as widget_module
+from napari_noise2detail.engine import model as model_module
+from napari_noise2detail.io.zarr import read_zarr
+from widget_helpers import OnePlaneAtATime, click, make_widget, noisy_cells, viewer  # noqa: F401
+
+
+def stack(planes, size=32):
+    return np.stack([noisy_cells(size, seed=s)[1] for s in range(planes)])
+
+
+@pytest.fixture
+def fit_once_from_4(monkeypatch):
+    """Stacks of 4 planes or more are fitted once (the real threshold is being measured)."""
+    monkeypatch.setattr(model_module, "FIT_ONCE_FROM", 4)
+
+
+def no_fitting(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted, but a saved model was to be applied")
+
+    monkeypatch.setattr(runs_module, "fit_iter", refuse)
+    monkeypatch.setattr(runs_module, "denoise_iter", refuse)
+
+
+def test_a_long_stack_is_fitted_once_and_a_short_one_plane_by_plane(viewer, make_widget, qtbot, fit_once_from_4):
+    long = viewer.add_image(stack(6), name="long")
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    about = viewer.layers["long [N2D detail]"].metadata["noise2detail"]
+    assert about["how"] == "fitted once on 5 of 6 planes, applied to every plane"
+    assert w.model is not None and w.model.planes == (0, 1, 2, 4, 5)
+    assert viewer.layers["long [N2D detail]"].data.shape == long.data.shape
+
+    viewer.add_image(stack(3), name="short")
+    w.layer.value = viewer.layers["short"]
+    click(qtbot, w.denoise_button, w)
+    assert viewer.layers["short [N2D detail]"].metadata["noise2detail"]["how"] == \
+        "every plane fitted in turn (3 planes)"
+
+
+def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make_widget, qtbot, tmp_path):
+    data = (stack(4) * 1000).astype(np.uint16)
+    lazy = OnePlaneAtATime(data)
+    source = viewer.add_image(lazy, name="big: run 1", contrast_limits=(0, 1000), scale=(3.0, 0.5, 0.5),
+                              units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+    w = make_widget()
+    w.folder.value = tmp_path / "results"
+    click(qtbot, w.denoise_button, w)
+
+    detail = viewer.layers["big: run 1 [N2D detail]"]
+    assert not isinstance(detail.data, np.ndarray)  # shown lazily, from the store
+    path = tmp_path / "results" / "big_ run 1_n2d_detail.ome.zarr"
+    assert detail.metadata["noise2detail"]["stores"]["detail"] == str(path)
+    written = read_zarr(path)
+    assert written.scale == [3.0, 0.5, 0.5] and written.meta.unit == "µm"
+    assert np.asarray(written.data[2]).std() < data[2].std()  # denoised
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        "big_ run 1_n2d_detail.ome.zarr", "big_ run 1_n2d_smooth.ome.zarr"]  # nothing half-made
+    assert np.array_equal(detail.scale, source.scale)
+    assert "results in" in w.status.value and str(tmp_path / "results") in w.status.tooltip
+    assert source.data is lazy  # the source as it was
+
+
+def test_a_cancelled_lazy_run_leaves_no_store(viewer, make_widget, qtbot, tmp_path):
+    viewer.add_image(OnePlaneAtATime(stack(4)), name="big", contrast_limits=(0, 1))
+    w = make_widget(steps=50_000)
+    w.folder.value = tmp_path / "out"
+    w.denoise_button.native.click()
+    qtbot.waitUntil(lambda: "step" in w.status.value, timeout=60_000)
+    w.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=10_000)
+    out = tmp_path / "out"
+    assert not out.exists() or list(out.iterdir()) == []
+    assert [layer.name for layer in viewer.layers] == ["big"]
+
+
+def test_save_the_fitted_model_then_apply_it_to_another_layer_with_one_click(
+        viewer, make_widget, qtbot, tmp_path, monkeypatch):
+    viewer.add_image(noisy_cells(48, seed=1)[1], name="first")
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    fitted = w.model
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "cells"))
+    w.save_model_button.native.click()  # no run: the model of the last run is written
+    assert not w.running
+    path = tmp_path / "cells.n2d"
+    assert path.is_file() and w.model_file.value == path
+    assert "Model saved" in w.status.value
+    assert load_model(path, device="cpu").planes == fitted.planes
+
+    second = viewer.add_image(noisy_cells(48, seed=2)[1], name="second")
+    w.layer.value = second
+    no_fitting(monkeypatch)
+    again = widget_module.DenoiseWidget(viewer)  # the model file comes back next time
+    assert again.model_file.value == path
+    click(qtbot, w.apply_model_button, w)
+    about = viewer.layers["second [N2D detail]"].metadata["noise2detail"]
+    assert about["how"] == "saved model applied, no fitting"
+    assert viewer.layers["second [N2D detail]"].data.shape == (48, 48)
+
+
+def test_save_model_fits_one_first_when_the_last_run_fitted_plane_by_plane(viewer, make_widget, qtbot, tmp_path,
+                                                                          monkeypatch):
+    viewer.add_image(stack(3), name="short")
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    assert w.model is None  # every plane had its own fit
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "short.n2d"))
+    click(qtbot, w.save_model_button, w)
+    assert load_model(tmp_path / "short.n2d", device="cpu").planes == (0, 1, 2)
+
+
+def test_a_model_of_the_wrong_kind_or_file_is_refused_with_the_reason(viewer, make_widget, qtbot, tmp_path):
+    viewer.add_image(noisy_cells(32)[1], name="grey")
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    w.model.save(tmp_path / "grey.n2d")
+    rgb = np.clip(np.stack([noisy_cells(32)[1]] * 3, axis=-1) * 255, 0, 255).astype(np.uint8)
+    viewer.add_image(rgb, name="colour", rgb=True)
+    w.layer.value = viewer.layers["colour"]
+    w.model_file.value = tmp_path / "grey.n2d"
+    w.apply_model_button.native.click()
+    assert not w.running and "fitted on grey (1 channel) images" in w.status.value
+    (tmp_path / "junk.n2d").write_bytes(b"not a model")
+    w.model_file.value = tmp_path / "junk.n2d"
+    w.apply_model_button.native.click()
+    assert not w.running and "not a readable Noise2Detail model" in w.status.value
+    assert "colour [N2D detail]" not in viewer.layers
