@@ -180,8 +180,9 @@ PRESETS: dict[str, Settings] = {
 }
 # `fast` with stage 3 fitted on nonlocal pairs: its target read at another of the pixel's 8
 # most similar pixels (7x7 patches matched on the smooth image, in a 21x21 window), the way
-# BM3D's second step matches on its first estimate. +0.37 dB detail PSNR over `fast` on 8
-# cases of the quality table (worst -0.22), at 0.9x its time (docs/quality.md).
+# BM3D's second step matches on its first estimate. +0.24 dB detail PSNR over `fast` on 28
+# cases of the quality table (up to +1.04 on EM; down to -0.48, and it loses on all four
+# gauss15 cases), at 0.9x its time (docs/quality.md).
 PRESETS["quality"] = replace(PRESETS["fast"], detail_pairs="nonlocal")
 
 
