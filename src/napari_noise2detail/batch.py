@@ -34,6 +34,7 @@ from .engine.device import resolve_device
 from .engine.model import fits_once
 from .engine.planes import inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
+from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
 from .io.zarr import default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
@@ -483,15 +484,7 @@ def _process(
 
 def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Generator[Progress, None, Any]:
     """The events of one part of an item's work, their fraction mapped into [start, end]."""
-    try:
-        while True:
-            try:
-                event = next(run)
-            except StopIteration as done:
-                return done.value
-            yield replace(event, fraction=start + (end - start) * event.fraction)
-    finally:
-        run.close()
+    return relabelled(run, lambda event: replace(event, fraction=start + (end - start) * event.fraction))
 
 
 class _Converted:

@@ -23,6 +23,7 @@ import numpy as np
 from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
 from ..engine.model import fits_once
 from ..engine.planes import is_lazy
+from ..engine.results import relabelled
 from ..io.zarr import ome_zarr_outputs
 
 #: Roughly how many planes' application one fit costs, to share the progress bar between
@@ -167,15 +168,7 @@ def _steps(
     run: Generator[Progress, None, Any], phase: str, start: float, end: float
 ) -> Generator[Step, None, Any]:
     """The engine's events as Steps, its fraction mapped onto ``start..end`` of the whole run."""
-    try:
-        while True:
-            try:
-                event = next(run)
-            except StopIteration as done:
-                return done.value
-            yield Step(phase, event, start + (end - start) * event.fraction)
-    finally:
-        run.close()  # a cancel ends the engine's run now, which frees its memory
+    return relabelled(run, lambda event: Step(phase, event, start + (end - start) * event.fraction))
 
 
 def fit_only(job: Job) -> Generator[Step, None, Denoiser]:

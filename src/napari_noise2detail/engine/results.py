@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Generator, TypeVar
 
 from .presets import Settings
 from .stabilise import NoiseModel
@@ -12,6 +12,24 @@ from .stabilise import NoiseModel
 STAGE_NAMES = {0: "applying the model", 1: "partial denoising", 2: "smoothing", 3: "detail recovery"}
 #: The outputs, by DenoiseResult attribute, in the order of the stages.
 KINDS = ("partial", "smooth", "detail")
+
+
+Event = TypeVar("Event")
+
+
+def relabelled(run: Generator[Any, None, Any], label: Callable[[Any], Event]) -> Generator[Event, None, Any]:
+    """The events of ``run``, each passed through ``label`` (its place in a larger run, say);
+    returns what ``run`` returns. ``run`` is closed when this ends, cancelled or not, so that a
+    cancel frees the engine's memory at once."""
+    try:
+        while True:
+            try:
+                event = next(run)
+            except StopIteration as done:
+                return done.value
+            yield label(event)
+    finally:
+        run.close()
 
 
 class Cancelled(Exception):
