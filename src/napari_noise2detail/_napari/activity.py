@@ -12,7 +12,6 @@ No Qt here: ``napari.utils.progress`` is what the Activity panel listens to.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -20,8 +19,6 @@ from napari.utils import cancelable_progress, progress
 
 #: Resolution of the whole-run bar: tenths of a percent.
 SCALE = 1000
-#: Updates closer together than this are skipped: the panel redraws itself on every update.
-MIN_INTERVAL = 0.1
 #: What the panel writes right of each bar (napari shows what follows the last "|"): the time
 #: left for the run, the steps or planes done for the levels, not tqdm's "1/1000 [00:02<...]".
 RUN_FORMAT = "{desc}|{bar}| {remaining} left"
@@ -60,7 +57,6 @@ class Activity:
         self._top = _Cancelable(total=SCALE, desc=title, cancel_callback=cancel, bar_format=RUN_FORMAT)
         self._nested: list[progress] = []
         self._texts: list[str] = []
-        self._last = 0.0
         self._busy = False
         self._closing = False
         self._closed = False
@@ -69,12 +65,12 @@ class Activity:
     def cancelled(self) -> bool:
         return self._top.is_canceled
 
-    def show(self, fraction: float, levels: Sequence[Level] = (), force: bool = False) -> None:
-        """The whole run at ``fraction`` (0..1), with a bar per level (added as needed)."""
-        now = time.monotonic()
-        if self._busy or self._closed or (not force and now - self._last < MIN_INTERVAL):
+    def show(self, fraction: float, levels: Sequence[Level] = ()) -> None:
+        """The whole run at ``fraction`` (0..1), with a bar per level (added as needed). The
+        panel redraws itself on every update: the runner calls this a few times a second, not
+        for every event (``worker.GUI_INTERVAL``)."""
+        if self._busy or self._closed:
             return
-        self._last = now
         self._busy = True
         try:
             self._show(fraction, levels)
