@@ -39,19 +39,12 @@ def make_files(folder: Path, data_dir: Path, files: int, size: int) -> None:
         tifffile.imwrite(folder / f"image{i:02d}.tif", (rng.poisson(30 * crop) / 30).astype(np.float32))
 
 
-def drain(run):
-    while True:
-        try:
-            next(run)
-        except StopIteration as done:
-            return done.value
-
-
 def in_process(inputs, outdir, threads):
     from napari_noise2detail.batch import BatchOptions, run_batch
+    from napari_noise2detail.engine.model import drive
 
     began = time.perf_counter()
-    summary = drain(run_batch(inputs, outdir, BatchOptions(device="cpu", threads=threads)))
+    summary = drive(run_batch(inputs, outdir, BatchOptions(device="cpu", threads=threads)), None)
     return time.perf_counter() - began, summary
 
 
@@ -59,6 +52,7 @@ def on_cluster(inputs, outdir, workers):
     from distributed import Client, LocalCluster, get_task_stream
 
     from napari_noise2detail.batch import BatchOptions, run_batch
+    from napari_noise2detail.engine.model import drive
 
     began = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -66,7 +60,7 @@ def on_cluster(inputs, outdir, workers):
         client.wait_for_workers(workers)
         started = time.perf_counter()
         with get_task_stream(client) as stream:
-            summary = drain(run_batch(inputs, outdir, BatchOptions(device="cpu", threads=1), client))
+            summary = drive(run_batch(inputs, outdir, BatchOptions(device="cpu", threads=1), client), None)
         batch = time.perf_counter() - started
     return time.perf_counter() - began, batch, summary, gaps(stream.data)
 

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_noise2detail.engine.downsample import pair_downsample
+from napari_noise2detail.engine.model import drive
 from napari_noise2detail.engine.network import make_network
 from napari_noise2detail.engine.presets import Settings
 from napari_noise2detail.engine.stages import held_out_error, n2d_plane, refine
@@ -77,14 +78,6 @@ def test_crop_training_runs_and_changes_the_result():
     assert not torch.equal(results[0], results[1])
 
 
-def _finish(run):
-    while True:
-        try:
-            next(run)
-        except StopIteration as done:
-            return done.value
-
-
 def test_zero_noise_init_starts_stage_one_from_the_image():
     from napari_noise2detail.engine.stages import _new_network
 
@@ -97,9 +90,9 @@ def test_zero_noise_init_starts_stage_one_from_the_image():
 def test_warm_start_continues_from_copies_of_the_given_networks():
     y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     settings = Settings(steps=5, width=8, plane_steps=0)
-    (first, nets) = _finish(n2d_plane(y, settings))
+    (first, nets) = drive(n2d_plane(y, settings), None)
     before = [p.clone() for n in nets for p in n.parameters()]
-    (again, nets2) = _finish(n2d_plane(y, settings, start=nets))
+    (again, nets2) = drive(n2d_plane(y, settings, start=nets), None)
     # zero warm steps: the same networks on the same plane give the same results ...
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     # ... and the networks handed in were copied, not changed
