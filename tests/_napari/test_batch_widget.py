@@ -26,6 +26,16 @@ def open_from_menu(viewer, settings=TINY):
     return widget
 
 
+def open_on_folder(viewer, tmp_path, settings=TINY):
+    """The widget from the menu, set to denoise a new folder of test images into tmp_path/out."""
+    make_folder(tmp_path / "in")
+    widget = open_from_menu(viewer, settings)
+    widget.source.value = "folder"
+    widget.input_folder.value = tmp_path / "in"
+    widget.output_folder.value = tmp_path / "out"
+    return widget
+
+
 def run_and_wait(qtbot, widget):
     widget.run_button.native.click()
     assert widget.running
@@ -34,12 +44,8 @@ def run_and_wait(qtbot, widget):
 
 
 def test_a_folder_batch_from_the_menu(viewer, qtbot, tmp_path):
-    make_folder(tmp_path / "in")
+    widget = open_on_folder(viewer, tmp_path)
     before = digests(tmp_path / "in")
-    widget = open_from_menu(viewer)
-    widget.source.value = "folder"
-    widget.input_folder.value = tmp_path / "in"
-    widget.output_folder.value = tmp_path / "out"
     widget.save_smooth.value = True
 
     summary = run_and_wait(qtbot, widget)
@@ -114,11 +120,7 @@ def test_without_a_choice_nothing_starts(viewer, qtbot, tmp_path):
 
 
 def test_cancel_midway_leaves_only_complete_outputs(viewer, qtbot, tmp_path):
-    make_folder(tmp_path / "in")
-    widget = open_from_menu(viewer, {"steps": 400, "width": 8, "report_every": 5})
-    widget.source.value = "folder"
-    widget.input_folder.value = tmp_path / "in"
-    widget.output_folder.value = tmp_path / "out"
+    widget = open_on_folder(viewer, tmp_path, {"steps": 400, "width": 8, "report_every": 5})
     widget.run_button.native.click()
     # Cancel while the second image (b.tif) is being fitted.
     qtbot.waitUntil(lambda: widget.status.value.startswith("2/4 b.tif: plane 1/2"), timeout=WAIT)
@@ -135,11 +137,7 @@ def test_cancel_midway_leaves_only_complete_outputs(viewer, qtbot, tmp_path):
 
 def test_closing_the_viewer_mid_batch_stops_it(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
-    make_folder(tmp_path / "in")
-    widget = open_from_menu(viewer, {"steps": 50_000, "width": 8})
-    widget.source.value = "folder"
-    widget.input_folder.value = tmp_path / "in"
-    widget.output_folder.value = tmp_path / "out"
+    widget = open_on_folder(viewer, tmp_path, {"steps": 50_000, "width": 8})
     widget.run_button.native.click()
     worker = widget._runner.worker
     qtbot.waitUntil(lambda: worker.is_running, timeout=WAIT)
@@ -198,12 +196,8 @@ def scheduler():
 
 
 def test_a_folder_batch_sent_to_a_dask_scheduler(viewer, qtbot, tmp_path, scheduler):
-    make_folder(tmp_path / "in")
+    widget = open_on_folder(viewer, tmp_path)
     before = digests(tmp_path / "in")
-    widget = open_from_menu(viewer)
-    widget.source.value = "folder"
-    widget.input_folder.value = tmp_path / "in"
-    widget.output_folder.value = tmp_path / "out"
     widget.scheduler.value = scheduler
     statuses = []
     widget.status.changed.connect(statuses.append)
@@ -231,11 +225,7 @@ def test_a_folder_batch_sent_to_a_dask_scheduler(viewer, qtbot, tmp_path, schedu
 
 def test_an_unreachable_scheduler_is_reported_and_nothing_freezes(viewer, qtbot, tmp_path):
     pytest.importorskip("distributed")
-    make_folder(tmp_path / "in")
-    widget = open_from_menu(viewer)
-    widget.source.value = "folder"
-    widget.input_folder.value = tmp_path / "in"
-    widget.output_folder.value = tmp_path / "out"
+    widget = open_on_folder(viewer, tmp_path)
     widget.scheduler.value = "tcp://127.0.0.1:9"  # nothing listens there
     widget.connect_timeout = 2.0
 
