@@ -48,6 +48,7 @@ N2D_METHODS = {
     "fast +VST": ("fast", {**PLAIN, "stabilise": True}),
     "fast +ensemble": ("fast", {**PLAIN, "ensemble": 8}),
     "fast +colour": ("fast", {**PLAIN, "decorrelate": True}),
+    "fast +nonlocal s3": ("fast", {**PLAIN, "detail_pairs": "nonlocal"}),
     "quality": ("quality", PLAIN),
 }
 BM3D_METHODS = ("BM3D blind", "BM3D true model")

@@ -44,8 +44,9 @@ def test_presets():
     assert half == (fast.steps // 2, round(fast.stage_steps[1] / 2))  # stage 3 in proportion
     assert resolve_settings("fast", steps=10, detail_steps=7).stage_steps == (10, 7)
     assert resolve_settings("fast", steps=None) == PRESETS["fast"]
-    # quality: fast with stage 3 on nonlocal pairs; paper and fast on the paper's pairs
-    assert PRESETS["quality"] == resolve_settings("fast", detail_pairs="nonlocal")
+    # quality: fast, then filtered in groups matched on its result; paper and fast are not
+    assert PRESETS["quality"] == resolve_settings("fast", wiener=True)
+    assert not PRESETS["paper"].wiener and not PRESETS["fast"].wiener
     assert all(PRESETS[p].pairs == PRESETS[p].detail_pairs == "diagonal" for p in ("paper", "fast"))
     assert resolve_settings(Settings(steps=3)).steps == 3
     with pytest.raises(ValueError, match="unknown preset"):

@@ -50,11 +50,16 @@ def _box_sum(x: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def similar_pixels(
-    guide: torch.Tensor, members: int = 8, window: int = 21, patch: int = 7, chunk: int = CHUNK
+    guide: torch.Tensor, members: int = 8, window: int = 21, patch: int = 7, chunk: int = CHUNK,
+    step: int = 1, first: tuple[int, int] = (0, 0),
 ) -> torch.Tensor:
     """For every pixel of ``guide`` ``(N, C, H, W)``, the flat indices (into its own H x W plane)
     of the ``members`` pixels within the search window whose patches are closest to its own,
     nearest first: ``(N, members, H, W)``, int64. Member 0 is the pixel itself.
+
+    ``step``, ``first``: only for the pixels of rows ``first[0], first[0] + step, ...`` and
+    columns ``first[1], first[1] + step, ...`` (a grid of reference pixels), whose banks come
+    out as ``(N, members, H', W')``; the search itself still looks at every pixel.
 
     Distances are summed over channels and over a ``patch`` x ``patch`` neighbourhood, read
     with reflected borders; candidates outside the image are never chosen. The planes are
@@ -67,12 +72,15 @@ def similar_pixels(
     _n, _c, h, w = guide.shape
     if members > min(window * window, h * w):
         raise ValueError(f"{members} members do not fit in a {window}x{window} window of a {h}x{w} image")
-    return torch.cat([_plane_bank(plane[None], members, window, patch, chunk) for plane in guide])
+    return torch.cat([_plane_bank(plane[None], members, window, patch, chunk, step, first) for plane in guide])
 
 
-def _plane_bank(guide: torch.Tensor, members: int, window: int, patch: int, chunk: int) -> torch.Tensor:
+def _plane_bank(
+    guide: torch.Tensor, members: int, window: int, patch: int, chunk: int, step: int, first: tuple[int, int]
+) -> torch.Tensor:
     """:func:`similar_pixels` of one plane ``(1, C, H, W)``."""
     _n, _c, h, w = guide.shape
+    picked = (slice(first[0], None, step), slice(first[1], None, step))
     r, q = window // 2, patch // 2
     pad = r + q
     mode = "reflect" if pad < min(h, w) else "replicate"
@@ -81,20 +89,20 @@ def _plane_bank(guide: torch.Tensor, members: int, window: int, patch: int, chun
     padded = F.pad(guide.float(), (pad, pad, pad, pad), mode=mode).permute(0, 2, 3, 1)
     centre = padded[:, r : r + h + 2 * q, r : r + w + 2 * q, :, None]
     offsets = _window_offsets(window, guide.device)
-    rows = torch.arange(h, device=guide.device)[:, None, None]
-    cols = torch.arange(w, device=guide.device)[None, :, None]
-    best = torch.full((1, h, w, members), float("inf"), device=guide.device)
-    found = torch.zeros((1, h, w, members), dtype=torch.int32, device=guide.device)
+    rows = torch.arange(h, device=guide.device)[picked[0], None, None]
+    cols = torch.arange(w, device=guide.device)[None, picked[1], None]
+    best = torch.full((1, len(rows), cols.shape[1], members), float("inf"), device=guide.device)
+    found = torch.zeros_like(best, dtype=torch.int32)
     for start in range(0, len(offsets), chunk):
         part = offsets[start : start + chunk]
         shifted = torch.stack(
             [padded[:, r + dy : r + dy + h + 2 * q, r + dx : r + dx + w + 2 * q] for dy, dx in part.tolist()],
             dim=-1,
         )  # (1, H + 2q, W + 2q, C, o)
-        distance = _box_sum(((shifted - centre) ** 2).sum(3), patch)  # (1, H, W, o)
+        distance = _box_sum(((shifted - centre) ** 2).sum(3), patch)[:, picked[0], picked[1]]  # (1, H', W', o)
         del shifted
         src_rows, src_cols = rows + part[:, 0], cols + part[:, 1]
-        outside = (src_rows < 0) | (src_rows >= h) | (src_cols < 0) | (src_cols >= w)  # (H, W, o)
+        outside = (src_rows < 0) | (src_rows >= h) | (src_cols < 0) | (src_cols >= w)  # (H', W', o)
         distance = distance.masked_fill(outside, float("inf"))
         # the pixel itself is always member 0, even where other pixels tie with it
         distance = distance.masked_fill((part == 0).all(-1), -1.0)

@@ -8,7 +8,7 @@ image with the same channels, a plane at a time: a lazy image (dask, zarr) is re
 a time and, given ``out`` arrays (zarr on disk, say), the results are written a plane at a
 time, so memory does not grow with the number of planes. Planes larger than
 :data:`PLANE_TILE` a side go through in tiles read with the margin the stages need
-(``stages.PIPELINE_HALO``), which gives the same numbers as the whole plane.
+(``stages.halo``), which gives the same numbers as the whole plane.
 
 :meth:`Denoiser.save` writes one safetensors file: the weights and a JSON header. Loading it
 runs no code (no pickle), and a damaged, foreign or newer file is refused with a reason.
@@ -38,8 +38,9 @@ from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, resolve_settings
 from .results import KINDS, Cancelled, DenoiseResult, Progress
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
-from .stages import PIPELINE_HALO, StageEvent, detail, n2d_plane, smooth
+from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
+from .wiener import collaborative_wiener
 
 #: What a model file says it is, and the newest layout of it that this version reads.
 FORMAT = "napari-noise2detail model"
@@ -180,11 +181,13 @@ class Denoiser:
         )
 
     def _stages(
-        self, raw: Sequence[np.ndarray], settings: Settings, ranges: Sequence[tuple] | None = None
+        self, raw: Sequence[np.ndarray], settings: Settings, ranges: Sequence[tuple] | None = None,
+        origin: tuple[int, int] = (0, 0),
     ) -> list[list[np.ndarray]]:
         """s1, s2, s3 of each raw ``(H, W, C)`` plane (or tile), in its intensity units. Each
         is mapped to [0, 1] with the model's range, widened to take in the plane's own where
-        that reaches further (``ranges``: given for tiles, which must share their plane's)."""
+        that reaches further (``ranges``: given for tiles, which must share their plane's;
+        ``origin``: a tile's place in its plane)."""
         prepared = [self._prepare(plane) for plane in raw]
         if ranges is None:
             ranges = [union_range((self.low, self.high), self._range(p), self._decorrelate) for p in prepared]
@@ -192,7 +195,7 @@ class Denoiser:
         y = _to_tensor(units, self.device, settings)
         with torch.no_grad():
             s1, s2 = smooth(self.f, y, settings)
-            s3 = detail(self.g, s2, settings)
+            s3 = finish(y, detail(self.g, s2, settings), self.noise, ranges, settings, origin)
         height, width = raw[0].shape[:2]
         return [
             [self.restore(plane_from_tensor(s, i, height, width), *ranges[i]) for s in (s1, s2, s3)]
@@ -202,21 +205,22 @@ class Denoiser:
     def _apply_tiled(
         self, image: Any, info: ImageInfo, plane: int, outputs: dict[str, Any], settings: Settings
     ) -> None:
-        """One plane in tiles of :data:`PLANE_TILE`, each read with :data:`PIPELINE_HALO`
-        pixels of context; the plane's range is gathered from its tiles first."""
+        """One plane in tiles of :data:`PLANE_TILE`, each read with the context the stages
+        need (``stages.halo``); the plane's range is gathered from its tiles first."""
         tiles = [(top, left) for top in range(0, info.height, PLANE_TILE)
                  for left in range(0, info.width, PLANE_TILE)]
         plane_range = (self.low, self.high)
         for top, left in tiles:
             part = read_plane(image, info, plane, slice(top, top + PLANE_TILE), slice(left, left + PLANE_TILE))
             plane_range = union_range(plane_range, self._range(self._prepare(part)), self._decorrelate)
+        margin = halo(settings)
         for top, left in tiles:
-            t0, l0 = max(top - PIPELINE_HALO, 0), max(left - PIPELINE_HALO, 0)
+            t0, l0 = max(top - margin, 0), max(left - margin, 0)
             bottom, right = min(top + PLANE_TILE, info.height), min(left + PLANE_TILE, info.width)
-            rows = slice(t0, min(bottom + PIPELINE_HALO, info.height))
-            cols = slice(l0, min(right + PIPELINE_HALO, info.width))
+            rows = slice(t0, min(bottom + margin, info.height))
+            cols = slice(l0, min(right + margin, info.width))
             part = read_plane(image, info, plane, rows, cols)
-            (stages,) = self._stages([part], settings, [plane_range])
+            (stages,) = self._stages([part], settings, [plane_range], (t0, l0))
             inner = (slice(top - t0, bottom - t0), slice(left - l0, right - l0))
             _write(outputs, info, plane, [s[inner] for s in stages], part[inner],
                    (slice(top, bottom), slice(left, right)))
@@ -428,9 +432,43 @@ def fit_planes(
         raise ValueError("the image is constant: there is nothing to fit")
     y = _to_tensor([to_unit(p, low, high) for p in prepared], device, settings)
     warm = (start.f, start.g) if start is not None else None
-    stages, (f, g) = yield from n2d_plane(y, settings, seed, warm, tuner)
+    (s1, s2, s3), (f, g) = yield from n2d_plane(y, settings, seed, warm, tuner)
+    stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings))
     model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes))
     return model, stages
+
+
+def finish(
+    y: torch.Tensor, s3: torch.Tensor, noise: NoiseModel | None, ranges: Sequence[tuple], settings: Settings,
+    origin: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """Stage 3's result ``s3`` of the planes ``y`` (in [0, 1], mapped with ``ranges``), or,
+    with ``settings.wiener``, ``y`` filtered in groups matched on it (see :mod:`.wiener`)."""
+    if not settings.wiener:
+        return s3
+    out = torch.empty_like(s3)
+    for i, (low, high) in enumerate(ranges):
+        variance = _unit_noise(noise, low, high, settings.decorrelate and y.shape[1] == 3)
+        out[i : i + 1] = collaborative_wiener(y[i : i + 1], s3[i : i + 1], variance, origin=origin)
+    return out
+
+
+def _unit_noise(
+    noise: NoiseModel | None, low: np.ndarray, high: np.ndarray, decorrelate: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The noise variance ``a * signal + b`` in the [0, 1] units the networks work in, per
+    channel (``low``, ``high``: the intensities mapped to 0 and 1), or None where it is not
+    known (then estimated from the residual, see :func:`.wiener.collaborative_wiener`)."""
+    if noise is None:
+        return None
+    scale = np.asarray(high, np.float64) - np.asarray(low, np.float64)
+    if noise.stabilised:  # the variance-stabilised image has noise of variance 1
+        a, b = np.zeros_like(scale), 1.0 / scale**2
+    elif decorrelate:  # opponent colours mix the channels: their variance at a typical signal
+        a, b = np.zeros_like(scale), np.full_like(scale, float(noise.variance(noise.level))) / scale**2
+    else:  # signal = low + unit * scale
+        a, b = noise.a / scale, (noise.a * np.asarray(low, np.float64) + noise.b) / scale**2
+    return torch.from_numpy(np.asarray(a, np.float32)), torch.from_numpy(np.clip(b, 0, None).astype(np.float32))
 
 
 def resolve_for(settings: Settings, device: torch.device) -> Settings:

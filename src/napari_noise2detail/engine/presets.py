@@ -61,6 +61,10 @@ class Settings:
     #: The same for stage 3, whose input stays the smooth image: "nonlocal" reads its target
     #: at another member of the pixel's bank, matched on the smooth image.
     detail_pairs: str = "diagonal"
+    #: After stage 3, filter the noisy image in groups of similar patches matched on stage 3's
+    #: result (BM3D's second step, see .wiener); the detail output is then the filtered image.
+    #: The paper stops at stage 3.
+    wiener: bool = False
     #: Banks of similar pixels: members per pixel, side of the search window and of the
     #: patches compared (odd, pixels).
     bank_members: int = 8
@@ -178,12 +182,10 @@ PRESETS: dict[str, Settings] = {
         zero_noise_init=True, plane_steps=100, detail_guard=True, precision="auto", apply_precision="auto",
     ),
 }
-# `fast` with stage 3 fitted on nonlocal pairs: its target read at another of the pixel's 8
-# most similar pixels (7x7 patches matched on the smooth image, in a 21x21 window), the way
-# BM3D's second step matches on its first estimate. +0.24 dB detail PSNR over `fast` on 28
-# cases of the quality table (up to +1.04 on EM; down to -0.48, and it loses on all four
-# gauss15 cases), at 0.9x its time (docs/quality.md).
-PRESETS["quality"] = replace(PRESETS["fast"], detail_pairs="nonlocal")
+# `fast`, then the noisy image filtered in groups of similar patches matched on fast's result
+# (BM3D's second step with N2D as its first estimate, see .wiener). Measured in
+# docs/quality.md.
+PRESETS["quality"] = replace(PRESETS["fast"], wiener=True)
 
 
 

@@ -21,6 +21,7 @@ from .pairs import training_pairs
 from .presets import Settings
 from .results import HeldOut
 from .threads import AdaptiveThreads
+from .wiener import HALO as WIENER_HALO
 
 #: (stage, step, total steps of the stage, loss or None, the stage-3 guard's check or None)
 StageEvent = tuple[int, int, int, float | None, HeldOut | None]
@@ -180,3 +181,10 @@ def detail(g: nn.Module, s2: torch.Tensor, settings: Settings) -> torch.Tensor:
 #: more (2) and g (2). A tile read with this margin, at a multiple of 4 (so that its
 #: polyphase sub-images are the image's), gives the same results as the whole image.
 PIPELINE_HALO = 12
+
+
+def halo(settings: Settings) -> int:
+    """The context each side that the stages read with ``settings``: :data:`PIPELINE_HALO`,
+    and, with ``settings.wiener``, what the filtering reads around stage 3's result (a
+    multiple of 4 either way)."""
+    return PIPELINE_HALO + (-(-WIENER_HALO // 4) * 4 if settings.wiener else 0)

@@ -1,0 +1,177 @@
+"""Collaborative Wiener filtering of the noisy image, guided by N2D's result (`quality`).
+
+N2D's networks see 5x5 pixels, so all the evidence they average is local; BM3D's edge is
+nonlocal, and its second step shows how to use a first estimate: groups of similar patches,
+matched on that estimate (far more reliable than matching on the noise), are filtered
+together. Here the first estimate is N2D's detail output, and the step is BM3D's:
+
+- for reference pixels on a grid every :data:`STRIDE` pixels, the ``members`` pixels of a
+  search window whose patches are closest on the guide (:func:`.bank.similar_pixels`);
+- the noisy image's and the guide's ``patch`` x ``patch`` patches at those members, each group
+  transformed (a 2D DCT of every patch, a Haar transform across the group);
+- the noisy coefficients scaled by the empirical Wiener gain ``G^2 / (G^2 + variance)`` that
+  the guide's coefficients ``G`` give, transformed back;
+- every pixel's estimates averaged, weighted by ``1 / (variance * sum of gains^2)`` (groups
+  that kept less noise count more) and a Kaiser window over the patch.
+
+The noise variance is ``a * signal + b`` per channel (the estimated noise model, in the
+units of the image filtered), the signal being the guide's mean over the group. The work is
+done on tiles of :data:`TILE` pixels a side (their banks and groups), so the memory is a few
+copies of the plane whatever its size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .bank import similar_pixels
+
+#: Patches per group, pixels a side of the search window, of the patches filtered and of the
+#: patches compared: BM3D's second step (32 patches of 8x8), in N2D's 21-pixel window.
+MEMBERS = 32
+WINDOW = 21
+PATCH = 8
+MATCH = 7
+#: Reference pixels every this many pixels along both axes.
+STRIDE = 3
+#: Side of the tiles whose banks and groups are held at once.
+TILE = 256
+#: Groups transformed at once.
+GROUPS = 2048
+#: Pixels of context each side that a pixel's result reads, of the image and of the guide:
+#: the references whose groups can hold it lie within a patch (4) and a search window (10)
+#: of it, and their groups' patches as far again (their searches read 10 + 3 around them);
+#: a piece read with this margin gives its inner pixels' results.
+HALO = 2 * (PATCH // 2 + WINDOW // 2)
+
+
+def dct_matrix(n: int) -> torch.Tensor:
+    """The orthonormal DCT-II of length ``n`` as an ``(n, n)`` matrix (rows: frequencies)."""
+    k = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(n, dtype=torch.float64)[None]
+    m = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2 / n)
+    m[0] /= math.sqrt(2)
+    return m.float()
+
+
+def haar_matrix(n: int) -> torch.Tensor:
+    """The orthonormal Haar transform of length ``n`` (a power of two) as a matrix."""
+    if n & (n - 1):
+        raise ValueError(f"a Haar transform needs a power of two, got {n}")
+    m = torch.ones(1, 1, dtype=torch.float64)
+    while m.shape[0] < n:
+        half = m.shape[0]
+        m = torch.cat([torch.kron(m, torch.tensor([[1.0, 1.0]], dtype=torch.float64)),
+                       torch.kron(torch.eye(half, dtype=torch.float64), torch.tensor([[1.0, -1.0]], dtype=torch.float64))])
+    return (m / m.norm(dim=1, keepdim=True)).float()
+
+
+@torch.no_grad()
+def collaborative_wiener(
+    y: torch.Tensor,
+    guide: torch.Tensor,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+    *,
+    members: int = MEMBERS,
+    window: int = WINDOW,
+    patch: int = PATCH,
+    match: int = MATCH,
+    stride: int = STRIDE,
+    tile: int = TILE,
+    origin: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """``y`` ``(N, C, H, W)`` filtered as described in the module, with groups matched on
+    ``guide`` (same shape; a first estimate of the clean image). Returns ``(N, C, H, W)``.
+
+    noise: ``(a, b)``, each ``(C,)``: the noise variance is ``a * signal + b`` in ``y``'s
+        units. None: a constant variance per channel, the mean of ``(y - guide)^2`` over the
+        plane (slightly more than the noise: it also holds the guide's error).
+    origin: where ``y``'s first pixel lies in a larger image that is filtered in pieces:
+        reference pixels are those whose row and column *there* divide by ``stride``, so
+        that the pieces agree with the whole.
+    """
+    if y.shape != guide.shape:
+        raise ValueError(f"the image {tuple(y.shape)} and its guide {tuple(guide.shape)} differ in shape")
+    transform = (dct_matrix(patch), haar_matrix(members) if members & (members - 1) == 0 else dct_matrix(members))
+    out = torch.empty_like(y)
+    for n in range(y.shape[0]):
+        yn, gn = y[n].float(), guide[n].float()
+        if noise is None:
+            a = torch.zeros(y.shape[1], device=y.device)
+            b = ((yn - gn) ** 2).mean(dim=(1, 2))
+        else:
+            a, b = (v.to(y.device, torch.float32) for v in noise)
+        out[n] = _plane(yn, gn, a, b, members, window, patch, match, stride, tile, origin, transform)
+    return out
+
+
+def _plane(
+    y: torch.Tensor, guide: torch.Tensor, a: torch.Tensor, b: torch.Tensor, members: int, window: int,
+    patch: int, match: int, stride: int, tile: int, origin: tuple[int, int],
+    transform: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """:func:`collaborative_wiener` of one plane ``(C, H, W)``."""
+    channels, h, w = y.shape
+    device = y.device
+    lo, hi = (patch - 1) // 2, patch // 2  # a patch's rows and columns around its pixel
+    mode = "reflect" if max(lo, hi) < min(h, w) else "replicate"
+    y_flat = F.pad(y[None], (lo, hi, lo, hi), mode=mode)[0].reshape(channels, -1)
+    g_flat = F.pad(guide[None], (lo, hi, lo, hi), mode=mode)[0].reshape(channels, -1)
+    wp = w + patch - 1
+    # a patch's pixels relative to its first, in the padded image; the patch of pixel
+    # (r, c) starts at (r, c) there
+    offsets = (torch.arange(patch, device=device)[:, None] * wp + torch.arange(patch, device=device)).reshape(-1)
+    dct = transform[0].to(device)
+    spatial = torch.kron(dct, dct)  # (patch^2, patch^2): the 2D DCT of a flattened patch
+    across = transform[1].to(device)
+    kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0, device=device)
+    kaiser = (kaiser[:, None] * kaiser).reshape(-1)
+    num = torch.zeros(channels, y_flat.shape[1], device=device)
+    den = torch.zeros(y_flat.shape[1], device=device)
+    reach = window // 2 + match // 2  # what a reference's search reads around it
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            # the first reference pixels in this tile, on the grid of the whole image
+            r0 = top + (-(top + origin[0])) % stride
+            c0 = left + (-(left + origin[1])) % stride
+            if r0 >= min(top + tile, h) or c0 >= min(left + tile, w):
+                continue
+            rt, rl = max(top - reach, 0), max(left - reach, 0)
+            rb, rr = min(top + tile + reach, h), min(left + tile + reach, w)
+            region = guide[None, :, rt:rb, rl:rr]
+            bank = similar_pixels(region, members, window, match, step=stride, first=(r0 - rt, c0 - rl))[0]
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            inside_rows = (torch.arange(bank.shape[1], device=device) * stride + r0) < bottom
+            inside_cols = (torch.arange(bank.shape[2], device=device) * stride + c0) < right
+            bank = bank[:, inside_rows][:, :, inside_cols]
+            rw = rr - rl
+            # region indices -> the first pixel of each member's patch in the padded image
+            starts = ((bank // rw + rt) * wp + bank % rw + rl).reshape(members, -1).T  # (refs, members)
+            for first in range(0, len(starts), GROUPS):
+                index = starts[first : first + GROUPS, :, None] + offsets  # (refs, members, patch^2)
+                _filter_groups(y_flat, g_flat, index, a, b, spatial, across, kaiser, num, den)
+    hp = h + patch - 1
+    out = (num / den.clamp_min(1e-20)).reshape(channels, hp, wp)[:, lo : lo + h, lo : lo + w]
+    return out.clamp_(0, 1)
+
+
+def _filter_groups(
+    y_flat: torch.Tensor, g_flat: torch.Tensor, index: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+    spatial: torch.Tensor, across: torch.Tensor, kaiser: torch.Tensor, num: torch.Tensor, den: torch.Tensor,
+) -> None:
+    """Wiener-filter the groups of patches at ``index`` ``(refs, members, patch^2)`` and add
+    their weighted estimates to ``num`` and their weights to ``den``."""
+    noisy, guide = y_flat[:, index], g_flat[:, index]  # (C, refs, members, patch^2)
+    variance = (a[:, None] * guide.mean(dim=(2, 3)) + b[:, None]).clamp_min(1e-12)[..., None, None]
+    coefficients = across @ noisy @ spatial.T
+    power = (across @ guide @ spatial.T) ** 2
+    gain = power / (power + variance)
+    estimate = across.T @ (gain * coefficients) @ spatial
+    weight = 1.0 / (variance[..., 0, 0] * (gain ** 2).sum(dim=(2, 3))).sum(0).clamp_min(1e-20)  # (refs,)
+    weights = (weight[:, None, None] * kaiser).expand(index.shape).reshape(-1)
+    where = index.reshape(-1)
+    den.index_add_(0, where, weights)
+    num.index_add_(1, where, estimate.reshape(estimate.shape[0], -1) * weights)

@@ -1,0 +1,99 @@
+"""Collaborative Wiener filtering guided by N2D's result (the `quality` preset's last step)."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_noise2detail import denoise, fit
+from napari_noise2detail.engine import model as model_module
+from napari_noise2detail.engine.bank import similar_pixels
+from napari_noise2detail.engine.wiener import HALO, collaborative_wiener, dct_matrix, haar_matrix
+
+from conftest import synthetic_cells
+
+
+def gaussian(variance: float, channels: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(channels), torch.full((channels,), variance)
+
+
+def noisy_cells(size: int = 48, sigma: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    clean = torch.from_numpy(synthetic_cells(size, seed=seed)).float()[None, None]
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed)) * sigma
+    return clean, clean + noise
+
+
+def test_the_transforms_are_orthonormal():
+    for m in (dct_matrix(8), dct_matrix(5), haar_matrix(32)):
+        assert torch.allclose(m @ m.T, torch.eye(len(m)), atol=1e-5)
+    with pytest.raises(ValueError, match="power of two"):
+        haar_matrix(12)
+
+
+def test_a_constant_image_stays_constant():
+    y = torch.full((1, 1, 40, 36), 0.3)
+    out = collaborative_wiener(y, y.clone(), gaussian(0.01))
+    assert float(out.max() - out.min()) < 1e-5  # float rounding only
+    # the mean's gain, |G|^2 / (|G|^2 + variance), is just below 1
+    assert torch.allclose(out, y, atol=1e-4)
+
+
+def test_without_noise_the_image_comes_back_unchanged():
+    # every Wiener gain is 1 where the variance is (almost) 0: the groups pass unchanged
+    y = torch.rand(1, 2, 30, 34, generator=torch.Generator().manual_seed(1))
+    out = collaborative_wiener(y, y.clone(), gaussian(1e-12, 2))
+    assert torch.allclose(out, y, atol=1e-5)
+
+
+def test_it_removes_most_of_the_noise_with_a_good_guide_and_does_not_change_its_inputs():
+    clean, noisy = noisy_cells(48, 0.1)
+    guide = clean + 0.02 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(5))
+    kept = noisy.clone(), guide.clone()
+    out = collaborative_wiener(noisy, guide, gaussian(0.01))
+    assert torch.equal(noisy, kept[0]) and torch.equal(guide, kept[1])
+    before, after = float(((noisy - clean) ** 2).mean()), float(((out - clean) ** 2).mean())
+    assert after < before / 5
+    assert after < float(((guide - clean) ** 2).mean())  # better than its guide
+
+
+def test_an_unknown_noise_is_estimated_from_the_residual():
+    clean, noisy = noisy_cells(48, 0.1)
+    known = collaborative_wiener(noisy, clean, gaussian(0.01))
+    estimated = collaborative_wiener(noisy, clean, None)  # (noisy - clean)^2 averages ~0.01
+    assert torch.allclose(known, estimated, atol=2e-3)
+
+
+def test_tiles_and_pieces_agree_with_the_whole():
+    clean, noisy = noisy_cells(64, 0.1, seed=2)
+    guide = collaborative_wiener(noisy, clean, gaussian(0.01))  # any guide
+    whole = collaborative_wiener(noisy, guide, gaussian(0.01))
+    # the internal tiles: banks and groups per tile, the grid of references unchanged
+    assert torch.allclose(collaborative_wiener(noisy, guide, gaussian(0.01), tile=20), whole, atol=1e-4)
+    # a piece read with HALO pixels of context, told where it lies, gives its inner pixels
+    top, left = 21, 17
+    rows, cols = slice(top, 64), slice(left, 64)
+    piece = collaborative_wiener(noisy[..., rows, cols], guide[..., rows, cols], gaussian(0.01), origin=(top, left))
+    assert torch.allclose(piece[..., HALO:, HALO:], whole[..., top + HALO :, left + HALO :], atol=1e-4)
+
+
+def test_reference_banks_are_the_full_banks_on_a_grid():
+    guide = torch.rand(1, 1, 23, 19, generator=torch.Generator().manual_seed(3))
+    full = similar_pixels(guide, 6, 7, 3)
+    assert torch.equal(similar_pixels(guide, 6, 7, 3, step=3, first=(2, 1)), full[:, :, 2::3, 1::3])
+
+
+def test_the_filter_is_a_switch_of_denoise_and_of_a_fitted_model(noisy64):
+    quick = {"steps": 60, "width": 16}
+    plain = denoise(noisy64, device="cpu", **quick)
+    filtered = denoise(noisy64, device="cpu", wiener=True, **quick)
+    assert np.array_equal(plain.smooth, filtered.smooth)  # stages 1-2 untouched
+    assert not np.allclose(plain.detail, filtered.detail)
+    model = fit(noisy64, device="cpu", wiener=True, **quick)
+    assert np.array_equal(model.apply(noisy64).detail, filtered.detail)
+
+
+def test_tiled_planes_give_the_same_filtered_result(noisy64, monkeypatch):
+    image = np.concatenate([noisy64, noisy64], axis=1)  # 64 x 128
+    model = fit(image, device="cpu", steps=12, width=8, wiener=True)
+    whole = model.apply(image).detail
+    monkeypatch.setattr(model_module, "PLANE_TILE", 48)  # read with halo(settings) = 40 more
+    assert np.allclose(model.apply(image).detail, whole, atol=1e-4)
