@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import add_noise, noise_model, psnr, real_images, ssim, true_variance
+from common import add_noise, psnr, real_images, ssim, true_variance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("results") / "quality.jsonl"
@@ -154,6 +154,9 @@ def table(args: argparse.Namespace) -> None:
     records = {}
     for r in load(RESULTS):  # the latest run of a case wins
         records[r["image"], r["noise"], r["method"]] = r
+    # comparisons pair the two methods' runs at the same commit, where there is one
+    global _RUNS
+    _RUNS = load(RESULTS)
     images = list(dict.fromkeys(k[0] for k in records))
     methods = [m for m in METHODS if any(k[2] == m for k in records)]
     print("# Quality on real images\n")
@@ -185,9 +188,22 @@ def table(args: argparse.Namespace) -> None:
     _estimates(records)
 
 
+_RUNS: list[dict] = []
+
+
 def _paired(records, a: str, b: str, kinds) -> list[float]:
-    return [records[i, k, a]["psnr"] - records[i, k, b]["psnr"] for (i, k, m) in records
-            if m == a and k in kinds and (i, k, b) in records]
+    """``a - b`` in PSNR over the cases both were run on: the latest runs of both at one
+    commit where there are such (the code changed between sweeps), else the latest of each."""
+    out = []
+    for (i, k, m), r in records.items():
+        if m != a or k not in kinds or (i, k, b) not in records:
+            continue
+        runs = {name: {x.get("commit"): x for x in _RUNS if (x["image"], x["noise"], x["method"]) == (i, k, name)}
+                for name in (a, b)}
+        common = [c for c in runs[a] if c in runs[b]]
+        first, second = (runs[a][common[-1]], runs[b][common[-1]]) if common else (r, records[i, k, b])
+        out.append(first["psnr"] - second["psnr"])
+    return out
 
 
 def _targets(records) -> None:
@@ -201,16 +217,29 @@ def _targets(records) -> None:
             print(f"- {addition} vs {base}: Poisson and mixed {np.mean(gain):+.2f} dB mean ({len(gain)} cases; "
                   f"target +0.5); all noises {np.mean(anywhere):+.2f} dB mean, worst {min(anywhere):+.2f} dB, "
                   f"best {max(anywhere):+.2f} dB ({len(anywhere)} cases; target: worst > -0.05)")
-    blind = _paired(records, "fast", "BM3D blind", NOISES[:3])
-    true = _paired(records, "fast", "BM3D true model", NOISES[3:6])
-    paper = _paired(records, "fast", "paper", NOISES)
-    if blind:
-        print(f"- fast vs blind BM3D, Gaussian: {np.mean(blind):+.2f} dB mean ({len(blind)} cases; target > 0)")
-    if true:
-        print(f"- fast vs BM3D with the true model, Poisson: {np.mean(true):+.2f} dB mean "
-              f"({len(true)} cases; target > -0.2)")
-    if paper:
-        print(f"- fast vs paper: {np.mean(paper):+.2f} dB mean, worst {min(paper):+.2f} dB ({len(paper)} cases)")
+    for new in ("fast +nonlocal s3", "quality"):  # issue 14's milestone
+        gauss, other = _paired(records, new, "fast", NOISES[:3]), _paired(records, new, "fast", signal_dependent)
+        if gauss and other:
+            print(f"- {new} vs fast: Gaussian {np.mean(gauss):+.2f} dB mean ({len(gauss)} cases), Poisson and "
+                  f"mixed {np.mean(other):+.2f} dB mean ({len(other)} cases; target +0.6 each); worst "
+                  f"{min(gauss + other):+.2f} dB (target > -0.3)")
+    for method in ("fast", "quality"):
+        blind = _paired(records, method, "BM3D blind", NOISES[:3])
+        true = _paired(records, method, "BM3D true model", NOISES[3:6])
+        paper = _paired(records, method, "paper", NOISES)
+        if blind:
+            print(f"- {method} vs blind BM3D, Gaussian: {np.mean(blind):+.2f} dB mean ({len(blind)} cases; target > 0)")
+        if true:
+            print(f"- {method} vs BM3D with the true model, Poisson: {np.mean(true):+.2f} dB mean "
+                  f"({len(true)} cases; target > -0.2)")
+        if paper:
+            print(f"- {method} vs paper: {np.mean(paper):+.2f} dB mean, worst {min(paper):+.2f} dB "
+                  f"({len(paper)} cases; target > -0.3)")
+    fast_s, quality_s = (np.array([records[i, k, m]["seconds"] for (i, k, mm) in records
+                                   if mm == "quality" and (i, k, "fast") in records]) for m in ("fast", "quality"))
+    if len(quality_s):
+        print(f"- time, quality / fast: {np.mean(quality_s / fast_s):.2f}x mean, {np.max(quality_s / fast_s):.2f}x "
+              f"at most ({len(quality_s)} cases, one thread; target at most 3x)")
 
 
 def _estimates(records) -> None:

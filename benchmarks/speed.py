@@ -14,6 +14,9 @@ E. threads on a quiet and on a busy CPU (one competing busy process per core): t
    256x256 sample with 1 thread, all threads and adaptive threads (the default), seconds spent
    fitting and in total; and applying the networks to a 2048x2048 image with 1 and all
    threads; each the median of --repeats runs;
+G. `quality` against `fast` by image size: the section-D image cropped to 256x256, 1024x1024
+   and 2048x2048, seconds of each and their ratio (the filtering step's cost grows with the
+   pixels, the fits' does not);
 F. beside napari: the sample denoised from the Noise2Detail widget in a napari window, alone
    and while another torch job (a convolution loop with torch's default threads) runs. Needs
    a display: run it under `xvfb-run -a`.
@@ -152,6 +155,24 @@ def section_d(quick):
     return table(["image", "seconds", "peak MiB", "seconds per megapixel"], rows), summary
 
 
+def section_g(quick):
+    sizes = (256, 512) if quick else (256, 1024, 2048)
+    rng = np.random.default_rng(0)
+    base = skdata.cell().astype(np.float64) / 255.0
+    big = np.tile(base, (sizes[-1] // base.shape[0] + 1, sizes[-1] // base.shape[1] + 1))
+    rows, ratios = [], []
+    for size in sizes:
+        image = np.clip(rng.poisson(big[:size, :size] * 300) + 100, 0, 65535).astype(np.uint16)
+        _, fast_secs, _ = isolated(run, image, "fast", {})
+        _, quality_secs, quality_peak = isolated(run, image, "quality", {})
+        ratios.append(f"{quality_secs / fast_secs:.1f}x at {size}x{size}")
+        rows.append([f"{size}x{size}", f"{fast_secs:.1f}", f"{quality_secs:.1f}", f"{quality_peak:.0f}",
+                     f"{quality_secs / fast_secs:.2f}"])
+        print(f"  G {size}: fast {fast_secs:.1f} s, quality {quality_secs:.1f} s", flush=True)
+    summary = "quality against fast: " + ", ".join(ratios)
+    return table(["image", "fast s", "quality s", "quality peak MiB", "quality / fast"], rows), summary
+
+
 @contextlib.contextmanager
 def busy(processes: int):
     """Keep ``processes`` CPU-bound processes running (``while True: pass``) inside the block."""
@@ -279,7 +300,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="a short smoke run, not for the record")
-    parser.add_argument("--sections", default="ABCD", help="any of ABCDEF (E and F: threads and load)")
+    parser.add_argument("--sections", default="ABCD", help="any of ABCDEFG (E and F: threads and load; G: quality against fast by size)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case in sections E and F")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every run (default: torch's choice, all cores)")
@@ -324,6 +345,10 @@ def main() -> None:
     if "F" in args.sections:
         text, summary = section_f(args.repeats)
         out += ["## F. Beside napari and another torch job", text]
+        summaries.append(summary)
+    if "G" in args.sections:
+        text, summary = section_g(args.quick)
+        out += ["## G. `quality` against `fast` by image size (skimage cell tiled, Poisson noise)", text]
         summaries.append(summary)
     out += ["## Summary", "\n".join(f"- {s}" for s in summaries)]
     print("\n\n".join(out))

@@ -1,0 +1,119 @@
+# Scratch sweep (issue 14), kept in git history only. Run from /work/main with the venv; writes npz outputs under /tmp/exp.
+"""Scratch: stage-3 variants on shared stages 1-2 (fast, seed 0); saves each variant's detail.
+usage: python s3combo.py OUT.jsonl "IMAGE|NOISE;..."
+"""
+import sys, json, time, copy
+from pathlib import Path
+sys.path.insert(0, "/work/main/benchmarks")
+import numpy as np, torch
+torch.set_num_threads(1)
+from common import add_noise, psnr
+from quality import benchmark_images, case_seed
+from napari_noise2detail import denoise
+from napari_noise2detail.engine import model as M, stages as S
+from napari_noise2detail.engine.fitting import fit
+from napari_noise2detail.engine.pairs import training_pairs
+from dataclasses import replace
+
+STASH = {}
+VARIANTS = [  # name, pairs, guide, seed offset
+    ("A", "diagonal", None, None),
+    ("B", "nonlocal", "s2", 1),
+    ("E8", "nlm", 8, 5),
+    ("E16", "nlm", 16, 6),
+]
+from torch import nn
+from napari_noise2detail.engine.bank import similar_pixels, gather_pixels
+from napari_noise2detail.engine.losses import bank_loss
+
+class NLMPairs:
+    def __init__(self, s2, Y, crop, batch, steps, gen):
+        self.s2, self.Y, self.crop, self.batchn, self.gen = s2, Y, crop, batch, gen
+        self.K = Y.shape[0]; self.sum = Y.sum(0); self.batch = batch
+    def __call__(self):
+        n, c, h, w = self.s2.shape
+        xs, ts = [], []
+        for _ in range(self.batchn):
+            k = int(torch.randint(0, n, (1,), generator=self.gen)); t = int(torch.randint(0, h - self.crop + 1, (1,), generator=self.gen)); l = int(torch.randint(0, w - self.crop + 1, (1,), generator=self.gen))
+            sl = (slice(k, k + 1), slice(None), slice(t, t + self.crop), slice(l, l + self.crop))
+            j = torch.randint(1, self.K, (1, 1, self.crop, self.crop), generator=self.gen)
+            Yc = self.Y[(slice(None),) + sl][:, 0]  # (K, C, cr, cr)
+            Yj = Yc.gather(0, j.expand(1, c, -1, -1))
+            nlm = (self.sum[sl] - Yj) / (self.K - 1)
+            xs.append(torch.cat([self.s2[sl], nlm], 1)); ts.append(Yj)
+        return torch.cat(xs), torch.cat(ts)
+
+def nlm_stage(s2, y, members, settings, fit3, gen, gseed, how):
+    bank = similar_pixels(s2, members, settings.bank_window, settings.bank_patch)
+    Y = torch.stack([gather_pixels(y, bank[:, m]) for m in range(members)])
+    c = y.shape[1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(gseed)
+        g = nn.Sequential(nn.Conv2d(2 * c, settings.width, 3, padding=1), nn.LeakyReLU(0.2),
+                          nn.Conv2d(settings.width, settings.width, 3, padding=1), nn.LeakyReLU(0.2),
+                          nn.Conv2d(settings.width, c, 1))
+    sample = NLMPairs(s2, Y, fit3.crop, fit3.batch, fit3.steps, gen)
+    for step, loss in fit(g, g, sample, fit3, settings.report_every, loss=bank_loss, **how):
+        pass
+    with torch.no_grad():
+        return g(torch.cat([s2, Y.mean(0)], 1)).clamp(0, 1)
+
+
+def plane(y, settings, seed=0, start=None, threads=None):
+    channels = y.shape[1]
+    fit1, fit3 = settings.fits(warm=start is not None)
+    crops = torch.Generator().manual_seed(seed)
+    how = dict(threads=threads, precision=settings.precision, graph=False)
+    t0 = time.perf_counter()
+    f = S._new_network(channels, 2 * seed, settings, y, None, settings.zero_noise_init)
+    sample, loss_of = training_pairs(settings.pairs, y, y, y, fit1, crops, settings)
+    for step, loss in fit(f, lambda u: u - f(u), sample, fit1, settings.report_every, loss=loss_of, **how):
+        yield 1, step, fit1.steps, loss, None
+    s1, s2 = S.smooth(f, y, settings)
+    STASH["t12"] = time.perf_counter() - t0
+    outs, held, times = {}, {}, {}
+    for name, kind, guide, off in VARIANTS:
+        t0 = time.perf_counter()
+        gen = crops if off is None else torch.Generator().manual_seed(1000 * seed + off)
+        gseed = 2 * seed + 1 if off is None else 2 * seed + 1 + 2 * off
+        if kind == "nlm":
+            outs[name] = nlm_stage(s2, y, guide, settings, fit3, gen, gseed, how)
+            held[name] = None; times[name] = time.perf_counter() - t0
+            continue
+        g = S._new_network(channels, gseed, settings, y, None)
+        gd = s2 if guide in (None, "s2") else (outs["A"] + outs["B"]) / 2
+        sample, loss_of = training_pairs(kind, s2, y, gd, fit3, gen, settings, from_self=True)
+        guard = S.CheckedError(S.held_out_error(g, f, y, settings.tile))
+        for step, loss in fit(g, g, sample, fit3, settings.report_every, guard, loss=loss_of, **how):
+            pass
+        outs[name] = S.detail(g, s2, settings)
+        held[name] = float(guard.last); times[name] = time.perf_counter() - t0
+    STASH.update(outs=outs, held=held, times=times, s2=s2)
+    return (s1, s2, outs["A"]), (f, g)
+
+M.n2d_plane = plane
+out = open(sys.argv[1], "a")
+images = benchmark_images(Path("/work/shared/data"))
+for case in sys.argv[2].split(";"):
+    name, kind = case.split("|")
+    clean = images[name]; rgb = clean.ndim == 3
+    noisy = add_noise(clean, kind, case_seed(name, kind)).astype(np.float32)
+    t0 = time.perf_counter()
+    r = denoise(noisy, rgb=rgb, preset="fast", device="cpu", seed=0, threads=1)
+    # map normalised variants to image units: per-channel linear fit against A
+    A = STASH["outs"]["A"][0].permute(1, 2, 0).numpy()
+    det = r.detail if rgb else r.detail[..., None]
+    maps = []
+    for c in range(A.shape[-1]):
+        a, b = np.polyfit(A[..., c].ravel(), det[..., c].ravel(), 1); maps.append((a, b))
+    def units(t):
+        v = t[0].permute(1, 2, 0).numpy()
+        v = np.stack([v[..., c] * maps[c][0] + maps[c][1] for c in range(v.shape[-1])], -1)
+        return v if rgb else v[..., 0]
+    arrs = {k: units(v) for k, v in STASH["outs"].items()}
+    arrs["S"] = units(STASH["s2"])
+    np.savez_compressed(f"/tmp/exp/s3n/{name.replace(' ','_').replace(',','')}_{kind}.npz", clean=clean, **arrs)
+    row = dict(image=name, noise=kind, fast=round(psnr(r.detail, clean), 3),
+               psnr={k: round(psnr(v, clean), 3) for k, v in arrs.items()},
+               held=STASH["held"], times=STASH["times"], t12=STASH["t12"], total=time.perf_counter() - t0)
+    print(json.dumps(row), flush=True); out.write(json.dumps(row) + "\n"); out.flush()
