@@ -118,8 +118,8 @@ def _plane(
     device = y.device
     lo, hi = (patch - 1) // 2, patch // 2  # a patch's rows and columns around its pixel
     mode = "reflect" if max(lo, hi) < min(h, w) else "replicate"
-    y_flat = F.pad(y[None], (lo, hi, lo, hi), mode=mode)[0].reshape(channels, -1)
-    g_flat = F.pad(guide[None], (lo, hi, lo, hi), mode=mode)[0].reshape(channels, -1)
+    # the image and its guide side by side (one gather reads both), padded for the patches
+    both = F.pad(torch.cat([y, guide])[None], (lo, hi, lo, hi), mode=mode)[0].reshape(2 * channels, -1)
     wp = w + patch - 1
     # a patch's pixels relative to its first, in the padded image; the patch of pixel
     # (r, c) starts at (r, c) there
@@ -129,8 +129,8 @@ def _plane(
     across = transform[1].to(device)
     kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0, device=device)
     kaiser = (kaiser[:, None] * kaiser).reshape(-1)
-    num = torch.zeros(channels, y_flat.shape[1], device=device)
-    den = torch.zeros(y_flat.shape[1], device=device)
+    # the weighted estimates and, in the last row, their weights (one scatter adds both)
+    sums = torch.zeros(channels + 1, both.shape[1], device=device)
     reach = window // 2 + match // 2  # what a reference's search reads around it
     for top in range(0, h, tile):
         for left in range(0, w, tile):
@@ -152,26 +152,25 @@ def _plane(
             starts = ((bank // rw + rt) * wp + bank % rw + rl).reshape(members, -1).T  # (refs, members)
             for first in range(0, len(starts), GROUPS):
                 index = starts[first : first + GROUPS, :, None] + offsets  # (refs, members, patch^2)
-                _filter_groups(y_flat, g_flat, index, a, b, spatial, across, kaiser, num, den)
+                _filter_groups(both, index, a, b, spatial, across, kaiser, sums)
     hp = h + patch - 1
-    out = (num / den.clamp_min(1e-20)).reshape(channels, hp, wp)[:, lo : lo + h, lo : lo + w]
+    out = (sums[:-1] / sums[-1].clamp_min(1e-20)).reshape(channels, hp, wp)[:, lo : lo + h, lo : lo + w]
     return out.clamp_(0, 1)
 
 
 def _filter_groups(
-    y_flat: torch.Tensor, g_flat: torch.Tensor, index: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-    spatial: torch.Tensor, across: torch.Tensor, kaiser: torch.Tensor, num: torch.Tensor, den: torch.Tensor,
+    both: torch.Tensor, index: torch.Tensor, a: torch.Tensor, b: torch.Tensor, spatial: torch.Tensor,
+    across: torch.Tensor, kaiser: torch.Tensor, sums: torch.Tensor,
 ) -> None:
-    """Wiener-filter the groups of patches at ``index`` ``(refs, members, patch^2)`` and add
-    their weighted estimates to ``num`` and their weights to ``den``."""
-    noisy, guide = y_flat[:, index], g_flat[:, index]  # (C, refs, members, patch^2)
+    """Wiener-filter the groups of patches at ``index`` ``(refs, members, patch^2)`` of the
+    image and guide ``both`` ``(2C, pixels)``, and add their weighted estimates and (last row)
+    their weights to ``sums`` ``(C + 1, pixels)``."""
+    noisy, guide = both[:, index].chunk(2)  # (C, refs, members, patch^2) each
     variance = (a[:, None] * guide.mean(dim=(2, 3)) + b[:, None]).clamp_min(1e-12)[..., None, None]
     coefficients = across @ noisy @ spatial.T
     power = (across @ guide @ spatial.T) ** 2
     gain = power / (power + variance)
     estimate = across.T @ (gain * coefficients) @ spatial
     weight = 1.0 / (variance[..., 0, 0] * (gain ** 2).sum(dim=(2, 3))).sum(0).clamp_min(1e-20)  # (refs,)
-    weights = (weight[:, None, None] * kaiser).expand(index.shape).reshape(-1)
-    where = index.reshape(-1)
-    den.index_add_(0, where, weights)
-    num.index_add_(1, where, estimate.reshape(estimate.shape[0], -1) * weights)
+    weights = (weight[:, None, None] * kaiser).expand(index.shape)
+    sums.index_add_(1, index.reshape(-1), torch.cat([estimate * weights, weights[None]]).reshape(len(sums), -1))
