@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 from .batch import DTYPES, BatchOptions, BatchSummary, collect_inputs, run_batch
 from .cluster import JOBQUEUE
-from .engine import PRESETS
+from .engine import PRESET_NOTES, PRESETS
 
 
 def _progress_bar(desc: str):
@@ -268,10 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "signal (shot noise); helped on electron micrographs, hurt on brighter images")
     for sub in (run_demo, run_many, run_fit):
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast",
-                         help="fast (default): about 25x faster than paper at nearly its quality; "
-                              "quality: fast, then filtered in groups of similar patches matched on its result "
-                              "(BM3D's second step), about +0.7 dB on average, slower on big images; "
-                              "paper: the method exactly as published")
+                         help="; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items()))
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
                          help="stage-1 fitting steps, overriding the preset; stage 3 scales in proportion (fewer: faster, rougher)")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from napari_noise2detail.engine.device import resolve_device
-from napari_noise2detail.engine.presets import PRESETS, Settings, resolve_settings
+from napari_noise2detail.engine.presets import PRESET_NOTES, PRESETS, Settings, resolve_settings
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
@@ -47,6 +47,7 @@ def test_presets():
     # quality: fast, then filtered in groups matched on its result; paper and fast are not
     assert PRESETS["quality"] == resolve_settings("fast", wiener=True)
     assert not PRESETS["paper"].wiener and not PRESETS["fast"].wiener
+    assert list(PRESET_NOTES) and set(PRESET_NOTES) == set(PRESETS)  # every preset explained
     assert all(PRESETS[p].pairs == PRESETS[p].detail_pairs == "diagonal" for p in ("paper", "fast"))
     assert resolve_settings(Settings(steps=3)).steps == 3
     with pytest.raises(ValueError, match="unknown preset"):

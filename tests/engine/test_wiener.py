@@ -97,3 +97,22 @@ def test_tiled_planes_give_the_same_filtered_result(noisy64, monkeypatch):
     whole = model.apply(image).detail
     monkeypatch.setattr(model_module, "PLANE_TILE", 48)  # read with halo(settings) = 40 more
     assert np.allclose(model.apply(image).detail, whole, atol=1e-4)
+
+
+def test_its_memory_is_a_tile_at_a_time(monkeypatch):
+    # the banks (and so the groups) are built on one tile and its search margin at a time,
+    # whatever the size of the plane
+    from napari_noise2detail.engine import wiener
+
+    seen = []
+    search = wiener.similar_pixels
+
+    def recording(guide, *args, **kwargs):
+        seen.append(tuple(guide.shape[-2:]))
+        return search(guide, *args, **kwargs)
+
+    monkeypatch.setattr(wiener, "similar_pixels", recording)
+    y = torch.rand(1, 1, 200, 170, generator=torch.Generator().manual_seed(4))
+    collaborative_wiener(y, y.clone(), gaussian(0.01), tile=64)
+    reach = wiener.WINDOW // 2 + wiener.MATCH // 2
+    assert len(seen) == 4 * 3 and max(max(s) for s in seen) <= 64 + 2 * reach

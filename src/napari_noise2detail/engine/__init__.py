@@ -3,11 +3,12 @@
 from .denoise import denoise, denoise_iter
 from .device import describe_device, resolve_device
 from .model import Denoiser, fit, fit_iter, load_model
-from .presets import PRESETS, Settings
+from .presets import PRESET_NOTES, PRESETS, Settings
 from .results import Cancelled, DenoiseResult, HeldOut, Progress
 
 __all__ = [
     "PRESETS",
+    "PRESET_NOTES",
     "Cancelled",
     "DenoiseResult",
     "Denoiser",
