@@ -85,8 +85,12 @@ def connect(address: str, timeout: float = 10.0) -> Iterator[Any]:
         client = Client(address, timeout=f"{timeout}s")
     except (OSError, ValueError, TypeError) as error:
         raise ValueError(f"cannot reach the Dask scheduler at {address}: {error}") from None
-    with client:
+    # not ``with client``: that makes it the thread's current client, which only the thread
+    # that entered can undo, and the dock closes a cancelled batch from the GUI thread
+    try:
         yield client
+    finally:
+        client.close()
 
 
 def jobqueue_cluster_object(kind: str, options: Mapping[str, Any]) -> Any:

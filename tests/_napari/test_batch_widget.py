@@ -236,3 +236,29 @@ def test_an_unreachable_scheduler_is_reported_and_nothing_freezes(viewer, qtbot,
     assert widget.last_summary is None and widget.progress.value == 0
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_scheduler_batch_cancelled_from_the_dock(viewer, qtbot, tmp_path, scheduler):
+    from distributed import Client
+
+    widget = open_on_folder(viewer, tmp_path, {"steps": 3000, "width": 8})
+    widget.scheduler.value = scheduler
+    statuses = []
+    widget.status.changed.connect(statuses.append)
+    widget.run_button.native.click()
+    # cancel once the cluster reports an image running (the first heartbeat after connecting)
+    qtbot.waitUntil(lambda: widget.status.value != f"Connecting to the Dask scheduler at {scheduler}...",
+                    timeout=WAIT)
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=30_000)
+
+    summary = widget.last_summary
+    assert summary.cancelled and len(summary.done) < 2
+    assert "Batch cancelled" in widget.summary.value
+    assert widget.run_button.enabled and widget.scheduler.enabled and not widget.cancel_button.enabled
+    with Client(scheduler, timeout=10) as client:  # the waiting tasks are gone from the cluster
+        qtbot.waitUntil(lambda: not any(k.startswith("n2d-") for k in client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.tasks))), timeout=WAIT)
+    out = tmp_path / "out"
+    for path in (out.iterdir() if out.exists() else []):  # a task already running may end: whole files only
+        assert path.name.endswith("_n2d_detail.tif") and tifffile.imread(path).size

@@ -10,6 +10,7 @@ and the outcome reach the widget in the GUI thread through the callbacks given t
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Sequence
 
@@ -122,8 +123,12 @@ class Runner:
 
         def on_finished() -> None:
             activity.close()
-            run.close()  # after a cancel: ends the engine's run and frees its memory now
-            self._worker, self._run, self.activity = None, None, None
+            try:
+                run.close()  # after a cancel: ends the engine's run and frees its memory now
+            except Exception as error:  # noqa: BLE001 - the dock must not stay "running"
+                warnings.warn(f"cleaning up after the run failed: {error}", stacklevel=1)
+            finally:
+                self._worker, self._run, self.activity = None, None, None
             if not self.closed:
                 handlers.finished()
 
