@@ -85,6 +85,7 @@ def main() -> None:
     # The docks remember their settings: keep the screenshots' (50 000 steps...) to themselves.
     scratch = Path(tempfile.mkdtemp(prefix="n2d-screenshots-"))
     os.environ["NAPARI_NOISE2DETAIL_CONFIG_DIR"] = str(scratch / "config")
+    os.environ["HOME"] = str(scratch)  # the batch's folders then read as a user's: ~/imaging/...
     if args.image:
         data, name = tifffile.imread(args.image), Path(args.image).stem
     else:
@@ -157,8 +158,8 @@ def activity_shot(viewer, widget) -> None:
 
 def batch_shot(data: np.ndarray, name: str, scratch: Path, steps: int) -> None:
     """The batch dock, after a batch of two files (halves of the image)."""
-    folder = scratch / "plate1"
-    folder.mkdir()
+    folder = scratch / "imaging" / "plate1"  # a user's folders, not a scratch name, show in the fields
+    folder.mkdir(parents=True)
     half = data.shape[-1] // 2
     tifffile.imwrite(folder / "well_A1.tif", data[..., :half])
     tifffile.imwrite(folder / "well_A2.tif", data[..., half:])
@@ -167,7 +168,7 @@ def batch_shot(data: np.ndarray, name: str, scratch: Path, steps: int) -> None:
     batch.settings = {"steps": steps}
     batch.source.value = "folder"
     batch.input_folder.value = folder
-    batch.output_folder.value = scratch / "denoised"
+    batch.output_folder.value = scratch / "imaging" / "denoised"
     batch.run_button.native.click()
     wait(lambda: not batch.running)
     if batch.last_summary is None or not batch.last_summary.ok:

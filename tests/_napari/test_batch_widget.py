@@ -43,7 +43,8 @@ def run_and_wait(qtbot, widget):
     return widget.last_summary
 
 
-def test_a_folder_batch_from_the_menu(viewer, qtbot, tmp_path):
+def test_a_folder_batch_from_the_menu(viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # the summary writes the home folder as ~
     widget = open_on_folder(viewer, tmp_path)
     before = digests(tmp_path / "in")
     widget.save_smooth.value = True
@@ -52,7 +53,7 @@ def test_a_folder_batch_from_the_menu(viewer, qtbot, tmp_path):
     assert [r.name for r in summary.done] == ["a.tif", "b.tif"]
     assert sorted(r.name for r in summary.failed) == ["corrupt.tif", "tiny.tif"]
     text = widget.summary.value
-    assert "2 denoised" in text and "2 failed" in text
+    assert "2 denoised" in text and "2 failed" in text and "Outputs are in ~/out." in text
     assert "corrupt.tif: cannot read" in text and "tiny.tif: the image is 4x4" in text
     assert not widget.summary.native.isHidden() and widget.progress.value == widget.progress.max
     assert widget.run_button.enabled and not widget.cancel_button.enabled

@@ -103,6 +103,14 @@ def on_scheduler(address: str, timeout: float, items: Sequence[Item], outdir: Pa
         connection.__exit__(None, None, None)
 
 
+def _readable(path: Path) -> str:
+    """``path`` with the home folder written ``~``, as people read paths."""
+    try:
+        return str(Path("~") / Path(path).relative_to(Path.home()))
+    except ValueError:  # not under the home folder
+        return str(path)
+
+
 def layer_item(layer: Any) -> ArrayItem:
     """An image layer as a batch item: its full-resolution data, name, pixel size and units."""
     data = layer.data[0] if layer.multiscale else layer.data
@@ -306,7 +314,7 @@ class BatchWidget(Container):
         text = summary.report()
         if extra:
             text += "\n" + extra
-        where = self._outdir or "beside the inputs"
+        where = _readable(self._outdir) if self._outdir else "beside the inputs"
         if summary.done:
             text += f"\nOutputs are in {where}."
         self.summary.value = text
