@@ -116,3 +116,19 @@ def test_its_memory_is_a_tile_at_a_time(monkeypatch):
     collaborative_wiener(y, y.clone(), gaussian(0.01), tile=64)
     reach = wiener.WINDOW // 2 + wiener.MATCH // 2
     assert len(seen) == 4 * 3 and max(max(s) for s in seen) <= 64 + 2 * reach
+
+
+def test_the_noise_model_is_carried_into_the_units_the_networks_work_in():
+    from napari_noise2detail.engine.model import _unit_noise
+    from napari_noise2detail.engine.stabilise import NoiseModel
+
+    noise = NoiseModel(a=2.0, b=30.0, signal_dependent=True)
+    low, high = np.array([100.0]), np.array([1100.0])
+    a, b = _unit_noise(noise, low, high, decorrelate=False)
+    for unit in (0.0, 0.3, 1.0):  # variance of unit = (raw - low) / 1000 is var(raw) / 1000^2
+        raw = 100.0 + 1000.0 * unit
+        assert float(a[0] * unit + b[0]) == pytest.approx((2.0 * raw + 30.0) / 1000.0**2)
+    stabilised = NoiseModel(a=2.0, b=30.0, signal_dependent=True, stabilised=True)
+    a, b = _unit_noise(stabilised, np.array([3.0]), np.array([53.0]), decorrelate=False)
+    assert float(a[0]) == 0 and float(b[0]) == pytest.approx(1 / 50.0**2)  # variance 1 there
+    assert _unit_noise(None, low, high, decorrelate=False) is None
