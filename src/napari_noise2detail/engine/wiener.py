@@ -42,7 +42,7 @@ TILE = 256
 #: The gains are computed as if the noise had this many times its variance: the guide's
 #: coefficients hold its own errors besides the signal, so their power overstates the
 #: signal's and plain gains keep too much noise. Chosen on the benchmark's 32 cases (1.5
-#: against 1: +0.07 dB on Gaussian noise, +0.11 on Poisson and mixed; 2: no better on
+#: against 1: +0.07 dB on Gaussian noise, +0.18 on Poisson and mixed; 2: no better on
 #: Gaussian) and confirmed on a second noise draw of each (+0.07 and +0.16).
 VARIANCE_MARGIN = 1.5
 #: Groups transformed at once.
