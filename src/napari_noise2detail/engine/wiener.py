@@ -131,8 +131,8 @@ def _plane(
     # a patch's pixels relative to its first, in the padded image; the patch of pixel
     # (r, c) starts at (r, c) there
     offsets = (torch.arange(patch, device=device)[:, None] * wp + torch.arange(patch, device=device)).reshape(-1)
-    dct = transform[0].to(device)
-    spatial = torch.kron(dct, dct)  # (patch^2, patch^2): the 2D DCT of a flattened patch
+    # (patch^2, patch^2): the 2D DCT of a flattened patch (made on the CPU, then moved)
+    spatial = torch.kron(transform[0], transform[0]).to(device)
     across = transform[1].to(device)
     kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0, device=device)
     kaiser = (kaiser[:, None] * kaiser).reshape(-1)
