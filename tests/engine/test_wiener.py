@@ -7,7 +7,7 @@ import torch
 from napari_noise2detail import denoise, fit
 from napari_noise2detail.engine import model as model_module
 from napari_noise2detail.engine.bank import similar_pixels
-from napari_noise2detail.engine.wiener import HALO, VARIANCE_MARGIN, collaborative_wiener, dct_matrix, haar_matrix
+from napari_noise2detail.engine.wiener import HALO, collaborative_wiener, dct_matrix, haar_matrix
 
 from conftest import synthetic_cells
 
@@ -57,8 +57,8 @@ def test_it_removes_most_of_the_noise_with_a_good_guide_and_does_not_change_its_
 
 def test_an_unknown_noise_is_estimated_from_the_residual():
     clean, noisy = noisy_cells(48, 0.1)
-    # a known variance is taken with a margin; with a perfect guide the residual is the noise
-    known = collaborative_wiener(noisy, clean, gaussian(0.01 / VARIANCE_MARGIN))
+    # with a perfect guide the residual is the noise (both taken with the same margin)
+    known = collaborative_wiener(noisy, clean, gaussian(0.01))
     estimated = collaborative_wiener(noisy, clean, None)  # (noisy - clean)^2 averages ~0.01
     assert torch.allclose(known, estimated, atol=2e-3)
 
@@ -133,3 +133,20 @@ def test_the_noise_model_is_carried_into_the_units_the_networks_work_in():
     a, b = _unit_noise(stabilised, np.array([3.0]), np.array([53.0]), decorrelate=False)
     assert float(a[0]) == 0 and float(b[0]) == pytest.approx(1 / 50.0**2)  # variance 1 there
     assert _unit_noise(None, low, high, decorrelate=False) is None
+
+
+def test_without_a_noise_model_every_tile_and_plane_gets_the_fitted_residual(noisy64, monkeypatch, tmp_path):
+    # an image whose noise cannot be estimated: the model keeps the residual variance of the
+    # planes it was fitted on, so tiles (and a saved copy) filter with the same variance
+    from napari_noise2detail import load_model
+
+    monkeypatch.setattr(model_module, "estimate_noise", lambda planes: None)
+    image = np.concatenate([noisy64, noisy64], axis=1)  # 64 x 128
+    model = fit(image, device="cpu", steps=60, width=16, wiener=True)
+    assert model.noise is None and model.residual is not None and model.residual[0] > 0
+    whole = model.apply(image).detail
+    assert np.array_equal(whole, denoise(image, device="cpu", steps=60, width=16, wiener=True).detail)
+    again = load_model(model.save(tmp_path / "m.n2d"), device="cpu")
+    assert again.residual == model.residual
+    monkeypatch.setattr(model_module, "PLANE_TILE", 48)
+    assert np.allclose(again.apply(image).detail, whole, atol=1e-4)

@@ -40,7 +40,7 @@ from .results import KINDS, Cancelled, DenoiseResult, Progress
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
-from .wiener import collaborative_wiener
+from .wiener import collaborative_wiener, residual_variance
 
 #: What a model file says it is, and the newest layout of it that this version reads.
 FORMAT = "napari-noise2detail model"
@@ -79,6 +79,10 @@ class Denoiser:
     #: The planes it was fitted on (numbers of the flattened leading axes).
     planes: tuple[int, ...] = (0,)
     version: str = __version__
+    #: With ``settings.wiener`` and no noise model: the variance the filtering takes instead,
+    #: per channel, in the units of the data before the [0, 1] map (``wiener.residual_variance``
+    #: of the planes fitted on), so that every plane and tile it is applied to gets the same.
+    residual: tuple[float, ...] | None = None
 
     @property
     def rgb(self) -> bool:
@@ -195,7 +199,7 @@ class Denoiser:
         y = _to_tensor(units, self.device, settings)
         with torch.no_grad():
             s1, s2 = smooth(self.f, y, settings)
-            s3 = finish(y, detail(self.g, s2, settings), self.noise, ranges, settings, origin)
+            s3 = finish(y, detail(self.g, s2, settings), self.noise, ranges, settings, origin, self.residual)
         height, width = raw[0].shape[:2]
         return [
             [self.restore(plane_from_tensor(s, i, height, width), *ranges[i]) for s in (s1, s2, s3)]
@@ -265,6 +269,7 @@ class Denoiser:
             "seed": self.seed,
             "planes": list(self.planes),
             "settings": dataclasses.asdict(self.settings),
+            "residual": list(self.residual) if self.residual is not None else None,
         }
         return tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION), "model": json.dumps(about)}
 
@@ -328,6 +333,7 @@ def model_from_bytes(data: bytes, device: str | torch.device = "auto", where: st
         model = Denoiser(
             *networks, settings, channels, np.array(about["low"]), np.array(about["high"]), noise,
             int(about["seed"]), tuple(int(p) for p in about["planes"]), str(about["version"]),
+            tuple(float(v) for v in about["residual"]) if about.get("residual") is not None else None,
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{where} is damaged: {error}") from None
@@ -433,35 +439,46 @@ def fit_planes(
     y = _to_tensor([to_unit(p, low, high) for p in prepared], device, settings)
     warm = (start.f, start.g) if start is not None else None
     (s1, s2, s3), (f, g) = yield from n2d_plane(y, settings, seed, warm, tuner)
-    stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings))
-    model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes))
+    residual = None
+    if settings.wiener and noise is None:  # the filtering's variance, in the data's units
+        scale = np.broadcast_to(np.asarray(high, np.float64) - np.asarray(low, np.float64), (channels,))
+        residual = tuple(float(v) for v in residual_variance(y, s3).cpu().numpy() * scale**2)
+    stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings, residual=residual))
+    model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes),
+                     residual=residual)
     return model, stages
 
 
 def finish(
     y: torch.Tensor, s3: torch.Tensor, noise: NoiseModel | None, ranges: Sequence[tuple], settings: Settings,
-    origin: tuple[int, int] = (0, 0),
+    origin: tuple[int, int] = (0, 0), residual: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Stage 3's result ``s3`` of the planes ``y`` (in [0, 1], mapped with ``ranges``), or,
-    with ``settings.wiener``, ``y`` filtered in groups matched on it (see :mod:`.wiener`)."""
+    with ``settings.wiener``, ``y`` filtered in groups matched on it (see :mod:`.wiener`),
+    with the noise model, or else the ``residual`` variance (see :attr:`Denoiser.residual`)."""
     if not settings.wiener:
         return s3
     out = torch.empty_like(s3)
     for i, (low, high) in enumerate(ranges):
-        variance = _unit_noise(noise, low, high, settings.decorrelate and y.shape[1] == 3)
+        variance = _unit_noise(noise, low, high, settings.decorrelate and y.shape[1] == 3, residual)
         out[i : i + 1] = collaborative_wiener(y[i : i + 1], s3[i : i + 1], variance, origin=origin)
     return out
 
 
 def _unit_noise(
-    noise: NoiseModel | None, low: np.ndarray, high: np.ndarray, decorrelate: bool
+    noise: NoiseModel | None, low: np.ndarray, high: np.ndarray, decorrelate: bool,
+    residual: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The noise variance ``a * signal + b`` in the [0, 1] units the networks work in, per
-    channel (``low``, ``high``: the intensities mapped to 0 and 1), or None where it is not
-    known (then estimated from the residual, see :func:`.wiener.collaborative_wiener`)."""
-    if noise is None:
-        return None
+    channel (``low``, ``high``: the intensities mapped to 0 and 1): from the noise model, or
+    else the constant ``residual`` variance (in the data's units); None where neither is
+    known (then the residual of each plane, see :func:`.wiener.collaborative_wiener`)."""
     scale = np.asarray(high, np.float64) - np.asarray(low, np.float64)
+    if noise is None:
+        if residual is None:
+            return None
+        b = np.asarray(residual, np.float64) / scale**2
+        return torch.zeros(len(b)), torch.from_numpy(b.astype(np.float32))
     if noise.stabilised:  # the variance-stabilised image has noise of variance 1
         a, b = np.zeros_like(scale), 1.0 / scale**2
     elif decorrelate:  # opponent colours mix the channels: their variance at a typical signal

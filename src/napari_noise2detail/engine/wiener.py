@@ -93,9 +93,8 @@ def collaborative_wiener(
     ``guide`` (same shape; a first estimate of the clean image). Returns ``(N, C, H, W)``.
 
     noise: ``(a, b)``, each ``(C,)``: the noise variance is ``a * signal + b`` in ``y``'s
-        units (the gains take :data:`VARIANCE_MARGIN` times it). None: a constant variance
-        per channel, the mean of ``(y - guide)^2`` over the plane (more than the noise
-        already: it also holds the guide's error).
+        units. None: a constant variance per channel, :func:`residual_variance` of each
+        plane. Either way the gains take :data:`VARIANCE_MARGIN` times it.
     origin: where ``y``'s first pixel lies in a larger image that is filtered in pieces:
         reference pixels are those whose row and column *there* divide by ``stride``, so
         that the pieces agree with the whole.
@@ -107,12 +106,19 @@ def collaborative_wiener(
     for n in range(y.shape[0]):
         yn, gn = y[n].float(), guide[n].float()
         if noise is None:
-            a = torch.zeros(y.shape[1], device=y.device)
-            b = ((yn - gn) ** 2).mean(dim=(1, 2))
+            a, b = torch.zeros(y.shape[1], device=y.device), residual_variance(yn[None], gn[None])
         else:
-            a, b = (VARIANCE_MARGIN * v.to(y.device, torch.float32) for v in noise)
+            a, b = (v.to(y.device, torch.float32) for v in noise)
+        a, b = VARIANCE_MARGIN * a, VARIANCE_MARGIN * b
         out[n] = _plane(yn, gn, a, b, members, window, patch, match, stride, tile, origin, transform)
     return out
+
+
+def residual_variance(y: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Per channel, the mean of ``(y - guide)^2`` over ``(N, C, H, W)``: the noise variance
+    where no noise model could be estimated (a little more than the noise: it holds the
+    guide's error too)."""
+    return ((y.float() - guide.float()) ** 2).mean(dim=(0, 2, 3))
 
 
 def _plane(
@@ -134,8 +140,8 @@ def _plane(
     # (patch^2, patch^2): the 2D DCT of a flattened patch (made on the CPU, then moved)
     spatial = torch.kron(transform[0], transform[0]).to(device)
     across = transform[1].to(device)
-    kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0, device=device)
-    kaiser = (kaiser[:, None] * kaiser).reshape(-1)
+    kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0)  # on the CPU: not every device has it
+    kaiser = (kaiser[:, None] * kaiser).reshape(-1).to(device)
     # the weighted estimates and, in the last row, their weights (one scatter adds both)
     sums = torch.zeros(channels + 1, both.shape[1], device=device)
     reach = window // 2 + match // 2  # what a reference's search reads around it
