@@ -111,7 +111,7 @@ def main() -> None:
         ["one process, torch's default threads (adaptive)", f"{default:.1f}", f"{one / default:.2f}x", ""],
         [f"local Dask cluster, {args.workers} workers x 1 thread (with start-up)", f"{total:.1f}",
          f"{one / total:.2f}x", "bit for bit: " + ("yes" if identical else "NO")],
-        [f"the same, without the cluster's start-up", f"{batch:.1f}", f"{one / batch:.2f}x", ""],
+        ["the same, without the cluster's start-up", f"{batch:.1f}", f"{one / batch:.2f}x", ""],
     ]
     print(f"Machine: {machine()}.\n\nCommand: `python benchmarks/cluster.py --files {args.files} --size "
           f"{args.size} --workers {args.workers}`\n")

@@ -174,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     header = ["data", "run", "fitting s", "seconds", "peak MiB", "mean detail dB", "worst plane dB",
               "mean dB on the planes fitted on their own"]
-    out = [f"Machine: {machine()}; threads adaptive.", f"Command: `python benchmarks/fit_once.py"
+    out = [f"Machine: {machine()}; threads adaptive.", "Command: `python benchmarks/fit_once.py"
            + (f" --sections {args.sections}" if args.sections != "ABCD" else "") + (" --quick" if args.quick else "") + "`"]
     summaries, rows = [], []
     if "A" in args.sections:
