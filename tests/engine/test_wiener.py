@@ -150,3 +150,15 @@ def test_without_a_noise_model_every_tile_and_plane_gets_the_fitted_residual(noi
     assert again.residual == model.residual
     monkeypatch.setattr(model_module, "PLANE_TILE", 48)
     assert np.allclose(again.apply(image).detail, whole, atol=1e-4)
+
+
+def test_progress_names_the_filtering_after_stage_3(noisy64):
+    events = []
+    denoise(noisy64, device="cpu", steps=12, width=8, wiener=True, progress=events.append)
+    stages = [e.stage for e in events]
+    assert 4 in stages and stages.index(4) > max(i for i, s in enumerate(stages) if s == 3)
+    last = events[stages.index(4)]
+    assert last.describe() == "filtering in groups of similar patches" and last.fraction == pytest.approx(1.0)
+    plain = []
+    denoise(noisy64, device="cpu", steps=12, width=8, progress=plain.append)
+    assert 4 not in [e.stage for e in plain]

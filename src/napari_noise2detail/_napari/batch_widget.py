@@ -75,7 +75,7 @@ def _levels(event: BatchProgress) -> tuple[float, list[Level]]:
     levels = [Level(f"image {event.index + 1}/{event.total}: {event.name}", event.index, event.total)]
     step = event.progress
     if step is not None and step.stage > 0:
-        levels.append(Level(f"stage {step.stage}/3 ({step.stage_name})", step.step, step.total))
+        levels.append(Level(step.stage_label, step.step, step.total))
     return event.fraction, levels
 
 

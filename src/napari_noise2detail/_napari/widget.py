@@ -76,7 +76,7 @@ def _levels(step: Step) -> tuple[float, list[Level]]:
         levels.append(Level(f"fitting once on {event.planes} planes", 0, 1))
     elif event.planes > 1:
         levels.append(Level(f"plane {event.plane + 1}/{event.planes}", event.plane, event.planes))
-    levels.append(Level(f"stage {event.stage}/3 ({event.stage_name})", event.step, event.total))
+    levels.append(Level(event.stage_label, event.step, event.total))
     return step.fraction, levels
 
 

@@ -440,6 +440,8 @@ def fit_planes(
     warm = (start.f, start.g) if start is not None else None
     (s1, s2, s3), (f, g) = yield from n2d_plane(y, settings, seed, warm, tuner)
     residual = None
+    if settings.wiener:
+        yield 4, 0, 1, None, None  # the filtering takes a while on big planes: say so
     if settings.wiener and noise is None:  # the filtering's variance, in the data's units
         scale = np.broadcast_to(np.asarray(high, np.float64) - np.asarray(low, np.float64), (channels,))
         residual = tuple(float(v) for v in residual_variance(y, s3).cpu().numpy() * scale**2)
@@ -610,7 +612,7 @@ def fit_progress(
         except StopIteration as done:
             return done.value
         within = step if stage == 1 else fit1.steps + (step if stage == 3 else 0)
-        if stage == 2 and fit3.steps == 0:
+        if (stage == 2 and fit3.steps == 0) or stage == 4:
             within = work
         fraction = min(before + share * within / work, 1.0)
         yield Progress(plane, planes, stage, step, total, loss, fraction, held_out)

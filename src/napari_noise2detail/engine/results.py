@@ -8,8 +8,10 @@ from typing import Any, Callable, Generator, TypeVar
 from .presets import Settings
 from .stabilise import NoiseModel
 
-#: Stage 0 is applying fitted networks, without fitting.
-STAGE_NAMES = {0: "applying the model", 1: "partial denoising", 2: "smoothing", 3: "detail recovery"}
+#: Stage 0 is applying fitted networks, without fitting; stage 4 the filtering after stage 3
+#: (``Settings.wiener``, the `quality` preset), which is no stage of the method.
+STAGE_NAMES = {0: "applying the model", 1: "partial denoising", 2: "smoothing", 3: "detail recovery",
+               4: "filtering in groups of similar patches"}
 #: The outputs, by DenoiseResult attribute, in the order of the stages.
 KINDS = ("partial", "smooth", "detail")
 
@@ -65,12 +67,17 @@ class Progress:
     def stage_name(self) -> str:
         return STAGE_NAMES[self.stage]
 
+    @property
+    def stage_label(self) -> str:
+        """``"stage 1/3 (partial denoising)"``; the name alone for stages 0 and 4."""
+        return f"stage {self.stage}/3 ({self.stage_name})" if 1 <= self.stage <= 3 else self.stage_name
+
     def describe(self) -> str:
         """One line for people, e.g. ``"plane 2/5, stage 1/3 (partial denoising), step 40/1200"``."""
         plane = f"plane {self.plane + 1}/{self.planes}, " if self.planes > 1 else ""
-        if self.stage == 0:
-            return f"{plane}{self.stage_name}"
-        return f"{plane}stage {self.stage}/3 ({self.stage_name}), step {self.step}/{self.total}"
+        if not 1 <= self.stage <= 3:
+            return f"{plane}{self.stage_label}"
+        return f"{plane}{self.stage_label}, step {self.step}/{self.total}"
 
 
 @dataclass(frozen=True)
