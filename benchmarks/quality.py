@@ -151,12 +151,11 @@ def run(args: argparse.Namespace) -> None:
 
 
 def table(args: argparse.Namespace) -> None:
-    records = {}
+    records, by_commit = {}, {}
     for r in load(RESULTS):  # the latest run of a case wins
         records[r["image"], r["noise"], r["method"]] = r
-    # comparisons pair the two methods' runs at the same commit, where there is one
-    global _RUNS
-    _RUNS = load(RESULTS)
+        # and, for comparisons that pair two methods' runs at one commit, the latest at each
+        by_commit.setdefault((r["image"], r["noise"], r["method"]), {})[r.get("commit")] = r
     images = list(dict.fromkeys(k[0] for k in records))
     methods = [m for m in METHODS if any(k[2] == m for k in records)]
     print("# Quality on real images\n")
@@ -184,49 +183,45 @@ def table(args: argparse.Namespace) -> None:
             values = [r["psnr"] for (i, k, mm), r in records.items() if mm == m and k in kinds]
             cells.append(f"{m} {np.mean(values):.2f} ({len(values)})" if values else None)
         print(f"- {family}, mean detail PSNR (cases): " + "; ".join(c for c in cells if c))
-    _targets(records)
+    _targets(records, by_commit)
     _estimates(records)
 
 
-_RUNS: list[dict] = []
-
-
-def _paired(records, a: str, b: str, kinds) -> list[float]:
+def _paired(records, by_commit, a: str, b: str, kinds) -> list[float]:
     """``a - b`` in PSNR over the cases both were run on: the latest runs of both at one
     commit where there are such (the code changed between sweeps), else the latest of each."""
     out = []
     for (i, k, m), r in records.items():
         if m != a or k not in kinds or (i, k, b) not in records:
             continue
-        runs = {name: {x.get("commit"): x for x in _RUNS if (x["image"], x["noise"], x["method"]) == (i, k, name)}
-                for name in (a, b)}
-        common = [c for c in runs[a] if c in runs[b]]
-        first, second = (runs[a][common[-1]], runs[b][common[-1]]) if common else (r, records[i, k, b])
+        runs_a, runs_b = by_commit[i, k, a], by_commit[i, k, b]
+        common = [c for c in runs_a if c in runs_b]
+        first, second = (runs_a[common[-1]], runs_b[common[-1]]) if common else (r, records[i, k, b])
         out.append(first["psnr"] - second["psnr"])
     return out
 
 
-def _targets(records) -> None:
+def _targets(records, by_commit) -> None:
     print()
     signal_dependent = NOISES[3:]
     for addition, base in (("fast", "fast -guard"), ("fast +VST", "fast"), ("fast +ensemble", "fast"),
                            ("fast +colour", "fast")):
-        gain = _paired(records, addition, base, signal_dependent)
-        anywhere = _paired(records, addition, base, NOISES)
+        gain = _paired(records, by_commit, addition, base, signal_dependent)
+        anywhere = _paired(records, by_commit, addition, base, NOISES)
         if anywhere:
             print(f"- {addition} vs {base}: Poisson and mixed {np.mean(gain):+.2f} dB mean ({len(gain)} cases; "
                   f"target +0.5); all noises {np.mean(anywhere):+.2f} dB mean, worst {min(anywhere):+.2f} dB, "
                   f"best {max(anywhere):+.2f} dB ({len(anywhere)} cases; target: worst > -0.05)")
     for new in ("fast +nonlocal s3", "quality"):  # issue 14's milestone
-        gauss, other = _paired(records, new, "fast", NOISES[:3]), _paired(records, new, "fast", signal_dependent)
+        gauss, other = _paired(records, by_commit, new, "fast", NOISES[:3]), _paired(records, by_commit, new, "fast", signal_dependent)
         if gauss and other:
             print(f"- {new} vs fast: Gaussian {np.mean(gauss):+.2f} dB mean ({len(gauss)} cases), Poisson and "
                   f"mixed {np.mean(other):+.2f} dB mean ({len(other)} cases; target +0.6 each); worst "
                   f"{min(gauss + other):+.2f} dB (target > -0.3)")
     for method in ("fast", "quality"):
-        blind = _paired(records, method, "BM3D blind", NOISES[:3])
-        true = _paired(records, method, "BM3D true model", NOISES[3:6])
-        paper = _paired(records, method, "paper", NOISES)
+        blind = _paired(records, by_commit, method, "BM3D blind", NOISES[:3])
+        true = _paired(records, by_commit, method, "BM3D true model", NOISES[3:6])
+        paper = _paired(records, by_commit, method, "paper", NOISES)
         if blind:
             print(f"- {method} vs blind BM3D, Gaussian: {np.mean(blind):+.2f} dB mean ({len(blind)} cases; target > 0)")
         if true:

@@ -12,7 +12,8 @@ from typing import Iterator, Sequence
 
 from .batch import DTYPES, BatchOptions, BatchSummary, collect_inputs, run_batch
 from .cluster import JOBQUEUE
-from .engine import PRESET_NOTES, PRESETS
+from .engine import PRESETS
+from .engine.presets import presets_explained
 
 
 def _progress_bar(desc: str):
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "signal (shot noise); helped on electron micrographs, hurt on brighter images")
     for sub in (run_demo, run_many, run_fit):
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast",
-                         help="; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items()))
+                         help=presets_explained("; "))
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         sub.add_argument("--steps", type=int, default=None,
                          help="stage-1 fitting steps, overriding the preset; stage 3 scales in proportion (fewer: faster, rougher)")

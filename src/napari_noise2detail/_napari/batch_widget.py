@@ -36,7 +36,8 @@ from ..batch import (
     collect_inputs,
     run_batch,
 )
-from ..engine import PRESET_NOTES, PRESETS
+from ..engine import PRESETS
+from ..engine.presets import presets_explained
 from ..io import meta_from_scale
 from . import remembered
 from .activity import Level
@@ -143,7 +144,7 @@ class BatchWidget(Container):
                               "napari-noise2detail fit), applied to every image with no fitting. "
                               "Leave empty to fit each image.")
         self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="fast")
-        self.preset.tooltip = "\n".join(f"{name}: {note}" for name, note in PRESET_NOTES.items())
+        self.preset.tooltip = presets_explained("\n")
         self.save_smooth = CheckBox(text="Also save the smooth image")
         self.overwrite = CheckBox(text="Overwrite existing outputs")
         self.dtype = ComboBox(label="Output type", value="float32",

@@ -27,7 +27,8 @@ from napari.layers import Image, Shapes
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info
 
-from ..engine import PRESET_NOTES, PRESETS, Cancelled, Denoiser, describe_device, load_model
+from ..engine import PRESETS, Cancelled, Denoiser, describe_device, load_model
+from ..engine.presets import presets_explained
 from ..engine.planes import is_lazy
 from . import remembered
 from .activity import Level
@@ -98,7 +99,7 @@ class DenoiseWidget(Container):
         self.layer = ComboBox(label="image", choices=self._image_layers, nullable=False)
         preset = saved.get("preset") if saved.get("preset") in PRESETS else "fast"
         self.preset = ComboBox(label="preset", choices=list(PRESETS), value=preset)
-        self.preset.tooltip = "\n".join(f"{name}: {note}" for name, note in PRESET_NOTES.items())
+        self.preset.tooltip = presets_explained("\n")
         self.steps = SpinBox(label="fitting steps", min=1, max=100_000,
                              value=int(saved.get("steps", PRESETS[preset].steps)),
                              tooltip="steps of stage 1, set by the preset; stage 3 is scaled in "

@@ -442,9 +442,9 @@ def fit_planes(
     residual = None
     if settings.wiener:
         yield 4, 0, 1, None, None  # the filtering takes a while on big planes: say so
-    if settings.wiener and noise is None:  # the filtering's variance, in the data's units
-        scale = np.broadcast_to(np.asarray(high, np.float64) - np.asarray(low, np.float64), (channels,))
-        residual = tuple(float(v) for v in residual_variance(y, s3).cpu().numpy() * scale**2)
+        if noise is None:  # the filtering's variance, in the data's units
+            scale = np.broadcast_to(np.asarray(high, np.float64) - np.asarray(low, np.float64), (channels,))
+            residual = tuple(float(v) for v in residual_variance(y, s3).cpu().numpy() * scale**2)
     stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings, residual=residual))
     model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes),
                      residual=residual)

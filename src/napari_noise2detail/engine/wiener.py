@@ -101,7 +101,12 @@ def collaborative_wiener(
     """
     if y.shape != guide.shape:
         raise ValueError(f"the image {tuple(y.shape)} and its guide {tuple(guide.shape)} differ in shape")
-    transform = (dct_matrix(patch), haar_matrix(members) if members & (members - 1) == 0 else dct_matrix(members))
+    # made on the CPU and moved (not every device has kron or kaiser_window): the 2D DCT of a
+    # flattened patch, the transform across a group, the patch's aggregation window
+    spatial = torch.kron(dct_matrix(patch), dct_matrix(patch)).to(y.device)
+    across = (haar_matrix(members) if members & (members - 1) == 0 else dct_matrix(members)).to(y.device)
+    kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0)
+    kaiser = (kaiser[:, None] * kaiser).reshape(-1).to(y.device)
     out = torch.empty_like(y)
     for n in range(y.shape[0]):
         yn, gn = y[n].float(), guide[n].float()
@@ -110,7 +115,7 @@ def collaborative_wiener(
         else:
             a, b = (v.to(y.device, torch.float32) for v in noise)
         a, b = VARIANCE_MARGIN * a, VARIANCE_MARGIN * b
-        out[n] = _plane(yn, gn, a, b, members, window, patch, match, stride, tile, origin, transform)
+        out[n] = _plane(yn, gn, a, b, members, window, patch, match, stride, tile, origin, (spatial, across, kaiser))
     return out
 
 
@@ -124,9 +129,10 @@ def residual_variance(y: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
 def _plane(
     y: torch.Tensor, guide: torch.Tensor, a: torch.Tensor, b: torch.Tensor, members: int, window: int,
     patch: int, match: int, stride: int, tile: int, origin: tuple[int, int],
-    transform: tuple[torch.Tensor, torch.Tensor],
+    transforms: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 ) -> torch.Tensor:
-    """:func:`collaborative_wiener` of one plane ``(C, H, W)``."""
+    """:func:`collaborative_wiener` of one plane ``(C, H, W)``; ``transforms``: the 2D DCT,
+    the transform across a group and the aggregation window, on the plane's device."""
     channels, h, w = y.shape
     device = y.device
     lo, hi = (patch - 1) // 2, patch // 2  # a patch's rows and columns around its pixel
@@ -137,26 +143,21 @@ def _plane(
     # a patch's pixels relative to its first, in the padded image; the patch of pixel
     # (r, c) starts at (r, c) there
     offsets = (torch.arange(patch, device=device)[:, None] * wp + torch.arange(patch, device=device)).reshape(-1)
-    # (patch^2, patch^2): the 2D DCT of a flattened patch (made on the CPU, then moved)
-    spatial = torch.kron(transform[0], transform[0]).to(device)
-    across = transform[1].to(device)
-    kaiser = torch.kaiser_window(patch, periodic=False, beta=2.0)  # on the CPU: not every device has it
-    kaiser = (kaiser[:, None] * kaiser).reshape(-1).to(device)
     # the weighted estimates and, in the last row, their weights (one scatter adds both)
     sums = torch.zeros(channels + 1, both.shape[1], device=device)
     reach = window // 2 + match // 2  # what a reference's search reads around it
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             # the first reference pixels in this tile, on the grid of the whole image
+            bottom, right = min(top + tile, h), min(left + tile, w)
             r0 = top + (-(top + origin[0])) % stride
             c0 = left + (-(left + origin[1])) % stride
-            if r0 >= min(top + tile, h) or c0 >= min(left + tile, w):
+            if r0 >= bottom or c0 >= right:
                 continue
             rt, rl = max(top - reach, 0), max(left - reach, 0)
-            rb, rr = min(top + tile + reach, h), min(left + tile + reach, w)
+            rb, rr = min(bottom + reach, h), min(right + reach, w)
             region = guide[None, :, rt:rb, rl:rr]
             bank = similar_pixels(region, members, window, match, step=stride, first=(r0 - rt, c0 - rl))[0]
-            bottom, right = min(top + tile, h), min(left + tile, w)
             inside_rows = (torch.arange(bank.shape[1], device=device) * stride + r0) < bottom
             inside_cols = (torch.arange(bank.shape[2], device=device) * stride + c0) < right
             bank = bank[:, inside_rows][:, :, inside_cols]
@@ -165,7 +166,7 @@ def _plane(
             starts = ((bank // rw + rt) * wp + bank % rw + rl).reshape(members, -1).T  # (refs, members)
             for first in range(0, len(starts), GROUPS):
                 index = starts[first : first + GROUPS, :, None] + offsets  # (refs, members, patch^2)
-                _filter_groups(both, index, a, b, spatial, across, kaiser, sums)
+                _filter_groups(both, index, a, b, *transforms, sums)
     hp = h + patch - 1
     out = (sums[:-1] / sums[-1].clamp_min(1e-20)).reshape(channels, hp, wp)[:, lo : lo + h, lo : lo + w]
     return out.clamp_(0, 1)
