@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-_OPPONENT = np.array(
+#: Rows: the opponent channels as weights of R, G and B.
+OPPONENT = np.array(
     [[1, 1, 1], [1, 0, -1], [1, -2, 1]], dtype=np.float64
 ) / np.sqrt([[3.0], [2.0], [6.0]])
 
 
 def to_opponent(rgb: np.ndarray) -> np.ndarray:
     """``(..., 3)`` RGB -> ``(..., 3)`` opponent channels, float64."""
-    return np.asarray(rgb, dtype=np.float64) @ _OPPONENT.T
+    return np.asarray(rgb, dtype=np.float64) @ OPPONENT.T
 
 
 def from_opponent(opponent: np.ndarray) -> np.ndarray:
     """Exact inverse of :func:`to_opponent` (the matrix is orthonormal)."""
-    return np.asarray(opponent, dtype=np.float64) @ _OPPONENT
+    return np.asarray(opponent, dtype=np.float64) @ OPPONENT

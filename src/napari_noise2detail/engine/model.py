@@ -461,9 +461,12 @@ def finish(
     if not settings.wiener:
         return s3
     out = torch.empty_like(s3)
+    decorrelated = settings.decorrelate and y.shape[1] == 3
     for i, (low, high) in enumerate(ranges):
-        variance = _unit_noise(noise, low, high, settings.decorrelate and y.shape[1] == 3, residual)
-        out[i : i + 1] = collaborative_wiener(y[i : i + 1], s3[i : i + 1], variance, origin=origin)
+        variance = _unit_noise(noise, low, high, decorrelated, residual)
+        # RGB is filtered in opponent colours, unless it was fitted in them already
+        out[i : i + 1] = collaborative_wiener(y[i : i + 1], s3[i : i + 1], variance, origin=origin,
+                                              colour=y.shape[1] == 3 and not decorrelated)
     return out
 
 
