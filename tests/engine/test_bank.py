@@ -31,9 +31,13 @@ def test_bank_holds_the_most_similar_pixels_of_a_brute_force_search():
     image = torch.rand(1, 2, 13, 17, generator=torch.Generator().manual_seed(0))
     bank = similar_pixels(image, members=6, window=7, patch=3)
     assert bank.shape == (1, 6, 13, 17) and bank.dtype == torch.long
+    same, distance = similar_pixels(image, members=6, window=7, patch=3, distances=True)
+    assert torch.equal(same, bank) and distance.shape == bank.shape
     for (y, x), candidates in brute_force_distances(image, 7, 3).items():
         nearest = sorted(candidates, key=candidates.get)[:6]
         assert bank[0, :, y, x].tolist() == nearest
+        # their distances, nearest first; the pixel's own marked -1
+        assert distance[0, :, y, x].tolist() == pytest.approx([-1.0] + [candidates[m] for m in nearest[1:]], abs=1e-5)
 
 
 def test_bank_finds_the_repeats_of_a_repeated_pattern():

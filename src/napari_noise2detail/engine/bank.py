@@ -51,11 +51,12 @@ def _box_sum(x: torch.Tensor, size: int) -> torch.Tensor:
 @torch.no_grad()
 def similar_pixels(
     guide: torch.Tensor, members: int = 8, window: int = 21, patch: int = 7, chunk: int = CHUNK,
-    step: int = 1, first: tuple[int, int] = (0, 0),
-) -> torch.Tensor:
+    step: int = 1, first: tuple[int, int] = (0, 0), distances: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """For every pixel of ``guide`` ``(N, C, H, W)``, the flat indices (into its own H x W plane)
     of the ``members`` pixels within the search window whose patches are closest to its own,
     nearest first: ``(N, members, H, W)``, int64. Member 0 is the pixel itself.
+    ``distances``: also their squared distances (same shape, float32; the pixel's own is -1).
 
     ``step``, ``first``: only for the pixels of rows ``first[0], first[0] + step, ...`` and
     columns ``first[1], first[1] + step, ...`` (a grid of reference pixels), whose banks come
@@ -72,13 +73,14 @@ def similar_pixels(
     _n, _c, h, w = guide.shape
     if members > min(window * window, h * w):
         raise ValueError(f"{members} members do not fit in a {window}x{window} window of a {h}x{w} image")
-    return torch.cat([_plane_bank(plane[None], members, window, patch, chunk, step, first) for plane in guide])
+    banks, far = zip(*[_plane_bank(plane[None], members, window, patch, chunk, step, first) for plane in guide])
+    return (torch.cat(banks), torch.cat(far)) if distances else torch.cat(banks)
 
 
 def _plane_bank(
     guide: torch.Tensor, members: int, window: int, patch: int, chunk: int, step: int, first: tuple[int, int]
-) -> torch.Tensor:
-    """:func:`similar_pixels` of one plane ``(1, C, H, W)``."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`similar_pixels` of one plane ``(1, C, H, W)``: the bank and its distances."""
     _n, _c, h, w = guide.shape
     picked = (slice(first[0], None, step), slice(first[1], None, step))
     r, q = window // 2, patch // 2
@@ -109,8 +111,8 @@ def _plane_bank(
         index = (src_rows.clamp(0, h - 1) * w + src_cols.clamp(0, w - 1)).int().expand(1, -1, -1, -1)
         best, which = torch.cat([best, distance], dim=-1).topk(members, dim=-1, largest=False, sorted=False)
         found = torch.cat([found, index], dim=-1).gather(-1, which)
-    order = best.argsort(dim=-1, stable=True)
-    return found.gather(-1, order).long().permute(0, 3, 1, 2).contiguous()
+    best, order = best.sort(dim=-1, stable=True)
+    return found.gather(-1, order).long().permute(0, 3, 1, 2).contiguous(), best.permute(0, 3, 1, 2).contiguous()
 
 
 def draw_members(
