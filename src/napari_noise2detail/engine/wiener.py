@@ -48,8 +48,8 @@ MATCH = 7
 #: variance there), and the nearest half otherwise. Smooth images (the phase-contrast cell)
 #: gain up to 0.8 dB from groups of 64 over 32, where a textured one (the electron
 #: micrograph) loses up to 0.2 dB: its 64th match is another structure. On the benchmark's
-#: cases 0.03 kept 64 members in 0-3 % of the EM's groups and 80-92 % of the phase image's.
-CLOSE = 0.03
+#: cases 0.045 kept 64 members in 0-3 % of the EM's groups and 80-92 % of the phase image's.
+CLOSE = 0.045
 #: Reference pixels every this many pixels along both axes (every 3: the same results within
 #: 0.02 dB on the benchmark, for 1.8x the groups).
 STRIDE = 4
@@ -143,7 +143,6 @@ def collaborative_wiener(
             a, b = torch.zeros(y.shape[1], device=y.device), residual_variance(yn[None], gn[None])
         else:
             a, b = (v.to(y.device, torch.float32) for v in noise)
-        a, b = VARIANCE_MARGIN * a, VARIANCE_MARGIN * b
         mixed = _plane(_mix(mix, yn), _mix(mix, gn), a, b, mix, members, close, window, patch, match, stride,
                        tile, origin, (spatial, acrosses, kaiser))
         out[n] = _mix(mix.T, mixed).clamp_(0, 1)
@@ -233,7 +232,7 @@ def _filter_groups(
     image and guide ``both`` ``(2C, pixels)``, and add their weighted estimates and (last row)
     their weights to ``sums`` ``(C + 1, pixels)``."""
     noisy, guide = both[:, index].chunk(2)  # (C, refs, members, patch^2) each
-    variance = group_variance(guide.mean(dim=(2, 3)), a, b, mix).clamp_min(1e-12)[..., None, None]
+    variance = VARIANCE_MARGIN * group_variance(guide.mean(dim=(2, 3)), a, b, mix).clamp_min(1e-12)[..., None, None]
     coefficients = across @ noisy @ spatial.T
     power = (across @ guide @ spatial.T) ** 2
     gain = power / (power + variance)
