@@ -97,7 +97,7 @@ def test_tiled_planes_give_the_same_filtered_result(noisy64, monkeypatch):
     image = np.concatenate([noisy64, noisy64], axis=1)  # 64 x 128
     model = fit(image, device="cpu", steps=12, width=8, wiener=True)
     whole = model.apply(image).detail
-    monkeypatch.setattr(model_module, "PLANE_TILE", 48)  # read with halo(settings) = 40 more
+    monkeypatch.setattr(model_module, "PLANE_TILE", 48)  # read with halo(settings) = 44 more
     assert np.allclose(model.apply(image).detail, whole, atol=1e-4)
 
 
@@ -222,15 +222,15 @@ def test_an_rgb_fit_filters_in_opponent_colours_unless_fitted_in_them(monkeypatc
     assert seen == [True, False, False]
 
 
-def group_sizes(monkeypatch, y: torch.Tensor, guide: torch.Tensor, variance: float, **kwargs) -> set[int]:
-    """The sizes of the groups :func:`collaborative_wiener` filters."""
+def group_sizes(monkeypatch, y: torch.Tensor, guide: torch.Tensor, variance: float, **kwargs) -> set[tuple[int, int]]:
+    """The kinds of groups :func:`collaborative_wiener` filters: (members, pixels a patch)."""
     from napari_noise2detail.engine import wiener
 
     sizes = set()
     filtering = wiener._filter_groups
 
     def recording(both, index, *args):
-        sizes.add(index.shape[1])
+        sizes.add(tuple(index.shape[1:]))
         return filtering(both, index, *args)
 
     monkeypatch.setattr(wiener, "_filter_groups", recording)
@@ -239,15 +239,17 @@ def group_sizes(monkeypatch, y: torch.Tensor, guide: torch.Tensor, variance: flo
 
 
 def test_groups_keep_all_members_only_where_the_farthest_is_close(monkeypatch):
-    from napari_noise2detail.engine.wiener import MEMBERS
+    from napari_noise2detail.engine.wiener import FULL_PATCH, MEMBERS, PATCH
 
-    # a flat guide: every patch matches exactly, every group takes all its members
+    full, halved = (MEMBERS, FULL_PATCH**2), (MEMBERS // 2, PATCH**2)
+    # a flat guide: every patch matches exactly, every group takes all its members, in the
+    # larger patches of smooth parts
     flat = torch.full((1, 1, 40, 40), 0.5)
-    assert group_sizes(monkeypatch, flat + 0.1 * torch.rand(flat.shape), flat, 0.01) == {MEMBERS}
+    assert group_sizes(monkeypatch, flat + 0.1 * torch.rand(flat.shape), flat, 0.01) == {full}
     # a textured guide and little noise: no 64th patch is that close, groups are halved
     texture = torch.rand(1, 1, 40, 40, generator=torch.Generator().manual_seed(0))
-    assert group_sizes(monkeypatch, texture, texture, 1e-4) == {MEMBERS // 2}
+    assert group_sizes(monkeypatch, texture, texture, 1e-4) == {halved}
     # unless told to take them all; a group's size must suit the Haar transform
-    assert group_sizes(monkeypatch, texture, texture, 1e-4, close=float("inf")) == {MEMBERS}
+    assert group_sizes(monkeypatch, texture, texture, 1e-4, close=float("inf")) == {full}
     with pytest.raises(ValueError, match="power of two"):
         collaborative_wiener(texture, texture, gaussian(0.01), members=48)
