@@ -59,6 +59,13 @@ def test_bank_finds_the_repeats_of_a_repeated_pattern():
                 assert (my - y) % 5 == 0 and (mx - x) % 5 == 0
 
 
+def test_reference_banks_and_distances_are_the_full_ones_on_a_grid():
+    guide = torch.rand(1, 2, 23, 19, generator=torch.Generator().manual_seed(3))
+    bank, distance = similar_pixels(guide, 6, 7, 3, distances=True)
+    grid, near = similar_pixels(guide, 6, 7, 3, step=4, first=(3, 2), distances=True)
+    assert torch.equal(grid, bank[:, :, 3::4, 2::4]) and torch.allclose(near, distance[:, :, 3::4, 2::4])
+
+
 def test_bank_chunks_do_not_change_it():
     image = torch.rand(2, 1, 24, 20, generator=torch.Generator().manual_seed(2))
     assert torch.equal(similar_pixels(image, 8, 9, 5, chunk=7), similar_pixels(image, 8, 9, 5, chunk=81))

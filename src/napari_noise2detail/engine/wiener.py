@@ -38,8 +38,9 @@ import torch.nn.functional as F
 from .bank import similar_pixels
 from .colour import OPPONENT
 
-#: Patches per group at most, pixels a side of the search window, of the patches filtered and
-#: of the patches compared: BM3D's second step (8x8 patches), in N2D's 21-pixel window.
+#: Patches per group at most, pixels a side of the search window, of the patches filtered (in
+#: the halved groups, see :data:`FULL_PATCH`) and of the patches compared: BM3D's second step
+#: (8x8 patches), in N2D's 21-pixel window.
 MEMBERS = 64
 WINDOW = 21
 PATCH = 8
@@ -123,6 +124,8 @@ def collaborative_wiener(
 
     members: patches per group at most (a power of two): the nearest half where the farthest
         is not within ``close`` (see :data:`CLOSE`; ``float("inf")``: always all of them).
+    patch, full_patch: pixels a side of the patches filtered in the halved and in the full
+        groups; ``match``: of the patches compared; ``window``: of the search window.
     noise: ``(a, b)``, each ``(C,)``: the noise variance is ``a * signal + b`` in ``y``'s
         units. None: a constant variance per channel, :func:`residual_variance` of each
         plane. Either way the gains take :data:`VARIANCE_MARGIN` times it.
@@ -140,11 +143,11 @@ def collaborative_wiener(
     # the two kinds of group, full and halved: (members, patch side) -> the 2D DCT of a
     # flattened patch, the transform across the group and the patch's aggregation window,
     # made on the CPU and moved (not every device has kron or kaiser_window)
-    kinds = {}
+    kinds = []
     for size, side in ((members, full_patch), (members // 2, patch)):
         window1d = torch.kaiser_window(side, periodic=False, beta=2.0)
-        kinds[size, side] = tuple(t.to(y.device) for t in (
-            torch.kron(dct_matrix(side), dct_matrix(side)), haar_matrix(size), (window1d[:, None] * window1d).reshape(-1)))
+        kinds.append((size, side, tuple(t.to(y.device) for t in (
+            torch.kron(dct_matrix(side), dct_matrix(side)), haar_matrix(size), (window1d[:, None] * window1d).reshape(-1)))))
     # the channels the groups are filtered in, as rows of y's channels (identity, or RGB ->
     # opponent colours); orthonormal, so its transpose takes them back
     mix = torch.from_numpy(OPPONENT).float() if colour else torch.eye(y.shape[1])
@@ -156,8 +159,10 @@ def collaborative_wiener(
             a, b = torch.zeros(y.shape[1], device=y.device), residual_variance(yn[None], gn[None])
         else:
             a, b = (v.to(y.device, torch.float32) for v in noise)
-        mixed = _plane(_mix(mix, yn), _mix(mix, gn), a, b, mix, kinds, close, window, match, stride, tile, origin)
-        out[n] = _mix(mix.T, mixed).clamp_(0, 1)
+        if colour:
+            yn, gn = _mix(mix, yn), _mix(mix, gn)
+        filtered = _plane(yn, gn, a, b, mix, kinds, close, window, match, stride, tile, origin)
+        out[n] = (_mix(mix.T, filtered) if colour else filtered).clamp_(0, 1)
     return out
 
 
@@ -175,26 +180,26 @@ def residual_variance(y: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
 
 def _plane(
     y: torch.Tensor, guide: torch.Tensor, a: torch.Tensor, b: torch.Tensor, mix: torch.Tensor,
-    kinds: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]], close: float, window: int,
+    kinds: list[tuple[int, int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]], close: float, window: int,
     match: int, stride: int, tile: int, origin: tuple[int, int],
 ) -> torch.Tensor:
     """:func:`collaborative_wiener` of one plane ``(C, H, W)`` whose channels are ``mix``
     times those the noise model ``a``, ``b`` describes; ``kinds``: the full and the halved
-    groups, ``(members, patch side)``, with their transforms (on the plane's device)."""
+    groups, ``(members, patch side, their transforms)`` (on the plane's device)."""
     channels, h, w = y.shape
     device = y.device
-    (members, _), halved = kinds
-    largest = max(side for _, side in kinds)
+    (members, _, _), (halved, _, _) = kinds
+    largest = max(side for _, side, _ in kinds)
     lo, hi = (largest - 1) // 2, largest // 2  # the largest patch's rows and columns around its pixel
     mode = "reflect" if max(lo, hi) < min(h, w) else "replicate"
     # the image and its guide side by side (one gather reads both), padded for the patches
     both = F.pad(torch.cat([y, guide])[None], (lo, hi, lo, hi), mode=mode)[0].reshape(2 * channels, -1)
     wp = w + largest - 1
     # per kind, a patch's pixels relative to pixel (r, c) at (r + lo, c + lo) in the padded image
-    offsets = {}
-    for size, side in kinds:
+    offsets = []
+    for _, side, _ in kinds:
         span = torch.arange(side, device=device) - (side - 1) // 2
-        offsets[size, side] = (span[:, None] * wp + span).reshape(-1)
+        offsets.append((span[:, None] * wp + span).reshape(-1))
     # the weighted estimates and, in the last row, their weights (one scatter adds both)
     sums = torch.zeros(channels + 1, both.shape[1], device=device)
     reach = window // 2 + match // 2  # what a reference's search reads around it
@@ -218,16 +223,16 @@ def _plane(
             # the farthest member's mean square difference per pixel, against the noise
             # variance at the reference (its mean over channels, which mixing keeps)
             far = distance[0, -1, : len(rows), : len(cols)].reshape(-1) / (channels * match * match)
-            signal = (mix.T @ guide[:, rows[:, None], cols].reshape(channels, -1))  # the model's channels
-            full = far <= close * (a[:, None] * signal + b[:, None]).mean(0)
+            here = guide[:, rows[:, None], cols].reshape(channels, -1)
+            full = far <= close * group_variance(here, a, b, mix).mean(0)
             rw = rr - rl
             # region indices -> each member's pixel in the padded image
             centres = ((bank // rw + rt + lo) * wp + bank % rw + rl + lo).T  # (refs, members)
-            for (size, side), chosen in zip(kinds, (centres[full], centres[~full, : halved[0]])):
-                step = PIXELS // (size * side * side)
+            for (size, side, transforms), around, chosen in zip(kinds, offsets, (centres[full], centres[~full, :halved])):
+                step = max(1, PIXELS // (size * side * side))
                 for first in range(0, len(chosen), step):
-                    index = chosen[first : first + step, :, None] + offsets[size, side]  # (refs, size, side^2)
-                    _filter_groups(both, index, a, b, mix, *kinds[size, side], sums)
+                    index = chosen[first : first + step, :, None] + around  # (refs, size, side^2)
+                    _filter_groups(both, index, a, b, mix, *transforms, sums)
     hp = h + largest - 1
     return (sums[:-1] / sums[-1].clamp_min(1e-20)).reshape(channels, hp, wp)[:, lo : lo + h, lo : lo + w]
 
@@ -237,7 +242,7 @@ def group_variance(means: torch.Tensor, a: torch.Tensor, b: torch.Tensor, mix: t
     that are ``mix`` ``(C, C)`` times those the noise model ``a * signal + b`` describes: the
     model's variance at the group's signal, mixed by the squared weights (independent noise)."""
     signal = mix.T @ means  # back in the model's channels (mix is orthonormal)
-    return (mix**2) @ (a[:, None] * signal + b[:, None])
+    return (mix**2) @ (a[:, None] * signal + b[:, None]).clamp_min(0)
 
 
 def _filter_groups(
