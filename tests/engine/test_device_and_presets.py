@@ -44,9 +44,10 @@ def test_presets():
     assert half == (fast.steps // 2, round(fast.stage_steps[1] / 2))  # stage 3 in proportion
     assert resolve_settings("fast", steps=10, detail_steps=7).stage_steps == (10, 7)
     assert resolve_settings("fast", steps=None) == PRESETS["fast"]
-    # quality: fast, then filtered in groups matched on its result; paper and fast are not
-    assert PRESETS["quality"] == resolve_settings("fast", wiener=True)
-    assert not PRESETS["paper"].wiener and not PRESETS["fast"].wiener
+    # quality: fast, then filtered in groups matched on its result and freed of clipping's
+    # bias; paper and fast are not
+    assert PRESETS["quality"] == resolve_settings("fast", wiener=True, declip=True)
+    assert not any(PRESETS[p].wiener or PRESETS[p].declip for p in ("paper", "fast"))
     assert list(PRESET_NOTES) and set(PRESET_NOTES) == set(PRESETS)  # every preset explained
     assert all(PRESETS[p].pairs == PRESETS[p].detail_pairs == "diagonal" for p in ("paper", "fast"))
     assert resolve_settings(Settings(steps=3)).steps == 3

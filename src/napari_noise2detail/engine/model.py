@@ -40,6 +40,8 @@ from .results import KINDS, Cancelled, DenoiseResult, Progress
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
+from .clipping import Clipping, clipped_limits, declip
+from .clipping import estimate as estimate_clipping
 from .wiener import collaborative_wiener, residual_variance
 
 #: What a model file says it is, and the newest layout of it that this version reads.
@@ -83,6 +85,10 @@ class Denoiser:
     #: per channel, in the units of the data before the [0, 1] map (``wiener.residual_variance``
     #: of the planes fitted on), so that every plane and tile it is applied to gets the same.
     residual: tuple[float, ...] | None = None
+    #: With ``settings.declip``, where the image it was fitted on was clipped and its noise
+    #: could not be estimated: the noise's sigma and the clipping limits, whose bias every
+    #: result is freed of (see :mod:`.clipping`).
+    clipping: Clipping | None = None
 
     @property
     def rgb(self) -> bool:
@@ -248,6 +254,8 @@ class Denoiser:
             back = from_opponent(back)
         if self._stabilised:
             back = inverse(back, self.noise)
+        if self.clipping is not None:
+            back = declip(back, self.clipping)
         return back
 
     def _range(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,6 +278,7 @@ class Denoiser:
             "planes": list(self.planes),
             "settings": dataclasses.asdict(self.settings),
             "residual": list(self.residual) if self.residual is not None else None,
+            "clipping": dataclasses.asdict(self.clipping) if self.clipping is not None else None,
         }
         return tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION), "model": json.dumps(about)}
 
@@ -334,10 +343,19 @@ def model_from_bytes(data: bytes, device: str | torch.device = "auto", where: st
             *networks, settings, channels, np.array(about["low"]), np.array(about["high"]), noise,
             int(about["seed"]), tuple(int(p) for p in about["planes"]), str(about["version"]),
             tuple(float(v) for v in about["residual"]) if about.get("residual") is not None else None,
+            _clipping(about.get("clipping")),
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{where} is damaged: {error}") from None
     return model.to(device)
+
+
+def _clipping(about: dict | None) -> Clipping | None:
+    if about is None:
+        return None
+    number = lambda v: None if v is None else float(v)  # noqa: E731
+    return Clipping(tuple(float(v) for v in about["sigma"]), tuple(number(v) for v in about["low"]),
+                    tuple(number(v) for v in about["high"]))
 
 
 # --- fitting ------------------------------------------------------------------------------
@@ -448,6 +466,13 @@ def fit_planes(
     stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings, residual=residual))
     model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes),
                      residual=residual)
+    gaussian = noise is None or not noise.signal_dependent  # shot noise's zeros are no clipping
+    limits = clipped_limits(raw) if settings.declip and gaussian and not decorrelate else None
+    if limits is not None:  # the clipping's bias, measured against the result
+        height, width = raw.shape[1:3]
+        result = np.stack([model.restore(plane_from_tensor(stages[2], i, height, width), low, high)
+                           for i in range(len(raw))])
+        model.clipping = estimate_clipping(raw[..., :channels], result, limits)
     return model, stages
 
 

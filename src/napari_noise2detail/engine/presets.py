@@ -65,6 +65,9 @@ class Settings:
     #: result (BM3D's second step, see .wiener); the detail output is then the filtered image.
     #: The paper stops at stage 3.
     wiener: bool = False
+    #: Where the image is clipped at its limits and its noise is Gaussian (or could not be
+    #: estimated), undo the bias the clipping leaves in every result (see .clipping).
+    declip: bool = False
     #: Banks of similar pixels: members per pixel, side of the search window and of the
     #: patches compared (odd, pixels).
     bank_members: int = 8
@@ -185,7 +188,7 @@ PRESETS: dict[str, Settings] = {
 # `fast`, then the noisy image filtered in groups of similar patches matched on fast's result
 # (BM3D's second step with N2D as its first estimate, see .wiener). Measured in
 # docs/quality.md.
-PRESETS["quality"] = replace(PRESETS["fast"], wiener=True)
+PRESETS["quality"] = replace(PRESETS["fast"], wiener=True, declip=True)
 
 #: One line per preset for people (see :func:`presets_explained`).
 PRESET_NOTES = {

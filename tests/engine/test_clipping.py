@@ -1,0 +1,73 @@
+"""Undoing the clipping's bias (`declip`, on in `quality`)."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_noise2detail import denoise, fit, load_model
+from napari_noise2detail.engine import clipping
+from napari_noise2detail.engine.clipping import Clipping, clipped_limits, declip, estimate
+
+from conftest import synthetic_cells
+
+
+def clipped(clean: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, sigma, clean.shape)
+    return np.clip(clean + noise, 0, 1)
+
+
+def test_the_clipped_moments_are_those_of_clipped_noise():
+    x = torch.tensor([-0.1, 0.0, 0.05, 0.5, 0.97, 1.2], dtype=torch.float64)
+    mean, second = clipping._moments(x, 0.1, 0.0, 1.0)
+    draws = np.clip(x.numpy()[:, None] + np.random.default_rng(0).normal(0, 0.1, (6, 400_000)), 0, 1)
+    assert mean.numpy() == pytest.approx(draws.mean(1), abs=1e-3)
+    assert second.numpy() == pytest.approx((draws**2).mean(1), abs=1e-3)
+    # one-sided: no upper limit is plain noise above
+    mean, _ = clipping._moments(x, 0.1, 0.0, None)
+    assert mean.numpy() == pytest.approx(np.maximum(x.numpy()[:, None] + np.random.default_rng(1).normal(0, 0.1, (6, 400_000)), 0).mean(1), abs=1e-3)
+
+
+def test_declipping_inverts_the_clipped_mean_within_the_limits():
+    x = torch.linspace(0, 1, 101, dtype=torch.float64)
+    mean = clipping._moments(x, 0.08, 0.0, 1.0)[0]
+    back = declip(mean.numpy()[:, None], Clipping((0.08,), (0.0,), (1.0,)))[:, 0]
+    assert back == pytest.approx(x.numpy(), abs=1e-4)
+
+
+def test_only_limits_that_hold_many_pixels_count_as_clipping():
+    clean = 0.1 + 0.6 * synthetic_cells(64)
+    assert clipped_limits(np.clip(clean + 0.02 * np.random.default_rng(0).normal(size=clean.shape), 0, 1)[None, ..., None]) is None
+    low, high = clipped_limits(clipped(clean - 0.1, 0.1)[None, ..., None])
+    assert low == [0.0] and high == [None]  # the dark background sits on 0, nothing reaches 1
+
+
+def test_the_noise_sigma_is_found_from_the_clipped_image():
+    clean = synthetic_cells(96) * 0.5  # half of it dark background: much of the noise clipped
+    noisy = clipped(clean, 0.1)[None, ..., None]
+    # what a perfect denoiser gives: the clipped image's mean
+    perfect = clipping._moments(torch.from_numpy(clean), 0.1, 0.0, 1.0)[0].numpy()
+    found = estimate(noisy, perfect[None, ..., None], clipped_limits(noisy))
+    assert found.sigma[0] == pytest.approx(0.1, rel=0.05)
+
+
+def test_quality_frees_a_clipped_image_of_the_bias_and_a_saved_model_keeps_it(tmp_path):
+    clean = synthetic_cells(64) * 0.5
+    noisy = clipped(clean, 0.15).astype(np.float32)
+    quick = {"steps": 60, "width": 16, "device": "cpu"}
+    plain = denoise(noisy, preset="quality", declip=False, **quick)
+    freed = denoise(noisy, preset="quality", **quick)
+    error = lambda r: float(np.mean((r.detail - clean) ** 2))  # noqa: E731
+    assert error(freed) < 0.85 * error(plain)  # 0.79 here, with these short fits
+    model = fit(noisy, preset="quality", **quick)
+    assert model.clipping is not None and model.clipping.low == (0.0,)
+    assert np.array_equal(model.apply(noisy).detail, freed.detail)
+    again = load_model(model.save(tmp_path / "m.n2d"), device="cpu")
+    assert again.clipping == model.clipping
+    assert np.array_equal(again.apply(noisy).detail, freed.detail)
+
+
+def test_an_unclipped_image_is_left_as_it_was(noisy64):
+    quick = {"steps": 60, "width": 16, "device": "cpu"}
+    model = fit(noisy64, preset="quality", **quick)
+    assert model.clipping is None
+    assert np.array_equal(model.apply(noisy64).detail, denoise(noisy64, preset="quality", declip=False, **quick).detail)
