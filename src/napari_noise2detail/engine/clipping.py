@@ -26,7 +26,7 @@ import torch
 #: (an unclipped noisy image has one or a few pixels at its minimum and maximum).
 CLIPPED = 0.01
 #: Pixels (at most, evenly spaced) that the sigma is measured on.
-SAMPLE = 1 << 20
+SAMPLE = 1 << 18
 
 
 @dataclass(frozen=True)
