@@ -48,6 +48,37 @@ def test_the_noise_sigma_is_found_from_the_clipped_image():
     perfect = clipping._moments(torch.from_numpy(clean), 0.1, 0.0, 1.0)[0].numpy()
     found = estimate(noisy, perfect[None, ..., None], clipped_limits(noisy))
     assert found.sigma[0] == pytest.approx(0.1, rel=0.05)
+    # N2D's own estimate of Gaussian noise is taken as it is
+    assert estimate(noisy, perfect[None, ..., None], clipped_limits(noisy), known=0.07).sigma == (0.07,)
+
+
+def test_a_camera_image_far_from_zero_and_saturated_is_declipped_in_its_own_units():
+    # a 12-bit camera: offset 3000, saturated at 4095, sigma 20 (what the first version,
+    # matching raw second moments on a coarse table, got wrong by 60x)
+    clean = 3000.0 + 1300.0 * synthetic_cells(96)
+    noisy = np.clip(np.round(clean + np.random.default_rng(0).normal(0, 20, clean.shape)), None, 4095)
+    raw = noisy.astype(np.uint16)[None, ..., None]
+    limits = clipped_limits(raw)
+    assert limits == ([None], [4095.0])
+    perfect = clipping._moments(torch.from_numpy(clean), 20.0, None, 4095.0)[0].numpy()
+    found = estimate(raw, perfect[None, ..., None], limits, integer=True)
+    assert found.sigma[0] == pytest.approx(20, rel=0.1)
+    back = declip(perfect[..., None], found)[..., 0]
+    unsaturated = clean < 4095 - 3 * 20
+    assert np.abs(back - clean)[unsaturated].max() < 0.05  # the identity away from the limit
+    saturated = (clean > 4095 - 20) & (clean < 4095)
+    assert np.abs(back - clean)[saturated].mean() < 0.3 * np.abs(perfect - clean)[saturated].mean()
+
+
+def test_low_photon_counts_and_images_no_clipped_gaussian_fits_are_left_alone():
+    # shot noise at a few photons whose model could not be estimated: integer, sigma of
+    # about one count: not taken for clipped Gaussian noise
+    clean = 0.5 + 3 * synthetic_cells(96)
+    counts = np.random.default_rng(0).poisson(clean)[None, ..., None]
+    assert estimate(counts, clean[None, ..., None], clipped_limits(counts), integer=True) is None
+    # a residual no clipped Gaussian can give (far more than the data's range allows)
+    noisy = clipped(synthetic_cells(64) * 0.5, 0.1)[None, ..., None]
+    assert estimate(noisy, 1 - noisy, clipped_limits(noisy)) is None
 
 
 def test_quality_frees_a_clipped_image_of_the_bias_and_a_saved_model_keeps_it(tmp_path):
@@ -64,6 +95,23 @@ def test_quality_frees_a_clipped_image_of_the_bias_and_a_saved_model_keeps_it(tm
     again = load_model(model.save(tmp_path / "m.n2d"), device="cpu")
     assert again.clipping == model.clipping
     assert np.array_equal(again.apply(noisy).detail, freed.detail)
+
+
+def test_a_model_saved_before_clipping_was_kept_still_loads(tmp_path, noisy64):
+    import json
+
+    from safetensors.torch import load, save
+
+    model = fit(noisy64, steps=12, width=8, device="cpu")
+    data = model.to_bytes()
+    size = int.from_bytes(data[:8], "little")
+    metadata = json.loads(data[8 : 8 + size])["__metadata__"]
+    about = json.loads(metadata["model"])
+    del about["clipping"]  # as format 1 wrote it
+    metadata.update(model=json.dumps(about), format_version="1")
+    (tmp_path / "old.n2d").write_bytes(save(load(data), metadata))
+    old = load_model(tmp_path / "old.n2d", device="cpu")
+    assert old.clipping is None and np.array_equal(old.apply(noisy64).detail, model.apply(noisy64).detail)
 
 
 def test_an_unclipped_image_is_left_as_it_was(noisy64):

@@ -6,12 +6,13 @@ A denoiser fitted with squared error estimates the *mean* of that, which near a 
 inside the range by up to ``0.4 sigma``: dark background comes out grey, saturated parts dim.
 With the noise's sigma known, the mean is a monotone function of ``x`` (Foi, "Clipped noisy
 images: heteroskedastic modeling and practical denoising", Signal Processing 2009), so the
-estimate can be mapped back through its inverse. Sigma is found from the image itself: the
-one under which the clipped model's second moments, at the declipped estimate, match the
-noisy image's (a bisection): N2D's own noise estimate often fails on a clipped image (it
-needs unclipped pixels). It runs where the noise is Gaussian or could not be estimated, never
-on shot noise, whose zeros are no clipping; the noise is taken as Gaussian of one sigma per
-channel. Everything here is in the data's own units, per channel.
+estimate can be mapped back through its inverse. Sigma is N2D's own noise estimate where it
+found Gaussian noise; where it found none (it needs unclipped pixels, and often fails on a
+clipped image), the sigma under which the clipped model's variance, at the declipped
+estimate, matches the residual ``(noisy - estimate)^2`` (a bisection; no result near the
+ends of its range). It never runs on shot noise, whose zeros are no clipping, nor on integer
+data whose sigma is under :data:`LEAST_STEPS` steps (photon counts, more likely, and
+quantisation dominates there). Everything here is in the data's own units, per channel.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ import torch
 CLIPPED = 0.01
 #: Pixels (at most, evenly spaced) that the sigma is measured on.
 SAMPLE = 1 << 18
+#: Integer data are declipped only where sigma is at least this many of their steps.
+LEAST_STEPS = 3.0
+#: The clipped mean differs from ``x`` only within this many sigmas of a limit.
+REACH = 8.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ def _moments(x: torch.Tensor, sigma: float, low: float | None, high: float | Non
     """Mean and second moment of ``min(high, max(low, x + n))``, ``n ~ N(0, sigma^2)``."""
     lo = torch.full_like(x, -math.inf) if low is None else (low - x) / sigma
     hi = torch.full_like(x, math.inf) if high is None else (high - x) / sigma
-    below, above = torch.special.ndtr(lo), 1 - torch.special.ndtr(hi)
+    below, above = torch.special.ndtr(lo), torch.special.ndtr(-hi)
     pdf = lambda t: torch.where(torch.isinf(t), torch.zeros_like(t), torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi))
     dlo, dhi = pdf(lo), pdf(hi)
     inside = 1 - below - above
@@ -68,43 +73,66 @@ def _moments(x: torch.Tensor, sigma: float, low: float | None, high: float | Non
     return mean, second
 
 
-def _inverse(values: torch.Tensor, sigma: float, low: float | None, high: float | None) -> torch.Tensor:
-    """The ``x`` whose clipped mean is ``values`` (a monotone map, inverted on a fine table),
-    kept within the limits."""
-    start = (low if low is not None else float(values.min())) - 4 * sigma
-    stop = (high if high is not None else float(values.max())) + 4 * sigma
-    xs = torch.linspace(start, stop, 4097, dtype=torch.float64)
-    means = _moments(xs, sigma, low, high)[0]
-    means, order = torch.cummax(means, 0)  # exactly monotone for the search
-    where = torch.searchsorted(means, values.contiguous()).clamp(1, len(xs) - 1)
-    m0, m1 = means[where - 1], means[where]
-    t = ((values - m0) / (m1 - m0).clamp_min(1e-300)).clamp(0, 1)
-    x = xs[where - 1] + t * (xs[where] - xs[where - 1])
-    return x.clamp(low if low is not None else -math.inf, high if high is not None else math.inf)
+def _inverse(values: torch.Tensor, sigma: float, low: float | None, high: float | None,
+             clamp: bool = True) -> torch.Tensor:
+    """The ``x`` whose clipped mean is ``values`` (float64): the mean is ``x`` itself farther
+    than :data:`REACH` sigmas from a limit, and a monotone map, inverted on a fine table,
+    within it; kept within the limits unless ``clamp`` is False."""
+    x = values.clone()
+    for limit, side in ((low, 1.0), (high, -1.0)):
+        if limit is None:
+            continue
+        # the table runs from beyond the limit to REACH sigmas inside it (both limits where
+        # they are that close), fine enough for any range: 4097 points over 14 sigmas
+        start, stop = sorted((limit - side * 6 * sigma, limit + side * REACH * sigma))
+        xs = torch.linspace(start, stop, 4097, dtype=torch.float64)
+        means = torch.cummax(_moments(xs, sigma, low, high)[0], 0).values  # exactly monotone
+        near = (values - limit).abs() < REACH * sigma
+        v = values[near].contiguous()
+        where = torch.searchsorted(means, v).clamp(1, len(xs) - 1)
+        m0, m1 = means[where - 1], means[where]
+        t = ((v - m0) / (m1 - m0).clamp_min(1e-300)).clamp(0, 1)
+        x[near] = xs[where - 1] + t * (xs[where] - xs[where - 1])
+    if clamp:
+        x = x.clamp(low if low is not None else -math.inf, high if high is not None else math.inf)
+    return x
 
 
-def estimate(raw: np.ndarray, estimate_: np.ndarray, limits: tuple[list, list]) -> Clipping:
-    """The sigma of each channel under which the clipped model, at the declipped ``estimate_``
-    (a denoised image of ``raw``, same shape ``(..., C)``), has the noisy image's mean second
-    moment (bisection on [1e-6, 1] x the channel's range, on at most :data:`SAMPLE` pixels)."""
+def estimate(raw: np.ndarray, estimate_: np.ndarray, limits: tuple[list, list], known: float | None = None,
+             integer: bool = False) -> Clipping | None:
+    """The clipping of ``raw`` ``(..., C)`` at ``limits`` with the sigma of each channel:
+    ``known`` (N2D's estimate of Gaussian noise), or else the one under which the clipped
+    model's variance at the declipped ``estimate_`` (a denoised image of ``raw``) is the mean
+    of ``(raw - estimate_)^2`` (bisection over [1e-4, 1] x the channel's range, on at most
+    :data:`SAMPLE` pixels). None where no sigma is found within that range or, for
+    ``integer`` data, a sigma below :data:`LEAST_STEPS`: nothing to undo."""
     low, high = limits
     sigmas = []
     for c in range(raw.shape[-1]):
-        noisy = torch.from_numpy(np.ascontiguousarray(raw[..., c], dtype=np.float64)).reshape(-1)
-        guide = torch.from_numpy(np.ascontiguousarray(estimate_[..., c], dtype=np.float64)).reshape(-1)
+        noisy, guide = raw[..., c].reshape(-1), estimate_[..., c].reshape(-1)
         step = max(1, len(noisy) // SAMPLE)  # a moment needs no more pixels than that
-        noisy, guide = noisy[::step], guide[::step]
-        target = float((noisy * noisy).mean())
+        noisy = torch.from_numpy(np.ascontiguousarray(noisy[::step], dtype=np.float64))
+        guide = torch.from_numpy(np.ascontiguousarray(guide[::step], dtype=np.float64))
         span = float(noisy.max() - noisy.min()) or 1.0
-        a, b = 1e-6 * span, span
-        for _ in range(50):
-            s = math.sqrt(a * b)  # bisection on the logarithm: sigma spans decades
-            x = _inverse(guide, s, low[c], high[c])
-            if float(_moments(x, s, low[c], high[c])[1].mean()) < target:
-                a = s
-            else:
-                b = s
-        sigmas.append(math.sqrt(a * b))
+        if known is not None:
+            sigma = known
+        else:
+            target = float(((noisy - guide) ** 2).mean())
+            a, b = 1e-4 * span, span
+            for _ in range(50):
+                s = math.sqrt(a * b)  # bisection on the logarithm: sigma spans decades
+                x = _inverse(guide, s, low[c], high[c], clamp=False)
+                mean, second = _moments(x, s, low[c], high[c])
+                if float((second - mean * mean).mean()) < target:
+                    a = s
+                else:
+                    b = s
+            sigma = math.sqrt(a * b)
+            if not 2e-4 * span < sigma < 0.5 * span:  # ran into an end: no clipped Gaussian fits
+                return None
+        if integer and sigma < LEAST_STEPS:
+            return None
+        sigmas.append(sigma)
     return Clipping(tuple(sigmas), tuple(low), tuple(high))
 
 

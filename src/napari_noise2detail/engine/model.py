@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -46,7 +47,7 @@ from .wiener import collaborative_wiener, residual_variance
 
 #: What a model file says it is, and the newest layout of it that this version reads.
 FORMAT = "napari-noise2detail model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: "clipping" (an older reader would drop it and give other results)
 #: Planes of a stack that :func:`fit` fits on when none are chosen, spread evenly.
 FIT_PLANES = 5
 #: Stacks of at least this many planes are fitted once and the model applied to every plane
@@ -85,9 +86,9 @@ class Denoiser:
     #: per channel, in the units of the data before the [0, 1] map (``wiener.residual_variance``
     #: of the planes fitted on), so that every plane and tile it is applied to gets the same.
     residual: tuple[float, ...] | None = None
-    #: With ``settings.declip``, where the image it was fitted on was clipped and its noise
-    #: could not be estimated: the noise's sigma and the clipping limits, whose bias every
-    #: result is freed of (see :mod:`.clipping`).
+    #: With ``settings.declip``, where the image it was fitted on was clipped and its noise is
+    #: Gaussian or could not be estimated: the noise's sigma and the clipping limits, whose
+    #: bias every result is freed of (see :mod:`.clipping`).
     clipping: Clipping | None = None
 
     @property
@@ -472,7 +473,8 @@ def fit_planes(
         height, width = raw.shape[1:3]
         result = np.stack([model.restore(plane_from_tensor(stages[2], i, height, width), low, high)
                            for i in range(len(raw))])
-        model.clipping = estimate_clipping(raw[..., :channels], result, limits)
+        known = math.sqrt(max(noise.variance(noise.level), 0.0)) if noise is not None else None
+        model.clipping = estimate_clipping(raw, result, limits, known, np.issubdtype(raw.dtype, np.integer))
     return model, stages
 
 
