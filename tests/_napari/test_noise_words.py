@@ -25,3 +25,13 @@ def test_even_noise_and_stabilised_and_unknown():
     short, full = noise_words(NoiseModel(a=1.0, b=-10.0, signal_dependent=True, stabilised=True, level=40.0))
     assert short.endswith("; fitted on the variance-stabilised image")
     assert noise_words(None)[0].startswith("could not be estimated")
+
+
+def test_a_result_freed_of_the_clipping_bias_says_so():
+    from napari_noise2detail.engine.clipping import Clipping
+
+    short, full = noise_words(None, Clipping((21.5,), (0.0,), (None,)))
+    assert short.startswith("could not be estimated") and short.endswith("clipped at 0: bias undone")
+    assert "clipped at 0" in full and "±21.5 grey levels" in full
+    short, _ = noise_words(NoiseModel(a=0.0, b=0.01, level=0.5), Clipping((0.1,), (None,), (4095.0,)))
+    assert "even noise" in short and "clipped at 4.1e+03" in short

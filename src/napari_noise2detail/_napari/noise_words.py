@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from ..engine.clipping import Clipping
 from ..engine.stabilise import NoiseModel
 
 
@@ -17,8 +18,22 @@ def _n(value: float) -> str:
     return f"{value:.3g}"
 
 
-def noise_words(noise: NoiseModel | None) -> tuple[str, str]:
-    """A short line for the dock and a fuller explanation (its tooltip)."""
+def noise_words(noise: NoiseModel | None, clipping: Clipping | None = None) -> tuple[str, str]:
+    """A short line for the dock and a fuller explanation (its tooltip); ``clipping``: a
+    result's :class:`~napari_noise2detail.engine.clipping.Clipping`, if its bias was undone."""
+    short, full = _words(noise)
+    if clipping is None:
+        return short, full
+    limits = sorted({_n(v) for v in (*clipping.low, *clipping.high) if v is not None})
+    sigma = ", ".join(_n(s) for s in clipping.sigma)
+    return (f"{short}; clipped at {' and '.join(limits)}: bias undone",
+            f"{full} The noisy values were clipped at {' and '.join(limits)} (many pixels sit "
+            "there): a denoised pixel near that limit is the mean of clipped noise, which lies "
+            f"inside the range. That bias was undone with noise of ±{sigma} grey levels (the "
+            "quality preset's declip).")
+
+
+def _words(noise: NoiseModel | None) -> tuple[str, str]:
     if noise is None:
         return ("could not be estimated (the image is too small, flat or clipped)",
                 "The noise is estimated from how neighbouring pixels differ at each brightness; "

@@ -347,7 +347,7 @@ class DenoiseWidget(Container):
                 "stores": {kind: str(path) for kind, path in outcome.stores.items()}}
 
     def _show_noise(self, outcome: Outcome) -> None:
-        short, full = noise_words(outcome.result.noise)
+        short, full = noise_words(outcome.result.noise, outcome.result.clipping)
         self.noise.value = short
         self.noise.tooltip = full
 

@@ -67,7 +67,7 @@ def _run(
         outputs = [np.array(image, dtype=np.float32) for _ in range(3)]
         first, later = (sum(f.steps for f in settings.fits(warm=w)) or 1 for w in (False, True))
         total = first + later * (n - 1)
-        done, start = 0, None
+        done, start, clipping = 0, None, None
         for index in range(n):
             raw = read_plane(image, info, index)
             share = (first if start is None else later) / total
@@ -77,6 +77,7 @@ def _run(
             if np.all(high > low):  # a constant plane has nothing to denoise and stays as it is
                 run = fit_planes(raw[None, ..., :fitted], noise, on_device, device, seed, [index], start, tuner)
                 model, stages = yield from fit_progress(run, on_device, start is not None, index, n, done, share)
+                clipping = clipping or model.clipping
                 for out, stage in zip(outputs, stages):
                     values = model.restore(plane_from_tensor(stage, 0, info.height, info.width), model.low, model.high)
                     plane = out[info.index(index)]  # a view
@@ -90,7 +91,8 @@ def _run(
             done += share
     if device.type == "cuda":
         torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
-    return DenoiseResult(*outputs, describe_device(device, threads), settings, time.perf_counter() - began, noise)
+    return DenoiseResult(*outputs, describe_device(device, threads), settings, time.perf_counter() - began, noise,
+                         clipping)
 
 
 def denoise(

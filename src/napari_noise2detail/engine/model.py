@@ -188,7 +188,7 @@ class Denoiser:
             torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
         return DenoiseResult(
             *(outputs.get(kind) for kind in KINDS), describe_device(device, threads), self.settings,
-            time.perf_counter() - began, self.noise,
+            time.perf_counter() - began, self.noise, self.clipping,
         )
 
     def _stages(

@@ -98,3 +98,7 @@ class DenoiseResult:
     #: whether it is shot noise and whether N2D was fitted on the variance-stabilised image;
     #: None if it could not be estimated (a flat or tiny image, one clipped almost everywhere).
     noise: NoiseModel | None = None
+    #: Where the noisy image was clipped at its limits and the clipping's bias was undone
+    #: (``declip``): the noise's sigma and the limits, per channel (the first plane's, in a
+    #: stack fitted plane by plane); None otherwise.
+    clipping: Any = None
