@@ -101,21 +101,16 @@ def run_bm3d(method: str, noisy: np.ndarray, rgb: bool, kind: str) -> tuple[np.n
         sigma = float(estimate_sigma(noisy, channel_axis=-1 if rgb else None, average_sigmas=True))
         out = bm3d_at(noisy, sigma)
         if method.endswith("declipped"):
-            from napari_noise2detail.engine.clipping import clipped_limits, declip, estimate
+            from napari_noise2detail.engine.clipping import declip, find
+            from napari_noise2detail.engine.stabilise import estimate_noise
 
             raw = noisy[None] if rgb else noisy[None, ..., None]
-            limits = clipped_limits(raw)
-            if limits is not None:
-                # sigma as quality takes it: N2D's estimate where it finds Gaussian noise
-                from napari_noise2detail.engine.stabilise import estimate_noise
-
-                noise = estimate_noise(np.moveaxis(raw, -1, 1))
-                known = (float(np.sqrt(max(noise.variance(noise.level), 0.0)))
-                         if noise is not None and not noise.signal_dependent else None)
-                clipping = estimate(raw, (out if rgb else out[..., None])[None], limits, known=known)
-                if clipping is not None:
-                    out = declip(out if rgb else out[..., None], clipping)
-                    out = out if rgb else out[..., 0]
+            planes = out if rgb else out[..., None]
+            # as quality finds it, with N2D's noise estimate
+            clipping = find(raw, estimate_noise(np.moveaxis(raw, -1, 1)), lambda: planes[None])
+            if clipping is not None:
+                out = declip(planes, clipping)
+                out = out if rgb else out[..., 0]
         return out, {"sigma": sigma}
     a, b = true_variance(kind)
     if a == 0:

@@ -39,7 +39,7 @@ def _words(noise: NoiseModel | None) -> tuple[str, str]:
                 "The noise is estimated from how neighbouring pixels differ at each brightness; "
                 "this image did not allow it (under about 60x60 pixels, nearly constant, or "
                 "clipped almost everywhere). Denoising does not need it.")
-    typical = math.sqrt(max(noise.variance(noise.level), 0.0))
+    typical = noise.typical_sd
     stabilised = ("; fitted on the variance-stabilised image" if noise.stabilised else "")
     at_typical = (f"At the typical (median) brightness, {_n(noise.level)}, the noise is "
                   f"±{_n(typical)} grey levels (one standard deviation).")

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
+
+from .stabilise import NoiseModel
 
 #: A limit counts as clipping when at least this fraction of a channel's pixels sit on it
 #: (an unclipped noisy image has one or a few pixels at its minimum and maximum).
@@ -42,6 +45,20 @@ class Clipping:
     sigma: tuple[float, ...]
     low: tuple[float | None, ...]
     high: tuple[float | None, ...]
+
+
+def find(raw: np.ndarray, noise: NoiseModel | None, result: Callable[[], np.ndarray]) -> Clipping | None:
+    """The clipping to undo in the results of ``raw`` ``(K, H, W, C)``, whose noise N2D
+    estimated as ``noise``: None for shot noise or an unclipped image; else its limits and
+    :func:`estimate`'s sigma (``noise``'s own where it is Gaussian). ``result`` gives a
+    denoised image of ``raw`` (same shape), asked for only where the image is clipped."""
+    if noise is not None and noise.signal_dependent:  # shot noise's zeros are no clipping
+        return None
+    limits = clipped_limits(raw)
+    if limits is None:
+        return None
+    known = noise.typical_sd if noise is not None else None
+    return estimate(raw, result(), limits, known, np.issubdtype(raw.dtype, np.integer))
 
 
 def clipped_limits(raw: np.ndarray) -> tuple[list[float | None], list[float | None]] | None:
@@ -109,31 +126,31 @@ def estimate(raw: np.ndarray, estimate_: np.ndarray, limits: tuple[list, list], 
     low, high = limits
     sigmas = []
     for c in range(raw.shape[-1]):
-        noisy, guide = raw[..., c].reshape(-1), estimate_[..., c].reshape(-1)
-        step = max(1, len(noisy) // SAMPLE)  # a moment needs no more pixels than that
-        noisy = torch.from_numpy(np.ascontiguousarray(noisy[::step], dtype=np.float64))
-        guide = torch.from_numpy(np.ascontiguousarray(guide[::step], dtype=np.float64))
-        span = float(noisy.max() - noisy.min()) or 1.0
-        if known is not None:
-            sigma = known
-        else:
-            target = float(((noisy - guide) ** 2).mean())
-            a, b = 1e-4 * span, span
-            for _ in range(50):
-                s = math.sqrt(a * b)  # bisection on the logarithm: sigma spans decades
-                x = _inverse(guide, s, low[c], high[c], clamp=False)
-                mean, second = _moments(x, s, low[c], high[c])
-                if float((second - mean * mean).mean()) < target:
-                    a = s
-                else:
-                    b = s
-            sigma = math.sqrt(a * b)
-            if not 2e-4 * span < sigma < 0.5 * span:  # ran into an end: no clipped Gaussian fits
-                return None
-        if integer and sigma < LEAST_STEPS:
+        sigma = known if known is not None else _matched_sigma(raw[..., c], estimate_[..., c], low[c], high[c])
+        if sigma is None or (integer and sigma < LEAST_STEPS):
             return None
         sigmas.append(sigma)
     return Clipping(tuple(sigmas), tuple(low), tuple(high))
+
+
+def _matched_sigma(raw: np.ndarray, estimate_: np.ndarray, low: float | None, high: float | None) -> float | None:
+    """:func:`estimate`'s bisection for one channel; None where it runs into an end."""
+    step = max(1, raw.size // SAMPLE)  # a moment needs no more pixels than that
+    noisy = torch.from_numpy(np.ascontiguousarray(raw.reshape(-1)[::step], dtype=np.float64))
+    guide = torch.from_numpy(np.ascontiguousarray(estimate_.reshape(-1)[::step], dtype=np.float64))
+    span = float(noisy.max() - noisy.min()) or 1.0
+    target = float(((noisy - guide) ** 2).mean())
+    a, b = 1e-4 * span, span
+    for _ in range(50):
+        s = math.sqrt(a * b)  # bisection on the logarithm: sigma spans decades
+        x = _inverse(guide, s, low, high, clamp=False)
+        mean, second = _moments(x, s, low, high)
+        if float((second - mean * mean).mean()) < target:
+            a = s
+        else:
+            b = s
+    sigma = math.sqrt(a * b)
+    return sigma if 2e-4 * span < sigma < 0.5 * span else None  # at an end: no clipped Gaussian fits
 
 
 def declip(values: np.ndarray, clipping: Clipping) -> np.ndarray:

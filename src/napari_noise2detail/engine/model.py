@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -41,8 +40,8 @@ from .results import KINDS, Cancelled, DenoiseResult, Progress
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
-from .clipping import Clipping, clipped_limits, declip
-from .clipping import estimate as estimate_clipping
+from .clipping import Clipping, declip
+from .clipping import find as find_clipping
 from .wiener import collaborative_wiener, residual_variance
 
 #: What a model file says it is, and the newest layout of it that this version reads.
@@ -467,14 +466,10 @@ def fit_planes(
     stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings, residual=residual))
     model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes),
                      residual=residual)
-    gaussian = noise is None or not noise.signal_dependent  # shot noise's zeros are no clipping
-    limits = clipped_limits(raw) if settings.declip and gaussian and not decorrelate else None
-    if limits is not None:  # the clipping's bias, measured against the result
+    if settings.declip and not decorrelate:  # the clipping's bias, measured against the result
         height, width = raw.shape[1:3]
-        result = np.stack([model.restore(plane_from_tensor(stages[2], i, height, width), low, high)
-                           for i in range(len(raw))])
-        known = math.sqrt(max(noise.variance(noise.level), 0.0)) if noise is not None else None
-        model.clipping = estimate_clipping(raw, result, limits, known, np.issubdtype(raw.dtype, np.integer))
+        model.clipping = find_clipping(raw, noise, lambda: np.stack(
+            [model.restore(plane_from_tensor(stages[2], i, height, width), low, high) for i in range(len(raw))]))
     return model, stages
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, TypeVar
 
+from .clipping import Clipping
 from .presets import Settings
 from .stabilise import NoiseModel
 
@@ -101,4 +102,4 @@ class DenoiseResult:
     #: Where the noisy image was clipped at its limits and the clipping's bias was undone
     #: (``declip``): the noise's sigma and the limits, per channel (the first plane's, in a
     #: stack fitted plane by plane); None otherwise.
-    clipping: Any = None
+    clipping: Clipping | None = None

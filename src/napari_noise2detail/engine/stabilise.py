@@ -61,6 +61,11 @@ class NoiseModel:
     def variance(self, signal: np.ndarray | float) -> np.ndarray | float:
         return self.a * np.asarray(signal) + self.b
 
+    @property
+    def typical_sd(self) -> float:
+        """The noise's standard deviation at the typical signal (:attr:`level`)."""
+        return float(np.sqrt(max(self.variance(self.level), 0.0)))
+
     def describe(self) -> str:
         """One line for people, e.g. ``"noise variance 0.033 x signal + 0.0002 (shot noise: ...)"``."""
         if self.signal_dependent:
@@ -68,8 +73,7 @@ class NoiseModel:
             text = (f"noise variance {self.a:.3g} x signal {sign} {abs(self.b):.3g} "
                     "(shot noise: grows with the signal)")
         else:
-            sd = float(np.sqrt(max(self.variance(self.level), 0.0)))
-            text = f"noise standard deviation about {sd:.3g}, even across the image"
+            text = f"noise standard deviation about {self.typical_sd:.3g}, even across the image"
         return text + (", fitted on the variance-stabilised image" if self.stabilised else "")
 
 
