@@ -74,7 +74,19 @@ def test_tiles_grow_with_free_gpu_memory(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (40 * 2**30, 80 * 2**30))
     assert inference_tile(1024, torch.device("cuda"), 48) == tile_for_memory(40 * 2**30, 48, 1024)
     assert inference_tile(None, torch.device("cuda"), 48) is None  # whole images stay whole
-    assert inference_tile(1024, torch.device("cpu"), 48) == 1024
+
+
+def test_cpu_tiles_keep_a_hidden_activation_in_the_caches():
+    from napari_noise2detail.engine.device import CPU_ACTIVATION_BYTES, inference_tile
+
+    cpu = torch.device("cpu")
+    for precision, size in (("float32", 4), ("bfloat16", 2)):
+        tile = inference_tile(1024, cpu, 48, precision)
+        assert tile % 16 == 0 and tile**2 * 48 * size <= CPU_ACTIVATION_BYTES < (tile + 16) ** 2 * 48 * size
+    assert inference_tile(1024, cpu, 48, "bfloat16") > inference_tile(1024, cpu, 48, "float32")
+    assert inference_tile(64, cpu, 48) == 64  # a smaller setting is kept
+    assert inference_tile(None, cpu, 48) is None  # whole images stay whole
+    assert inference_tile(1024, torch.device("mps"), 48) == 1024
 
 
 def test_auto_precision_is_bfloat16_only_where_native(monkeypatch):

@@ -46,6 +46,22 @@ def test_small_images_go_through_in_chunks_of_about_a_tile(monkeypatch):
     assert sizes == [4, 4, 4, 4]  # 16 x 16 pixels per forward: four 8 x 8 images at a time
 
 
+def test_tiles_are_even_and_never_larger_than_asked(monkeypatch):
+    from napari_noise2detail.engine.network import HALO
+
+    net = make_network(1, 4, seed=0)
+    shapes = []
+    real_forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x: shapes.append(tuple(x.shape[-2:])) or real_forward(x))
+    x = torch.rand(1, 1, 100, 64)
+    with torch.no_grad():
+        whole = real_forward(x)
+        assert torch.allclose(apply_tiled(net, x, tile=48), whole, atol=1e-6)
+    # 100 rows in 3 tiles of 34 (not 48, 48 and a strip of 4), 64 columns in 2 of 32
+    inner = {(h - 2 * HALO, w - 2 * HALO) for h, w in shapes}
+    assert len(shapes) == 6 and max(h for h, _ in inner) <= 34 and max(w for _, w in inner) <= 32
+
+
 def test_the_bfloat16_copy_keeps_float32s_precision_in_its_first_layer():
     torch.manual_seed(0)
     net = make_network(3, 48, seed=1)

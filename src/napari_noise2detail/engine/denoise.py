@@ -8,13 +8,12 @@ once and apply to every plane (long stacks, time-lapses), see :mod:`.model`.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any, Callable, Generator
 
 import numpy as np
 import torch
 
-from .device import describe_device, inference_tile, resolve_device
+from .device import describe_device, resolve_device
 from .model import data_range, drive, fit_planes, fit_progress, noise_of, plane_from_tensor, prepare, resolve_for
 from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, resolve_settings
@@ -53,7 +52,6 @@ def _run(
 ) -> Generator[Progress, None, DenoiseResult]:
     began = time.perf_counter()
     settings = resolve_for(settings, device)
-    on_device = replace(settings, tile=inference_tile(settings.tile, device, settings.width))
     # CPU threads: all of them (or the count asked for) for inference; the fitting steps
     # adapt to the load unless a count was asked for (see .threads).
     most = threads or torch.get_num_threads()
@@ -75,8 +73,8 @@ def _run(
             decorrelate = settings.decorrelate and fitted == 3
             low, high = data_range(prepare(raw[..., :fitted], stabilising, decorrelate), decorrelate)
             if np.all(high > low):  # a constant plane has nothing to denoise and stays as it is
-                run = fit_planes(raw[None, ..., :fitted], noise, on_device, device, seed, [index], start, tuner)
-                model, stages = yield from fit_progress(run, on_device, start is not None, index, n, done, share)
+                run = fit_planes(raw[None, ..., :fitted], noise, settings, device, seed, [index], start, tuner)
+                model, stages = yield from fit_progress(run, settings, start is not None, index, n, done, share)
                 clipping = clipping or model.clipping
                 for out, stage in zip(outputs, stages):
                     values = model.restore(plane_from_tensor(stage, 0, info.height, info.width), model.low, model.high)

@@ -167,7 +167,8 @@ class Denoiser:
     ) -> Generator[Progress, None, DenoiseResult]:
         began = time.perf_counter()
         device = self.device
-        settings = replace(self.settings, tile=inference_tile(self.settings.tile, device, self.settings.width))
+        chosen = self.settings
+        settings = replace(chosen, tile=inference_tile(chosen.tile, device, chosen.width, chosen.apply_precision))
         most = threads or torch.get_num_threads()
         with torch_threads(most):
             yield Progress(0, info.planes, 0, 0, info.planes, None, 0.0)
@@ -456,14 +457,16 @@ def fit_planes(
         raise ValueError("the image is constant: there is nothing to fit")
     y = _to_tensor([to_unit(p, low, high) for p in prepared], device, settings)
     warm = (start.f, start.g) if start is not None else None
-    (s1, s2, s3), (f, g) = yield from n2d_plane(y, settings, seed, warm, tuner)
+    # the tile as this device applies the networks fastest; the model keeps the setting
+    tiled = replace(settings, tile=inference_tile(settings.tile, device, settings.width, settings.apply_precision))
+    (s1, s2, s3), (f, g) = yield from n2d_plane(y, tiled, seed, warm, tuner)
     residual = None
     if settings.wiener:
         yield 4, 0, 1, None, None  # the filtering takes a while on big planes: say so
         if noise is None:  # the filtering's variance, in the data's units
             scale = np.broadcast_to(np.asarray(high, np.float64) - np.asarray(low, np.float64), (channels,))
             residual = tuple(float(v) for v in residual_variance(y, s3).cpu().numpy() * scale**2)
-    stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), settings, residual=residual))
+    stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), tiled, residual=residual))
     model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes),
                      residual=residual)
     if settings.declip and not decorrelate:  # the clipping's bias, measured against the result
