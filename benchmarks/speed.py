@@ -17,6 +17,10 @@ E. threads on a quiet and on a busy CPU (one competing busy process per core): t
 G. `quality` against `fast` by image size: the section-D image cropped to 256x256, 1024x1024
    and 2048x2048, seconds of each and their ratio (the filtering step's cost grows with the
    pixels, the fits' does not);
+H. the inference tile on a CPU: the three stages applied (fitted-size networks, no fitting) to
+   512x512, 1024x1024 and 2048x2048 images in float32 and bfloat16, with 1 and all threads,
+   in tiles of 1024 pixels (the setting, as applied before) and in the device's tile
+   (``device.inference_tile``); the median of --repeats runs;
 F. beside napari: the sample denoised from the Noise2Detail widget in a napari window, alone
    and while another torch job (a convolution loop with torch's default threads) runs. Needs
    a display: run it under `xvfb-run -a`.
@@ -296,12 +300,56 @@ def section_f(repeats: int):
     return table(["napari window with the widget", "seconds (median)", "each run"], rows), summary
 
 
+def _stages_run(size: int, precision: str, tile: int, threads: int) -> float:
+    """Stages 1-3 of fitted-size networks applied to a ``size`` x ``size`` image: seconds."""
+    import torch
+    from dataclasses import replace
+
+    from napari_noise2detail import PRESETS
+    from napari_noise2detail.engine.network import make_network
+    from napari_noise2detail.engine.stages import detail, smooth
+
+    torch.set_num_threads(threads)
+    settings = replace(PRESETS["fast"], apply_precision=precision, tile=tile)
+    f, g = make_network(1, seed=1), make_network(1, seed=2)
+    x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        began = time.perf_counter()
+        detail(g, smooth(f, x, settings)[1], settings)
+        return time.perf_counter() - began
+
+
+def section_h(repeats: int, quick: bool):
+    import os
+
+    import torch
+
+    from napari_noise2detail.engine.device import inference_tile
+
+    cores = os.cpu_count() or 1
+    rows, gains = [], []
+    for precision in ("float32", "bfloat16"):
+        tile = inference_tile(1024, torch.device("cpu"), 48, precision)
+        for size in (512, 1024) if quick else (512, 1024, 2048):
+            for threads in (1, cores):
+                before, after = (float(np.median([isolated(_stages_run, size, precision, t, threads)[0]
+                                                  for _ in range(repeats)])) for t in (1024, tile))
+                gains.append(before / after)
+                rows.append([precision, f"{size}x{size}", str(threads), f"{before:.2f}", str(tile), f"{after:.2f}",
+                             f"{before / after:.2f}x"])
+                print(f"  H {precision} {size} threads={threads}: {before:.2f} -> {after:.2f} s", flush=True)
+    summary = (f"CPU inference tile: stages 1-3 applied {min(gains):.2f}x to {max(gains):.2f}x faster in the "
+               "device's tile than in tiles of 1024")
+    header = ["precision", "image", "threads", "tiles of 1024 s", "device's tile", "seconds", "faster"]
+    return table(header, rows), summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="a short smoke run, not for the record")
-    parser.add_argument("--sections", default="ABCD", help="any of ABCDEFG (E and F: threads and load; G: quality against fast by size)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per case in sections E and F")
+    parser.add_argument("--sections", default="ABCD", help="any of ABCDEFGH (E and F: threads and load; G: quality against fast by size; H: CPU tile)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case in sections E, F and H")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every run (default: torch's choice, all cores)")
     args = parser.parse_args()
@@ -317,7 +365,7 @@ def main() -> None:
            f"fast = `{PRESETS['fast']}`.", "Command: `python benchmarks/speed.py" + (" --quick" if args.quick else "")
            + (f" --threads {args.threads}" if args.threads else "")
            + (f" --sections {args.sections}" if args.sections != "ABCD" else "")
-           + (f" --repeats {args.repeats}" if set(args.sections) & set("EF") else "") + "`"]
+           + (f" --repeats {args.repeats}" if set(args.sections) & set("EFH") else "") + "`"]
     summaries = []
     if "A" in args.sections:
         images = clean_images(args.data, 256)
@@ -349,6 +397,10 @@ def main() -> None:
     if "G" in args.sections:
         text, summary = section_g(args.quick)
         out += ["## G. `quality` against `fast` by image size (skimage cell tiled, Poisson noise)", text]
+        summaries.append(summary)
+    if "H" in args.sections:
+        text, summary = section_h(args.repeats, args.quick)
+        out += ["## H. The inference tile on a CPU (stages 1-3 applied, no fitting)", text]
         summaries.append(summary)
     out += ["## Summary", "\n".join(f"- {s}" for s in summaries)]
     print("\n\n".join(out))
