@@ -80,6 +80,71 @@ def test_an_interrupted_cluster_batch_resumes(tmp_path, client):
     assert summary.ok and len(summary.skipped) == len(first) and len(summary.done) == 4 - len(first)
 
 
+def _zarr_stack(path, planes=10, size=32):
+    import zarr
+
+    data = (np.random.default_rng(1).random((planes, size, size)) * 1000).astype(np.uint16)
+    array = zarr.create_array(str(path), shape=data.shape, chunks=(1, size, size), dtype=data.dtype)
+    array[:] = data
+    return data
+
+
+def _left_in(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("saved_model", [False, True])
+def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, monkeypatch, saved_model):
+    import zarr
+    from distributed import get_task_stream
+
+    from napari_noise2detail import cluster, fit
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)  # 10 planes: blocks of 3, 3, 3 and 1
+    data = _zarr_stack(tmp_path / "stack.zarr")
+    options = OPTIONS
+    if saved_model:
+        options = BatchOptions(device="cpu", threads=1, model=fit(data[0], device="cpu", steps=8, width=8))
+    inputs = collect_inputs([tmp_path / "stack.zarr"])
+    _events, here = drain(run_batch(inputs, tmp_path / "here", options))
+    with get_task_stream(client) as stream:
+        events, there = drain(run_batch(inputs, tmp_path / "there", options, client))
+    assert here.ok and there.ok and len(there.done) == 1
+    keys = sorted(str(task["key"]).rsplit("-", 1)[-1] for task in stream.data)
+    assert keys == ["0", "1", "2", "3"] + ([] if saved_model else ["fit"])  # one task per block
+    detail = "stack_n2d_detail.ome.zarr"
+    ours, theirs = (zarr.open_array(str(tmp_path / where / detail / "0"), mode="r")[:] for where in ("here", "there"))
+    assert np.array_equal(theirs, ours)  # bit for bit, every plane
+    assert _left_in(tmp_path / "there") == [detail]  # renamed into place, no temporaries
+    assert all(e.describe() for e in events) and events[-1].fraction == 1.0
+
+
+def test_a_failed_block_fails_its_stack_and_leaves_no_store(tmp_path, client, monkeypatch):
+    from napari_noise2detail import cluster, fit
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)
+    data = _zarr_stack(tmp_path / "stack.zarr")
+    chunk = next(p for p in (tmp_path / "stack.zarr").rglob("*") if p.is_file() and p.parts[-4:] == ("c", "8", "0", "0"))
+    chunk.write_bytes(b"not a chunk")  # plane 8 cannot be read: its block fails
+    options = BatchOptions(device="cpu", threads=1, model=fit(data[0], device="cpu", steps=8, width=8))
+    _events, summary = drain(run_batch(collect_inputs([tmp_path / "stack.zarr"]), tmp_path / "out", options, client))
+    assert [r.status for r in summary.results] == ["failed"] and summary.failed[0].reason
+    assert _left_in(tmp_path / "out") == []  # no store under its name, no temporary either
+
+
+def test_a_cancelled_block_batch_leaves_no_store(tmp_path, client, monkeypatch):
+    from napari_noise2detail import cluster
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)
+    _zarr_stack(tmp_path / "stack.zarr")
+    slow = BatchOptions(device="cpu", threads=1, settings={"steps": 400, "width": 16})
+    run = run_batch(collect_inputs([tmp_path / "stack.zarr"]), tmp_path / "out", slow, client)
+    first = next(run)  # the tasks are submitted and the outputs begun
+    assert first.result is None and any(p.name.endswith(".partial") for p in (tmp_path / "out").iterdir())
+    run.close()  # as Ctrl-C does
+    assert _left_in(tmp_path / "out") == []
+
+
 def test_a_killed_worker_loses_only_its_task(tmp_path):
     _images(tmp_path / "in", count=4, size=96)
     slow = BatchOptions(device="cpu", threads=1, settings={"steps": 400, "width": 16})
@@ -146,6 +211,39 @@ def test_the_slurm_job_script_carries_the_options_given(capsys):
     assert "--nworkers 8" in script and "--nthreads 1" in script  # one image at a time per core
     assert main(["denoise", "in/", "--print-job-script"]) == 2
     assert "goes with --cluster" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("pbs", ["#PBS -q gpu", "#PBS -l walltime=02:00:00", "ncpus=8"]),
+    ("sge", ["#$ -q gpu", "#$ -l h_rt=02:00:00"]),
+    ("lsf", ["#BSUB -q gpu", "#BSUB -W 02:00", "#BSUB -n 8"]),
+])
+def test_the_other_job_schedulers_scripts_carry_the_options_given(capsys, kind, expected):
+    from napari_noise2detail.cli import main
+
+    pytest.importorskip("dask_jobqueue")
+    args = ["denoise", "in/", "--cluster", kind, "--print-job-script", "--cluster-option", "cores=8",
+            "--cluster-option", "memory=16GB", "--cluster-option", "queue=gpu",
+            "--cluster-option", "walltime=02:00:00"]
+    assert main(args) == 0
+    script = capsys.readouterr().out
+    for line in expected:
+        assert line in script, script
+    assert "--nworkers 8" in script and "--nthreads 1" in script
+
+
+def test_the_command_line_sends_the_batch_to_a_running_scheduler(tmp_path, client):
+    from distributed import get_task_stream
+
+    from napari_noise2detail.cli import main
+
+    _images(tmp_path / "in", count=2)
+    with get_task_stream(client) as stream:
+        code = main(["denoise", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--device", "cpu",
+                     "--steps", "8", "--scheduler", client.scheduler.address])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0_n2d_detail.tif", "img1_n2d_detail.tif"]
+    assert len([t for t in stream.data if str(t["key"]).startswith("n2d-")]) == 2  # run by its workers
 
 
 def test_gpu_workers_are_told_their_device():

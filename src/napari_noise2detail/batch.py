@@ -31,13 +31,13 @@ import numpy as np
 
 from .engine import Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
-from .engine.model import fits_once
-from .engine.planes import inspect, is_lazy
+from .engine.model import drive, fits_once
+from .engine.planes import ImageInfo, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
-from .io.zarr import default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
+from .io.zarr import ZarrImage, default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -422,10 +422,30 @@ def _is_zarr_item(item: Path | ArrayItem) -> bool:
     return not isinstance(item, ArrayItem) and is_zarr(item)
 
 
-def _process(
-    job: _Job, settings: Settings, device: Any, options: BatchOptions
-) -> Generator[Progress, None, tuple[Path, ...]]:
-    """Read, denoise and write one item; yields the engine's progress, returns the outputs."""
+@dataclass(frozen=True)
+class _Opened:
+    """An item opened for reading (a file or a zarr store lazily): what denoising it needs."""
+
+    data: Any
+    info: ImageInfo
+    meta: ImageMeta
+    rgb: bool
+    zarr: ZarrImage | None
+
+    def dtype(self, options: BatchOptions) -> np.dtype:
+        return np.dtype(self.info.dtype) if options.dtype == "input" else np.dtype(np.float32)
+
+    def ome_layout(self) -> tuple[list[dict], list[float]]:
+        """The OME-Zarr axes and scale of outputs written for a zarr input: the input's."""
+        source, shape = self.zarr, self.info.shape
+        assert source is not None
+        axes = source.axes if len(source.axes) == len(shape) else default_axes(len(shape), self.meta)
+        return axes, source.scale if axes is source.axes else scale_from_meta(axes, self.meta)
+
+
+def _open(job: _Job, options: BatchOptions) -> _Opened:
+    """Open a planned item for reading (a zarr store lazily); a bad file is :class:`_ItemFailed`."""
+    source = None
     if isinstance(job.item, ArrayItem):
         data, meta, rgb = np.asarray(job.item.data), job.item.meta, job.item.rgb
     else:
@@ -441,16 +461,24 @@ def _process(
     if options.rgb is not None:
         rgb = options.rgb
     data, info = inspect(data, rgb)
-    dtype = np.dtype(info.dtype) if options.dtype == "input" else np.dtype(np.float32)
+    return _Opened(data, info, meta, rgb, source)
+
+
+def _process(
+    job: _Job, settings: Settings, device: Any, options: BatchOptions
+) -> Generator[Progress, None, tuple[Path, ...]]:
+    """Read, denoise and write one item; yields the engine's progress, returns the outputs."""
+    opened = _open(job, options)
+    data, info, meta, rgb = opened.data, opened.info, opened.meta, opened.rgb
+    dtype = opened.dtype(options)
     model = options.model
     if model is None and (is_lazy(data) or fits_once(info.planes)):
         # a long stack, or one not in memory: fitted once on a few planes; half of the progress
         fitting = fit_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
                            threads=options.threads)
         model = yield from _scaled(fitting, 0.0, 0.5)
-    if _is_zarr_item(job.item):
-        axes = source.axes if len(source.axes) == len(info.shape) else default_axes(len(info.shape), meta)
-        scale = source.scale if axes is source.axes else scale_from_meta(axes, meta)
+    if opened.zarr is not None:
+        axes, scale = opened.ome_layout()
         try:
             with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype) as out:
                 run = model.apply_iter(data, rgb=rgb, threads=options.threads,
@@ -480,6 +508,36 @@ def _process(
         except OSError as err:
             raise _ItemFailed(f"cannot write {path}: {err.strerror or err}") from err
     return tuple(written)
+
+
+def fit_job(job: _Job, settings: Settings, options: BatchOptions) -> bytes:
+    """Fit once on a few planes of a planned item, as a task on a Dask worker: the model's
+    bytes, for the tasks that apply it to blocks of the item's planes (see :mod:`.cluster`)."""
+    from .cluster import undo_malloc_trim
+
+    undo_malloc_trim()
+    opened = _open(job, options)
+    fitting = fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=resolve_device(options.device),
+                       seed=options.seed, threads=options.threads)
+    return drive(fitting, None, "fitting was cancelled").to_bytes()
+
+
+def run_block(
+    job: _Job, options: BatchOptions, model: bytes, planes: Sequence[int], outputs: Mapping[str, Any]
+) -> int:
+    """Apply a model to some planes of a planned zarr item, as a task on a Dask worker, writing
+    them into ``outputs`` (the item's OME-Zarr arrays, still under their temporary names);
+    returns how many planes were written. Run twice (a retry), it writes the same values."""
+    from .cluster import undo_malloc_trim
+    from .engine.model import model_from_bytes
+
+    undo_malloc_trim()
+    opened = _open(job, options)
+    denoiser = model_from_bytes(model, resolve_device(options.device))
+    dtype = opened.dtype(options)
+    out = {kind: _Converted(array, dtype) for kind, array in outputs.items()}
+    denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
+    return len(planes)
 
 
 def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Generator[Progress, None, Any]:

@@ -2,9 +2,14 @@
 
 The work is the batch's own: one task per image runs ``batch.run_job`` on a worker, which
 reads, denoises and writes exactly as in process (atomically, skipping what exists, never
-writing an input). A saved model is sent to the workers once. A worker that dies loses only
-its task, which the scheduler gives to another worker; an image that fails is reported with
-its reason. Dask is imported only here, and only when a cluster is asked for.
+writing an input). A zarr stack of more than :data:`BLOCK_PLANES` planes is shared out
+instead: one task fits the model once on a few planes (``batch.fit_job``), and one task per
+block of planes applies it (``batch.run_block``), each writing its planes into the OME-Zarr
+outputs, which this process creates under temporary names and renames when every block is
+done. A saved model, or the one fitted, is sent to each worker once. A worker that dies
+loses only its task, which the scheduler gives to another worker; an image that fails is
+reported with its reason. Dask is imported only here, and only when a cluster is asked for.
+The workers and this process must see the same files (one machine, or a shared file system).
 
 Needs the ``cluster`` extra: ``pip install napari-noise2detail[cluster]``.
 """
@@ -16,8 +21,8 @@ import os
 import sys
 import time
 import uuid
-from contextlib import contextmanager
-from dataclasses import replace
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping
 
 if TYPE_CHECKING:
@@ -28,6 +33,8 @@ if TYPE_CHECKING:
 JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
 #: How often (seconds) the progress is refreshed while no image finishes.
 HEARTBEAT = 1.0
+#: A zarr stack of more planes than this is applied in tasks of this many planes each.
+BLOCK_PLANES = 32
 
 
 def _require_dask() -> None:
@@ -124,6 +131,49 @@ def jobqueue_cluster(kind: str, jobs: int, options: Mapping[str, Any]) -> Iterat
         yield client
 
 
+@dataclass
+class _Split:
+    """A zarr stack shared out in blocks: its OME-Zarr outputs, open under temporary names
+    until every block is written, and the blocks' tasks not yet done."""
+
+    outputs: ExitStack
+    pending: set = field(default_factory=set)
+    blocks: int = 0
+    began: float = field(default_factory=time.perf_counter)
+
+    def finish(self, job: _Job, error: BaseException | None = None) -> ItemResult:
+        """Rename the outputs into place (or, after an ``error``, remove them): the item's result."""
+        from .batch import ItemResult
+
+        seconds = time.perf_counter() - self.began
+        if error is None:
+            try:
+                self.outputs.close()
+            except OSError as err:
+                return ItemResult(job.name, job.source, "failed", f"cannot write: {err.strerror or err}")
+            return ItemResult(job.name, job.source, "done", "", tuple(job.outputs.values()), seconds)
+        self.outputs.__exit__(type(error), error, error.__traceback__)  # removes the temporaries
+        return ItemResult(job.name, job.source, "failed", _reason(error), (), seconds)
+
+
+def _blocks(job: _Job, options: BatchOptions) -> tuple[Any, list[range]] | None:
+    """A planned zarr item of more than :data:`BLOCK_PLANES` planes: the item opened lazily
+    and its blocks of planes; None for anything that is one task (or cannot be read here: its
+    task reports why)."""
+    from .batch import _is_zarr_item, _open
+
+    if job.verdict is not None or not _is_zarr_item(job.item):
+        return None
+    try:
+        opened = _open(job, options)
+    except Exception:  # noqa: BLE001 - its single task fails with the reason
+        return None
+    count = opened.info.planes
+    if count <= BLOCK_PLANES:
+        return None
+    return opened, [range(first, min(first + BLOCK_PLANES, count)) for first in range(0, count, BLOCK_PLANES)]
+
+
 def run_on_cluster(
     client: Any, jobs: list[_Job], settings: Settings, options: BatchOptions
 ) -> Generator[BatchProgress, None, BatchSummary]:
@@ -132,8 +182,9 @@ def run_on_cluster(
     generator cancels the tasks still waiting or running."""
     from distributed import wait
 
-    from .batch import BatchProgress, BatchSummary, run_job
+    from .batch import BatchProgress, BatchSummary, fit_job, run_block, run_job
     from .engine import Denoiser
+    from .io.zarr import ome_zarr_outputs
 
     began = time.perf_counter()
     total = len(jobs)
@@ -142,14 +193,38 @@ def run_on_cluster(
     shipped = client.scatter(model.to_bytes(), broadcast=True) if isinstance(model, Denoiser) else None
     worker_options = replace(options, model=None)
     batch_id = uuid.uuid4().hex[:8]
-    futures = {}
+    futures: dict[Any, int] = {}  # the tasks whose end is awaited, and their item
+    fits: list[Any] = []  # the fits the blocks of a split item wait for
+    splits: dict[int, _Split] = {}
     for index, job in enumerate(jobs):
+        key = f"n2d-{batch_id}-{index}"
+        split = _blocks(job, options) if job.verdict is None else None
         if job.verdict is not None:
             results[index] = job.verdict
             yield BatchProgress(index, total, job.name, len(results) / total, None, result=job.verdict)
-        else:
-            key = f"n2d-{batch_id}-{index}"
+        elif split is None:
             futures[client.submit(run_job, job, settings, worker_options, shipped, key=key, pure=False)] = index
+        else:
+            opened, blocks = split
+            axes, scale = opened.ome_layout()
+            outputs = ExitStack()
+            try:
+                arrays = outputs.enter_context(ome_zarr_outputs(job.outputs, opened.info.shape, axes, scale,
+                                                                opened.dtype(options)))
+            except OSError as err:
+                results[index] = _Split(outputs).finish(job, err)
+                yield BatchProgress(index, total, job.name, len(results) / total, None, result=results[index])
+                continue
+            fitted = shipped
+            if fitted is None:  # fitted once, on a worker; every block waits for it
+                fitted = client.submit(fit_job, job, settings, worker_options, key=f"{key}-fit", pure=False)
+                fits.append(fitted)
+            splits[index] = _Split(outputs, blocks=len(blocks))
+            for number, planes in enumerate(blocks):
+                future = client.submit(run_block, job, worker_options, fitted, planes, arrays,
+                                       key=f"{key}-{number}", pure=False)
+                futures[future] = index
+                splits[index].pending.add(future)
     work = len(futures)
     pending = set(futures)
     try:
@@ -162,19 +237,46 @@ def run_on_cluster(
             finished = work - len(pending)
             elapsed = time.perf_counter() - began
             left = elapsed * len(pending) / finished if finished else None
+            parts = sum(1 - len(split.pending) / split.blocks for i, split in splits.items() if i not in results)
+            fraction = (len(results) + parts) / total
             if not done:
-                yield BatchProgress(min(results, default=0), total, "", len(results) / total, left,
-                                    running=running)
+                yield BatchProgress(min(results, default=0), total, "", fraction, left, running=running)
             for future in done:
                 index = futures[future]
-                results[index] = _outcome(future, jobs[index])
+                if index in results:  # a block of an item that has failed already
+                    continue
+                split = splits.get(index)
+                if split is None:
+                    results[index] = _outcome(future, jobs[index])
+                else:
+                    split.pending.discard(future)
+                    error = None if future.status == "finished" else (
+                        future.exception() if future.status == "error" else RuntimeError("its task was cancelled"))
+                    if error is None and split.pending:
+                        continue
+                    if error is not None:  # the item fails: its other blocks are not needed
+                        client.cancel(list(split.pending), force=True)
+                        pending -= split.pending
+                    results[index] = split.finish(jobs[index], error)
                 yield BatchProgress(index, total, jobs[index].name, len(results) / total, left,
                                     result=results[index], running=running)
     finally:
         if pending:
-            client.cancel(list(pending), force=True)
+            client.cancel(list(pending) + fits, force=True)
+        for index, split in splits.items():
+            if index not in results:  # cancelled: its outputs never appear
+                split.outputs.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
     ordered = tuple(results[i] for i in sorted(results))
     return BatchSummary(ordered, total, time.perf_counter() - began)
+
+
+def _reason(error: BaseException) -> str:
+    """Why an item failed, for people: the batch's own reasons as they are."""
+    from .batch import _ItemFailed
+
+    if isinstance(error, (_ItemFailed, ValueError, TypeError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _outcome(future: Any, job: _Job) -> ItemResult:

@@ -40,6 +40,22 @@ def test_fit_then_apply_equals_denoise_in_colour():
     assert np.array_equal(model.apply(noisy).detail, denoise(noisy, rgb=True, device="cpu", **QUICK).detail)
 
 
+def test_chosen_planes_are_applied_and_the_others_left_alone():
+    rng = np.random.default_rng(0)
+    stack = (np.stack([synthetic_cells(32, seed=s) for s in range(5)]) + rng.normal(0, 0.05, (5, 32, 32)))
+    model = fit(stack.astype(np.float32), device="cpu", **QUICK)
+    every = model.apply(stack).detail
+    out = np.full(stack.shape, -1.0, np.float32)
+    events = []
+    model.apply(OnePlaneAtATime(stack), out={"detail": out}, planes=[3, 1], progress=events.append)
+    assert np.array_equal(out[[1, 3]], every[[1, 3]])  # as when every plane is applied
+    assert np.all(out[[0, 2, 4]] == -1.0)  # the others untouched
+    assert events[-1].fraction == 1.0 and events[-1].total == 2
+    for bad, message in (([5], "do not exist"), ([], "at least one plane to apply to"), ([1, 1], "once")):
+        with pytest.raises(ValueError, match=message):
+            model.apply(stack, planes=bad)
+
+
 def test_save_and_load_give_bit_identical_results(noisy64, tmp_path):
     model = fit(noisy64, device="cpu", **QUICK)
     path = model.save(tmp_path / "cells.n2d")

@@ -122,19 +122,21 @@ class Denoiser:
         device: str | torch.device | None = None,
         threads: int | None = None,
         out: Mapping[str, Any] | None = None,
+        planes: Sequence[int] | None = None,
     ) -> Generator[Progress, None, DenoiseResult]:
         """Like :meth:`apply`, as a generator: yields :class:`Progress`, returns the result.
 
-        The image and ``out`` are checked before the generator is returned.
+        The image, ``out`` and ``planes`` are checked before the generator is returned.
         """
         image, info = inspect(image, self.rgb if rgb is None else rgb)
         if info.fitted != self.channels:
             raise ValueError(_channel_mismatch(self.channels, info.fitted))
         check_threads(threads)
+        chosen = list(range(info.planes)) if planes is None else _check_planes(planes, info.planes, "to apply to")
         if device is not None:
             self.to(device)
         outputs = _outputs(info, out)
-        return self._apply(image, info, outputs, threads)
+        return self._apply(image, info, outputs, threads, chosen)
 
     def apply(
         self,
@@ -144,6 +146,7 @@ class Denoiser:
         device: str | torch.device | None = None,
         threads: int | None = None,
         out: Mapping[str, Any] | None = None,
+        planes: Sequence[int] | None = None,
         progress: Callable[[Progress], object] | None = None,
     ) -> DenoiseResult:
         """Denoise ``image`` with the fitted networks, without fitting.
@@ -156,14 +159,17 @@ class Denoiser:
         out: arrays to write the results into, by kind (``"partial"``, ``"smooth"``,
             ``"detail"``), shaped like the image: e.g. zarr arrays, so that nothing is held
             in memory. Kinds left out are not kept. None: new float32 numpy arrays.
+        planes: only these planes of a stack (numbers of the flattened leading axes), e.g. a
+            block of a long stack on one worker of a cluster; the outputs keep the image's
+            shape and their other planes are not written. None: every plane.
         progress: called after every plane; return False to cancel (raises
             :class:`Cancelled`).
         """
-        run = self.apply_iter(image, rgb=rgb, device=device, threads=threads, out=out)
+        run = self.apply_iter(image, rgb=rgb, device=device, threads=threads, out=out, planes=planes)
         return drive(run, progress, "applying the model was cancelled")
 
     def _apply(
-        self, image: Any, info: ImageInfo, outputs: dict[str, Any], threads: int | None
+        self, image: Any, info: ImageInfo, outputs: dict[str, Any], threads: int | None, planes: list[int]
     ) -> Generator[Progress, None, DenoiseResult]:
         began = time.perf_counter()
         device = self.device
@@ -171,19 +177,20 @@ class Denoiser:
         settings = replace(chosen, tile=inference_tile(chosen.tile, device, chosen.width, chosen.apply_precision))
         most = threads or torch.get_num_threads()
         with torch_threads(most):
-            yield Progress(0, info.planes, 0, 0, info.planes, None, 0.0)
+            count = len(planes)
+            yield Progress(planes[0], info.planes, 0, 0, count, None, 0.0)
             tiled = max(info.height, info.width) > PLANE_TILE
             per = 1 if tiled else max(1, min(16, BATCH_PIXELS // (info.height * info.width)))
-            for first in range(0, info.planes, per):
-                batch = range(first, min(first + per, info.planes))
+            for first in range(0, count, per):
+                batch = planes[first : first + per]
                 if tiled:
-                    self._apply_tiled(image, info, first, outputs, settings)
+                    self._apply_tiled(image, info, batch[0], outputs, settings)
                 else:
                     raw = [read_plane(image, info, i) for i in batch]
                     for i, plane, stages in zip(batch, raw, self._stages(raw, settings)):
                         _write(outputs, info, i, stages, plane)
-                done = batch[-1] + 1
-                yield Progress(batch[-1], info.planes, 0, done, info.planes, None, done / info.planes)
+                done = first + len(batch)
+                yield Progress(batch[-1], info.planes, 0, done, count, None, done / count)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
         return DenoiseResult(
@@ -607,15 +614,15 @@ def _write(
         outputs[kind][index] = block if info.rgb else block[..., 0]
 
 
-def _check_planes(planes: Sequence[int], count: int) -> list[int]:
+def _check_planes(planes: Sequence[int], count: int, what: str = "to fit on") -> list[int]:
     chosen = [int(p) for p in planes]
     if not chosen:
-        raise ValueError("choose at least one plane to fit on")
+        raise ValueError(f"choose at least one plane {what}")
     bad = [p for p in chosen if not 0 <= p < count]
     if bad:
         raise ValueError(f"plane(s) {', '.join(map(str, bad))} do not exist: the image has {count} plane(s)")
     if len(set(chosen)) != len(chosen):
-        raise ValueError("each plane to fit on may be chosen once")
+        raise ValueError(f"each plane {what} may be chosen once")
     return chosen
 
 
