@@ -1,6 +1,6 @@
 """The batch on a local Dask cluster against one process: speed, overhead, identical outputs.
 
-    python benchmarks/cluster.py [--files 8] [--size 512] [--workers 2]
+    python benchmarks/cluster.py [--files 8] [--size 512] [--workers 2] [--stack PLANES]
 
 Writes --files noisy images (crops of the fluorescence and EM images of ../shared/data, with
 Poisson noise) to a temporary folder, then denoises them (`fast`) three ways: one process with
@@ -9,6 +9,11 @@ one torch thread; one process with torch's default threads; and a local Dask clu
 start-up), the speed-up, whether the outputs are bit for bit those of the one-thread run, and
 the scheduler's overhead per task: on each worker, the time from one task's end to the next
 one's start (Dask's task stream), against a task's time.
+
+With --stack PLANES the input is instead one uint16 zarr stack of PLANES planes (the
+fluorescence image drifting across the field, Poisson noise), which one process fits once and
+applies plane by plane, and the cluster shares out: a fit task, then a task per block of
+planes (``cluster.BLOCK_PLANES``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,18 @@ def make_files(folder: Path, data_dir: Path, files: int, size: int) -> None:
         left = rng.integers(0, image.shape[1] - size)
         crop = image[top : top + size, left : left + size]
         tifffile.imwrite(folder / f"image{i:02d}.tif", (rng.poisson(30 * crop) / 30).astype(np.float32))
+
+
+def make_stack(path: Path, data_dir: Path, planes: int, size: int) -> None:
+    import zarr
+
+    fluo = tifffile.imread(data_dir / "fluo_nuclei_dsb2018_2d.tif").astype(np.float64)
+    canvas = np.pad(fluo / fluo.max(), size, mode="reflect")
+    rng = np.random.default_rng(0)
+    array = zarr.create_array(str(path), shape=(planes, size, size), chunks=(1, size, size), dtype="uint16")
+    for t in range(planes):
+        left = (t * (canvas.shape[1] - size)) // max(planes - 1, 1)
+        array[t] = rng.poisson(100 + 300 * canvas[:size, left : left + size]).astype(np.uint16)
 
 
 def in_process(inputs, outdir, threads):
@@ -78,9 +95,12 @@ def gaps(records):
 
 
 def same_outputs(a: Path, b: Path) -> bool:
-    names = sorted(p.name for p in a.glob("*.tif"))
-    return names == sorted(p.name for p in b.glob("*.tif")) and all(
-        np.array_equal(tifffile.imread(a / n), tifffile.imread(b / n)) for n in names)
+    import zarr
+
+    names = sorted(p.name for p in a.glob("*_n2d_*"))
+    read = {".tif": tifffile.imread, ".zarr": lambda p: zarr.open_array(str(p / "0"), mode="r")[:]}
+    return names == sorted(p.name for p in b.glob("*_n2d_*")) and all(
+        np.array_equal(read[(a / n).suffix](a / n), read[(b / n).suffix](b / n)) for n in names)
 
 
 def main() -> None:
@@ -89,13 +109,18 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--stack", type=int, default=0, metavar="PLANES",
+                        help="one zarr stack of this many planes instead of --files images")
     args = parser.parse_args()
     from napari_noise2detail.batch import collect_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        make_files(folder / "in", args.data, args.files, args.size)
+        if args.stack:
+            make_stack(folder / "in" / "stack.zarr", args.data, args.stack, args.size)
+        else:
+            make_files(folder / "in", args.data, args.files, args.size)
         inputs = collect_inputs([folder / "in"])
         one, one_summary = in_process(inputs, folder / "one", 1)
         print(f"  one process, 1 thread: {one:.1f} s", flush=True)
@@ -113,12 +138,15 @@ def main() -> None:
          f"{one / total:.2f}x", "bit for bit: " + ("yes" if identical else "NO")],
         ["the same, without the cluster's start-up", f"{batch:.1f}", f"{one / batch:.2f}x", ""],
     ]
-    print(f"Machine: {machine()}.\n\nCommand: `python benchmarks/cluster.py --files {args.files} --size "
+    what = f"--stack {args.stack}" if args.stack else f"--files {args.files}"
+    print(f"Machine: {machine()}.\n\nCommand: `python benchmarks/cluster.py {what} --size "
           f"{args.size} --workers {args.workers}`\n")
     print("| run | seconds | speed-up | outputs |\n|---|---|---|---|")
     print("\n".join("| " + " | ".join(row) + " |" for row in rows))
-    print(f"\n{len(summary.done)} of {args.files} images done on the cluster; a task computed for {task:.1f} s "
-          f"on average (in one process with one thread: {one / args.files:.1f} s an image); between one task's "
+    per = (f"{len(tasks)} tasks (a fit and blocks of planes)" if args.stack else
+           f"in one process with one thread: {one / args.files:.1f} s an image")
+    print(f"\n{len(summary.done)} of {len(inputs)} inputs done on the cluster; a task computed for {task:.1f} s "
+          f"on average ({per}); between one task's "
           f"end and the next one's start on a worker: {1000 * overhead:.0f} ms on average "
           f"({100 * overhead / task:.2f}% of a task).")
     assert one_summary.ok and summary.ok

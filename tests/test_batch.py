@@ -15,6 +15,7 @@ from napari_noise2detail.batch import (
     safe_name,
     to_dtype,
 )
+from napari_noise2detail.engine.presets import resolve_settings
 from napari_noise2detail.io import ImageMeta, meta_from_scale, read_image, write_image
 
 TINY = {"steps": 5, "width": 8}  # a few fitting steps: fast, and enough to exercise everything
@@ -293,6 +294,12 @@ def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
     detail = read_zarr(tmp_path / "out" / "stack_n2d_detail.ome.zarr")
     assert detail.scale == [2.0, 0.5, 0.5] and [a["name"] for a in detail.axes] == ["z", "y", "x"]
     assert detail.data.dtype == np.uint16 and detail.data.shape == data.shape
+    # the values: fitted once on the planes, applied plane by plane, rounded to the input's dtype
+    from napari_noise2detail import fit
+    from napari_noise2detail.batch import to_dtype
+
+    expected = fit(data, device="cpu", preset=resolve_settings("fast", **TINY)).apply(data).detail
+    assert np.array_equal(detail.data[:], to_dtype(expected, np.uint16))
     assert (tmp_path / "out" / "stack_n2d_smooth.ome.zarr").is_dir()
     assert store_bytes(source) == before  # the input store is untouched
     _events, again = drain(run_batch(inputs, tmp_path / "out", options))

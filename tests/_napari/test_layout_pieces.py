@@ -23,3 +23,26 @@ def test_compare_labels_shrink_to_fit_their_tile_within_readable_sizes():
     size = label_size(names, 227)  # three tiles across a 680-pixel canvas
     assert SMALLEST <= size < LARGEST
     assert label_size(["x" * 200], 100) == SMALLEST
+
+
+def test_the_loss_history_marks_where_the_guard_stopped_stage_3(qtbot):
+    from napari_noise2detail._napari.loss_plot import LossHistory, LossPlot
+    from napari_noise2detail.engine import Progress
+    from napari_noise2detail.engine.results import HeldOut
+
+    history = LossHistory()
+    plot = LossPlot(history)
+    qtbot.addWidget(plot)
+    assert not history.add(Progress(0, 1, 2, 1, 1, None, 0.5))  # stage 2 has no loss
+    for step in (10, 20):
+        assert history.add(Progress(0, 1, 1, step, 20, 0.1 / step, step / 60))
+    history.add(Progress(0, 1, 3, 25, 40, 0.01, 0.8, HeldOut(25, 0.02, False)))
+    assert "ran all its steps" in history.describe()
+    # stopped at its second check: the run reports the stage's last step, the check's own step
+    history.add(Progress(0, 1, 3, 40, 40, 0.009, 1.0, HeldOut(50, 0.03, True)))
+    assert history.series["held-out"] == [(45, 0.02), (70, 0.03)]
+    assert history.stopped_at == 70 and "stopped stage 3 at step 50" in history.describe()
+    plot.resize(300, 130)
+    plot.grab()  # draws the stop line without error
+    history.add(Progress(1, 2, 1, 10, 20, 0.2, 0.1))  # the next plane of a stack starts afresh
+    assert history.stopped_at is None and history.title == "plane 2/2" and len(history.series["stage 1"]) == 1

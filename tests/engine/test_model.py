@@ -96,6 +96,18 @@ def test_loading_refuses_what_is_not_a_model(noisy64, tmp_path):
     with pytest.raises(ValueError, match="not a readable Noise2Detail model"):
         load_model(pickled)
 
+    class Payload:  # unpickling it would create a file: the code a pickle can run
+        def __reduce__(self):
+            return open, (str(tmp_path / "ran"), "w")
+
+    import pickle
+
+    hostile = tmp_path / "hostile.n2d"
+    hostile.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ValueError, match="not a readable Noise2Detail model"):
+        load_model(hostile)
+    assert not (tmp_path / "ran").exists()
+
     from safetensors.torch import save_file
 
     foreign = tmp_path / "foreign.safetensors"
@@ -165,6 +177,23 @@ def test_tiled_planes_give_the_same_result(noisy64, monkeypatch):
     tiled = model.apply(image)
     for kind in ("partial", "smooth", "detail"):
         assert np.allclose(getattr(tiled, kind), getattr(whole, kind), atol=1e-5), kind
+
+
+def test_a_lazy_plane_is_read_a_tile_at_a_time(noisy64, monkeypatch):
+    class Recorded:
+        def __init__(self, data):
+            self.data, self.shape, self.dtype, self.ndim, self.reads = data, data.shape, data.dtype, data.ndim, []
+
+        def __getitem__(self, index):
+            part = self.data[index]
+            self.reads.append(part.shape)
+            return part
+
+    model = fit(noisy64, device="cpu", **QUICK)
+    monkeypatch.setattr(model_module, "PLANE_TILE", 20)
+    lazy = Recorded(noisy64)
+    assert np.array_equal(model.apply(lazy).detail, model.apply(noisy64).detail)  # as from memory
+    assert lazy.reads and max(h * w for h, w in lazy.reads) <= (20 + 2 * 12) ** 2  # a tile and its halo
 
 
 def test_alpha_is_passed_through_and_progress_can_cancel(noisy64):
