@@ -141,6 +141,7 @@ def test_a_cancelled_block_batch_leaves_no_store(tmp_path, client, monkeypatch):
     run = run_batch(collect_inputs([tmp_path / "stack.zarr"]), tmp_path / "out", slow, client)
     first = next(run)  # the tasks are submitted and the outputs begun
     assert first.result is None and any(p.name.endswith(".partial") for p in (tmp_path / "out").iterdir())
+    assert first.describe().startswith("0/1 done (") and "running)" in first.describe()  # the fit task
     run.close()  # as Ctrl-C does
     assert _left_in(tmp_path / "out") == []
 

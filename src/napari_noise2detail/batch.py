@@ -117,7 +117,7 @@ class BatchProgress:
     seconds_left: float | None
     progress: Progress | None = None
     result: ItemResult | None = None
-    #: On a cluster: how many images are being denoised at this moment.
+    #: On a cluster: how many of its tasks are running (an image, or a long stack's fit or block).
     running: int = 0
 
     def describe(self) -> str:

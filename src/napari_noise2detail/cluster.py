@@ -23,7 +23,7 @@ import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Mapping
 
 if TYPE_CHECKING:
     from .batch import BatchOptions, BatchProgress, BatchSummary, ItemResult, _Job
@@ -233,7 +233,7 @@ def run_on_cluster(
                 done, pending = wait(pending, timeout=HEARTBEAT, return_when="FIRST_COMPLETED")
             except TimeoutError:  # nothing ended for a while: a progress event all the same
                 done = set()
-            running = _running(client, futures)
+            running = _running(client, [*futures, *fits])
             finished = work - len(pending)
             elapsed = time.perf_counter() - began
             left = elapsed * len(pending) / finished if finished else None
@@ -290,8 +290,8 @@ def _outcome(future: Any, job: _Job) -> ItemResult:
         return ItemResult(job.name, job.source, "failed", f"{type(error).__name__}: {error}")
 
 
-def _running(client: Any, futures: Mapping[Any, int]) -> int:
-    """How many of the batch's tasks are running on a worker now."""
+def _running(client: Any, futures: Iterable[Any]) -> int:
+    """How many of the batch's tasks (``futures``) are running on a worker now."""
     try:
         processing = client.processing()
     except Exception:  # noqa: BLE001 - only for the display

@@ -43,7 +43,10 @@ def test_denoise_adds_smooth_and_detail_exactly_over_the_source(viewer, qtbot, e
                               axis_labels=("y", "x"))
     w = make_widget(viewer, steps=120)
     assert w.layer.value is source
-    assert w.device.value.startswith("CPU")
+    from napari_noise2detail import describe_device
+
+    assert w.device.value == describe_device("auto")  # e.g. "CPU, 2 threads (fewer for fitting ...)"
+    assert w.device.value.startswith("CPU") and "thread" in w.device.value
     click_and_wait(qtbot, w)
 
     assert errors == []
