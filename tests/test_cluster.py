@@ -262,3 +262,25 @@ def test_without_a_cluster_dask_is_not_imported(tmp_path):
             "'--device', 'cpu']); print(rc, 'distributed' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
+
+
+def test_a_block_never_writes_into_a_store_already_removed(tmp_path):
+    import shutil
+
+    from napari_noise2detail import fit
+    from napari_noise2detail.batch import _ItemFailed, _plan, run_block
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+
+    data = _zarr_stack(tmp_path / "stack.zarr", planes=4)
+    (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", OPTIONS)
+    model = fit(data[0], device="cpu", steps=8, width=8).to_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        with ome_zarr_outputs(job.outputs, data.shape, default_axes(3), [1.0] * 3, np.float32) as arrays:
+            assert run_block(job, OPTIONS, model, range(0, 2), arrays) == 2
+            (temp,) = [p for p in (tmp_path / "out").iterdir()]
+            shutil.rmtree(temp)  # as the client does when the batch is cancelled
+            with pytest.raises(_ItemFailed, match="removed"):
+                run_block(job, OPTIONS, model, range(2, 4), arrays)
+            assert not temp.exists()  # not created afresh
+            raise KeyboardInterrupt
+    assert _left_in(tmp_path / "out") == []

@@ -535,7 +535,7 @@ def run_block(
     opened = _open(job, options)
     denoiser = model_from_bytes(model, resolve_device(options.device))
     dtype = opened.dtype(options)
-    out = {kind: _Converted(array, dtype) for kind, array in outputs.items()}
+    out = {kind: _Converted(array, dtype, Path(array.store.root)) for kind, array in outputs.items()}
     denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
     return len(planes)
 
@@ -546,13 +546,18 @@ def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Ge
 
 
 class _Converted:
-    """An output array that stores values in ``dtype`` the way :func:`to_dtype` does."""
+    """An output array that stores values in ``dtype`` the way :func:`to_dtype` does. With
+    ``store``, the folder of a zarr output being built elsewhere (a block of a stack on a
+    cluster), it writes only while that folder exists: zarr would create it afresh, leaving
+    a stray temporary behind a batch that was cancelled or whose stack failed."""
 
-    def __init__(self, array: Any, dtype: np.dtype) -> None:
-        self.array, self.dtype = array, dtype
+    def __init__(self, array: Any, dtype: np.dtype, store: Path | None = None) -> None:
+        self.array, self.dtype, self.store = array, dtype, store
         self.shape = array.shape
 
     def __setitem__(self, index: Any, values: np.ndarray) -> None:
+        if self.store is not None and not self.store.is_dir():
+            raise _ItemFailed("its output was removed: the batch was cancelled or its stack failed")
         self.array[index] = to_dtype(values, self.dtype)
 
 
