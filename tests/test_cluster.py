@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 # One thread per image, as --workers gives on this machine: bit-identical to one process.
 OPTIONS = BatchOptions(device="cpu", threads=1, settings={"steps": 8, "width": 8})
+BLOCK_OPTIONS = replace(OPTIONS, save_smooth=True)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +104,9 @@ def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, m
 
     monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)  # 10 planes: blocks of 3, 3, 3 and 1
     data = _zarr_stack(tmp_path / "stack.zarr")
-    options = OPTIONS
+    options = BLOCK_OPTIONS  # smooth too: a tiny fit's detail is nearly constant, its smooth is not
     if saved_model:
-        options = BatchOptions(device="cpu", threads=1, model=fit(data[0], device="cpu", steps=8, width=8))
+        options = replace(options, settings={}, model=fit(data[0], device="cpu", steps=8, width=8))
     inputs = collect_inputs([tmp_path / "stack.zarr"])
     _events, here = drain(run_batch(inputs, tmp_path / "here", options))
     with get_task_stream(client) as stream:
@@ -112,11 +114,15 @@ def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, m
     assert here.ok and there.ok and len(there.done) == 1
     keys = sorted(str(task["key"]).rsplit("-", 1)[-1] for task in stream.data)
     assert keys == ["0", "1", "2", "3"] + ([] if saved_model else ["fit"])  # one task per block
-    detail = "stack_n2d_detail.ome.zarr"
-    ours, theirs = (zarr.open_array(str(tmp_path / where / detail / "0"), mode="r")[:] for where in ("here", "there"))
-    assert np.array_equal(theirs, ours)  # bit for bit, every plane
-    assert _left_in(tmp_path / "there") == [detail]  # renamed into place, no temporaries
+    names = ["stack_n2d_detail.ome.zarr", "stack_n2d_smooth.ome.zarr"]
+    for name in names:
+        ours, theirs = (zarr.open_array(str(tmp_path / where / name / "0"), mode="r")[:] for where in ("here", "there"))
+        assert np.array_equal(theirs, ours)  # bit for bit, every plane
+    assert all(plane.std() > 0 for plane in theirs)  # every plane of the smooth output written
+    assert _left_in(tmp_path / "there") == names  # renamed into place, no temporaries
     assert all(e.describe() for e in events) and events[-1].fraction == 1.0
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and any(0 < f < 1 for f in fractions)  # blocks show, never back
 
 
 def test_a_failed_block_fails_its_stack_and_leaves_no_store(tmp_path, client, monkeypatch):
@@ -264,23 +270,21 @@ def test_without_a_cluster_dask_is_not_imported(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
 
 
-def test_a_block_never_writes_into_a_store_already_removed(tmp_path):
-    import shutil
-
+def test_a_block_stops_writing_once_its_stack_is_told_to_stop(tmp_path):
     from napari_noise2detail import fit
-    from napari_noise2detail.batch import _ItemFailed, _plan, run_block
-    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+    from napari_noise2detail.batch import _ItemFailed, _open, _plan, run_block
+    from napari_noise2detail.cluster import _begin_outputs, _Split
 
     data = _zarr_stack(tmp_path / "stack.zarr", planes=4)
-    (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", OPTIONS)
+    (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", BLOCK_OPTIONS)
     model = fit(data[0], device="cpu", steps=8, width=8).to_bytes()
-    with pytest.raises(KeyboardInterrupt):
-        with ome_zarr_outputs(job.outputs, data.shape, default_axes(3), [1.0] * 3, np.float32) as arrays:
-            assert run_block(job, OPTIONS, model, range(0, 2), arrays) == 2
-            (temp,) = [p for p in (tmp_path / "out").iterdir()]
-            shutil.rmtree(temp)  # as the client does when the batch is cancelled
-            with pytest.raises(_ItemFailed, match="removed"):
-                run_block(job, OPTIONS, model, range(2, 4), arrays)
-            assert not temp.exists()  # not created afresh
-            raise KeyboardInterrupt
+    outputs, arrays, flags = _begin_outputs(job, _open(job, BLOCK_OPTIONS), BLOCK_OPTIONS)
+    split = _Split(outputs, flags, set(), 2)
+    assert run_block(job, BLOCK_OPTIONS, model, range(0, 2), arrays) == 2
+    split.stop()  # as the client does when the batch is cancelled, before removing the store
+    with pytest.raises(_ItemFailed, match="being removed"):
+        run_block(job, BLOCK_OPTIONS, model, range(2, 4), arrays)
+    smooth = arrays["smooth"][:]
+    assert all(plane.std() > 0 for plane in smooth[:2]) and not smooth[2:].any()  # planes 2, 3 never written
+    split.remove(KeyboardInterrupt())
     assert _left_in(tmp_path / "out") == []

@@ -311,9 +311,12 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
             name, source, stem = item.name, f"layer {item.name!r}", safe_name(item.name)
             folder = Path(outdir)  # type: ignore[arg-type]  # checked in run_batch
         else:
+            # absolute: the workers of a cluster may start in another folder
             item = Path(item)
             name, source, stem = item.name, str(item), output_stem(item)
             folder = Path(outdir) if outdir is not None else item.parent
+            item = item.absolute()
+        folder = folder.absolute()
         wanted = output_paths(stem, folder, options.save_smooth, zarr=_is_zarr_item(item))
         job = _Job(name, source, item, wanted)
         for path in wanted.values():
@@ -528,14 +531,14 @@ def run_block(
     """Apply a model to some planes of a planned zarr item, as a task on a Dask worker, writing
     them into ``outputs`` (the item's OME-Zarr arrays, still under their temporary names);
     returns how many planes were written. Run twice (a retry), it writes the same values."""
-    from .cluster import undo_malloc_trim
+    from .cluster import undo_malloc_trim, writing_flag
     from .engine.model import model_from_bytes
 
     undo_malloc_trim()
     opened = _open(job, options)
     denoiser = model_from_bytes(model, resolve_device(options.device))
     dtype = opened.dtype(options)
-    out = {kind: _Converted(array, dtype, Path(array.store.root)) for kind, array in outputs.items()}
+    out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
     denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
     return len(planes)
 
@@ -547,17 +550,17 @@ def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Ge
 
 class _Converted:
     """An output array that stores values in ``dtype`` the way :func:`to_dtype` does. With
-    ``store``, the folder of a zarr output being built elsewhere (a block of a stack on a
-    cluster), it writes only while that folder exists: zarr would create it afresh, leaving
-    a stray temporary behind a batch that was cancelled or whose stack failed."""
+    ``flag`` (a block of a stack on a cluster, writing into an output that the client builds)
+    it writes only while that file exists: the client removes it before it removes the
+    output of a batch cancelled or a stack failed, and zarr would create the folders afresh."""
 
-    def __init__(self, array: Any, dtype: np.dtype, store: Path | None = None) -> None:
-        self.array, self.dtype, self.store = array, dtype, store
+    def __init__(self, array: Any, dtype: np.dtype, flag: Path | None = None) -> None:
+        self.array, self.dtype, self.flag = array, dtype, flag
         self.shape = array.shape
 
     def __setitem__(self, index: Any, values: np.ndarray) -> None:
-        if self.store is not None and not self.store.is_dir():
-            raise _ItemFailed("its output was removed: the batch was cancelled or its stack failed")
+        if self.flag is not None and not self.flag.is_file():
+            raise _ItemFailed("its output is being removed: the batch was cancelled or its stack failed")
         self.array[index] = to_dtype(values, self.dtype)
 
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Mapping
 
 if TYPE_CHECKING:
@@ -35,6 +36,11 @@ JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "
 HEARTBEAT = 1.0
 #: A zarr stack of more planes than this is applied in tasks of this many planes each.
 BLOCK_PLANES = 32
+#: The file in each temporary output of a stack shared out in blocks whose presence lets the
+#: blocks write: removed when the stack is cancelled or fails, and then, after this many
+#: seconds for a plane being written to land, the temporary output is removed.
+WRITING = ".n2d-writing"
+STOP_GRACE = 1.0
 
 
 def _require_dask() -> None:
@@ -134,26 +140,40 @@ def jobqueue_cluster(kind: str, jobs: int, options: Mapping[str, Any]) -> Iterat
 @dataclass
 class _Split:
     """A zarr stack shared out in blocks: its OME-Zarr outputs, open under temporary names
-    until every block is written, and the blocks' tasks not yet done."""
+    until every block is written, with a :data:`WRITING` flag in each that lets the blocks
+    write, and the blocks' tasks not yet done."""
 
     outputs: ExitStack
-    pending: set = field(default_factory=set)
-    blocks: int = 0
+    flags: list[Path]
+    pending: set
+    blocks: int
     began: float = field(default_factory=time.perf_counter)
 
-    def finish(self, job: _Job, error: BaseException | None = None) -> ItemResult:
-        """Rename the outputs into place (or, after an ``error``, remove them): the item's result."""
+    @property
+    def share(self) -> float:
+        """The part of the stack done."""
+        return 1 - len(self.pending) / self.blocks
+
+    def stop(self) -> None:
+        """Tell the blocks to write no more (a block checks before each plane)."""
+        for flag in self.flags:
+            flag.unlink(missing_ok=True)
+
+    def finish(self, job: _Job) -> ItemResult:
+        """Every block written: rename the outputs into place; the item's result."""
         from .batch import ItemResult
 
-        seconds = time.perf_counter() - self.began
-        if error is None:
-            try:
-                self.outputs.close()
-            except OSError as err:
-                return ItemResult(job.name, job.source, "failed", f"cannot write: {err.strerror or err}")
-            return ItemResult(job.name, job.source, "done", "", tuple(job.outputs.values()), seconds)
-        self.outputs.__exit__(type(error), error, error.__traceback__)  # removes the temporaries
-        return ItemResult(job.name, job.source, "failed", _reason(error), (), seconds)
+        self.stop()
+        try:
+            self.outputs.close()
+        except OSError as err:
+            return ItemResult(job.name, job.source, "failed", f"cannot write: {err.strerror or err}")
+        return ItemResult(job.name, job.source, "done", "", tuple(job.outputs.values()),
+                          time.perf_counter() - self.began)
+
+    def remove(self, error: BaseException) -> None:
+        """Remove the temporary outputs (after :meth:`stop` and the blocks' grace)."""
+        self.outputs.__exit__(type(error), error, error.__traceback__)
 
 
 def _blocks(job: _Job, options: BatchOptions) -> tuple[Any, list[range]] | None:
@@ -174,98 +194,134 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[Any, list[range]] | None:
     return opened, [range(first, min(first + BLOCK_PLANES, count)) for first in range(0, count, BLOCK_PLANES)]
 
 
+def _begin_outputs(job: _Job, opened: Any, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:
+    """A stack's OME-Zarr outputs under temporary names, each with its :data:`WRITING` flag."""
+    from .io.zarr import ome_zarr_outputs
+
+    axes, scale = opened.ome_layout()
+    outputs = ExitStack()
+    try:
+        arrays = outputs.enter_context(ome_zarr_outputs(job.outputs, opened.info.shape, axes, scale,
+                                                        opened.dtype(options)))
+        flags = [writing_flag(array) for array in arrays.values()]
+        for flag in flags:
+            flag.touch()
+    except BaseException as error:
+        outputs.__exit__(type(error), error, error.__traceback__)
+        raise
+    return outputs, arrays, flags
+
+
+def writing_flag(array: Any) -> Path:
+    """The :data:`WRITING` flag of a zarr output being built: in its store's folder."""
+    return Path(array.store.root) / WRITING
+
+
 def run_on_cluster(
     client: Any, jobs: list[_Job], settings: Settings, options: BatchOptions
 ) -> Generator[BatchProgress, None, BatchSummary]:
     """The planned batch ``jobs`` as tasks on ``client``'s cluster; yields an event whenever an
-    image ends (and every :data:`HEARTBEAT` seconds), returns the summary. Closing the
-    generator cancels the tasks still waiting or running."""
+    image ends or a task does (and every :data:`HEARTBEAT` seconds), returns the summary.
+    Closing the generator cancels the tasks still waiting or running."""
     from distributed import wait
 
-    from .batch import BatchProgress, BatchSummary, fit_job, run_block, run_job
+    from .batch import BatchProgress, BatchSummary, ItemResult, fit_job, run_block, run_job
     from .engine import Denoiser
-    from .io.zarr import ome_zarr_outputs
 
     began = time.perf_counter()
     total = len(jobs)
     results: dict[int, ItemResult] = {}
     model = options.model
-    shipped = client.scatter(model.to_bytes(), broadcast=True) if isinstance(model, Denoiser) else None
     worker_options = replace(options, model=None)
     batch_id = uuid.uuid4().hex[:8]
     futures: dict[Any, int] = {}  # the tasks whose end is awaited, and their item
     fits: list[Any] = []  # the fits the blocks of a split item wait for
     splits: dict[int, _Split] = {}
-    for index, job in enumerate(jobs):
-        key = f"n2d-{batch_id}-{index}"
-        split = _blocks(job, options) if job.verdict is None else None
-        if job.verdict is not None:
-            results[index] = job.verdict
-            yield BatchProgress(index, total, job.name, len(results) / total, None, result=job.verdict)
-        elif split is None:
-            futures[client.submit(run_job, job, settings, worker_options, shipped, key=key, pure=False)] = index
-        else:
-            opened, blocks = split
-            axes, scale = opened.ome_layout()
-            outputs = ExitStack()
-            try:
-                arrays = outputs.enter_context(ome_zarr_outputs(job.outputs, opened.info.shape, axes, scale,
-                                                                opened.dtype(options)))
-            except OSError as err:
-                results[index] = _Split(outputs).finish(job, err)
-                yield BatchProgress(index, total, job.name, len(results) / total, None, result=results[index])
-                continue
-            fitted = shipped
-            if fitted is None:  # fitted once, on a worker; every block waits for it
-                fitted = client.submit(fit_job, job, settings, worker_options, key=f"{key}-fit", pure=False)
-                fits.append(fitted)
-            splits[index] = _Split(outputs, blocks=len(blocks))
-            for number, planes in enumerate(blocks):
-                future = client.submit(run_block, job, worker_options, fitted, planes, arrays,
-                                       key=f"{key}-{number}", pure=False)
-                futures[future] = index
-                splits[index].pending.add(future)
-    work = len(futures)
-    pending = set(futures)
+    pending: set = set()
+
+    def fraction() -> float:  # stacks count in part: never goes back
+        return (len(results) + sum(split.share for i, split in splits.items() if i not in results)) / total
+
     try:
+        shipped = client.scatter(model.to_bytes(), broadcast=True) if isinstance(model, Denoiser) else None
+        for index, job in enumerate(jobs):
+            key = f"n2d-{batch_id}-{index}"
+            split = _blocks(job, options)
+            if job.verdict is None and split is None:
+                futures[client.submit(run_job, job, settings, worker_options, shipped, key=key, pure=False)] = index
+                continue
+            if split is not None:
+                opened, blocks = split
+                try:
+                    outputs, arrays, flags = _begin_outputs(job, opened, options)
+                except Exception as error:  # noqa: BLE001 - this item fails, the batch goes on
+                    results[index] = ItemResult(job.name, job.source, "failed", f"cannot write: {_reason(error)}")
+                else:
+                    fitted = shipped
+                    if fitted is None:  # fitted once, on a worker; every block waits for it
+                        fitted = client.submit(fit_job, job, settings, worker_options, key=f"{key}-fit", pure=False)
+                        fits.append(fitted)
+                    splits[index] = _Split(outputs, flags, set(), len(blocks))
+                    for number, planes in enumerate(blocks):
+                        future = client.submit(run_block, job, worker_options, fitted, planes, arrays,
+                                               key=f"{key}-{number}", pure=False)
+                        futures[future] = index
+                        splits[index].pending.add(future)
+                    continue
+            else:
+                results[index] = job.verdict
+            yield BatchProgress(index, total, job.name, fraction(), None, result=results[index])
+        pending = set(futures)
+        ended_tasks = 0
         while pending:
             try:
                 done, pending = wait(pending, timeout=HEARTBEAT, return_when="FIRST_COMPLETED")
             except TimeoutError:  # nothing ended for a while: a progress event all the same
                 done = set()
-            running = _running(client, [*futures, *fits])
-            finished = work - len(pending)
-            elapsed = time.perf_counter() - began
-            left = elapsed * len(pending) / finished if finished else None
-            parts = sum(1 - len(split.pending) / split.blocks for i, split in splits.items() if i not in results)
-            fraction = (len(results) + parts) / total
-            if not done:
-                yield BatchProgress(min(results, default=0), total, "", fraction, left, running=running)
+            ended = []
             for future in done:
+                ended_tasks += 1
                 index = futures[future]
                 if index in results:  # a block of an item that has failed already
                     continue
                 split = splits.get(index)
                 if split is None:
                     results[index] = _outcome(future, jobs[index])
-                else:
-                    split.pending.discard(future)
-                    error = None if future.status == "finished" else (
-                        future.exception() if future.status == "error" else RuntimeError("its task was cancelled"))
-                    if error is None and split.pending:
-                        continue
-                    if error is not None:  # the item fails: its other blocks are not needed
-                        client.cancel(list(split.pending), force=True)
-                        pending -= split.pending
-                    results[index] = split.finish(jobs[index], error)
-                yield BatchProgress(index, total, jobs[index].name, len(results) / total, left,
+                    ended.append(index)
+                    continue
+                split.pending.discard(future)
+                if future.status != "finished":  # the stack fails: its other blocks are not needed
+                    split.stop()
+                    client.cancel(list(split.pending), force=True)
+                    pending -= split.pending
+                    error = future.exception() if future.status == "error" else RuntimeError(
+                        f"its task ended {future.status}")
+                    time.sleep(STOP_GRACE)  # a plane being written lands before the store goes
+                    split.remove(error)
+                    results[index] = ItemResult(jobs[index].name, jobs[index].source, "failed", _reason(error),
+                                                (), time.perf_counter() - split.began)
+                    ended.append(index)
+                elif not split.pending:
+                    results[index] = split.finish(jobs[index])
+                    ended.append(index)
+            running = _running(client, [*futures, *fits])
+            elapsed = time.perf_counter() - began
+            left = elapsed * len(pending) / ended_tasks if ended_tasks else None
+            for index in ended:
+                yield BatchProgress(index, total, jobs[index].name, fraction(), left,
                                     result=results[index], running=running)
+            if not ended:
+                yield BatchProgress(min(results, default=0), total, "", fraction(), left, running=running)
     finally:
-        if pending:
+        if pending or fits:
             client.cancel(list(pending) + fits, force=True)
-        for index, split in splits.items():
-            if index not in results:  # cancelled: its outputs never appear
-                split.outputs.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+        unfinished = [split for index, split in splits.items() if index not in results]
+        for split in unfinished:  # cancelled: their outputs never appear
+            split.stop()
+        if unfinished:
+            time.sleep(STOP_GRACE)
+        for split in unfinished:
+            split.remove(KeyboardInterrupt())
     ordered = tuple(results[i] for i in sorted(results))
     return BatchSummary(ordered, total, time.perf_counter() - began)
 
