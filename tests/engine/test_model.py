@@ -169,6 +169,17 @@ def test_lazy_images_are_read_a_plane_at_a_time(stack):
     assert np.array_equal(out["detail"], model.apply(noisy).detail)
 
 
+def test_a_dask_array_is_computed_a_plane_at_a_time(stack):
+    da = pytest.importorskip("dask.array")
+    noisy, _clean = stack
+    source = OnePlaneAtATime(noisy)  # raises if dask ever asks for more than a plane
+    lazy = da.from_array(source, chunks=(1, *noisy.shape[1:]))
+    model = fit(lazy, planes=[0, 3], device="cpu", **QUICK)
+    assert source.reads == 2
+    assert np.array_equal(model.apply(lazy).detail, model.apply(noisy).detail)
+    assert np.array_equal(model.apply(lazy).detail, fit(noisy, planes=[0, 3], device="cpu", **QUICK).apply(noisy).detail)
+
+
 def test_tiled_planes_give_the_same_result(noisy64, monkeypatch):
     image = np.concatenate([noisy64, noisy64[:, :22]], axis=1)[:, :78]  # 64 x 78: not a multiple of 4
     model = fit(image, device="cpu", **QUICK)
