@@ -121,6 +121,20 @@ def test_the_loss_plot_receives_both_stages_and_the_guards_checks(viewer, make_w
     w.loss_plot.grab()  # draws without error
 
 
+def test_the_loss_plot_is_redrawn_while_the_fit_runs(viewer, make_widget, qtbot):
+    viewer.add_image(noisy_cells(48)[1], name="cells")
+    w = make_widget(steps=50_000)
+    painted = []  # the plot asked to redraw, with how many stage-1 points (the window is not shown)
+    real_update = w.loss_plot.update
+    w.loss_plot.update = lambda: painted.append(len(w.history.series["stage 1"])) or real_update()
+    w.denoise_button.native.click()
+    # points arrive and the plot is redrawn while the run goes on, not only at its end
+    qtbot.waitUntil(lambda: bool(w.running and painted and painted[-1] >= 2), timeout=60_000)
+    assert w.history.series["stage 1"][-1][0] < 50_000
+    w.cancel_button.native.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=20_000)
+
+
 def test_preview_of_a_rectangle_then_the_whole_image_with_the_same_settings(viewer, make_widget, qtbot):
     source = viewer.add_image(noisy_cells(64)[1], name="cells", scale=(0.5, 0.5), translate=(3, 4))
     w = make_widget(steps=7)
