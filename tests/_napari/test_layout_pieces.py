@@ -46,3 +46,21 @@ def test_the_loss_history_marks_where_the_guard_stopped_stage_3(qtbot):
     plot.grab()  # draws the stop line without error
     history.add(Progress(1, 2, 1, 10, 20, 0.2, 0.1))  # the next plane of a stack starts afresh
     assert history.stopped_at is None and history.title == "plane 2/2" and len(history.series["stage 1"]) == 1
+
+
+def test_the_activity_levels_nest_the_plane_under_the_run_and_the_stage_under_the_plane():
+    from napari_noise2detail._napari.runs import Step
+    from napari_noise2detail._napari.widget import _levels
+    from napari_noise2detail.engine import Progress
+
+    def texts(phase, event):
+        fraction, levels = _levels(Step(phase, event, 0.4))
+        assert fraction == 0.4
+        return [(level.text, level.done, level.total) for level in levels]
+
+    plane_by_plane = Progress(2, 5, 3, 40, 800, 0.01, 0.4)
+    assert texts("denoising", plane_by_plane) == [("plane 3/5", 2, 5), ("stage 3/3 (detail recovery)", 40, 800)]
+    assert texts("denoising", Progress(0, 1, 1, 10, 1200, 0.1, 0.1)) == [("stage 1/3 (partial denoising)", 10, 1200)]
+    fitting_once = texts("fitting", Progress(0, 5, 1, 10, 1200, 0.1, 0.1))
+    assert fitting_once[0][0] == "fitting once on 5 planes" and fitting_once[1][0].startswith("stage 1/3")
+    assert texts("applying", Progress(6, 60, 0, 7, 60, None, 0.5)) == [("applying the model: plane 7/60", 7, 60)]
