@@ -180,6 +180,36 @@ def test_a_killed_worker_loses_only_its_task(tmp_path):
         assert tifffile.imread(path).shape == (96, 96)  # complete files only
 
 
+def test_a_worker_killed_mid_block_loses_only_that_block(tmp_path, monkeypatch):
+    import zarr
+
+    from napari_noise2detail import cluster, fit
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 4)
+    data = _zarr_stack(tmp_path / "stack.zarr", planes=16, size=384)
+    model = fit(data[0], device="cpu", steps=8)  # full width: a block takes a couple of seconds
+    options = BatchOptions(device="cpu", threads=1, model=model)
+    inputs = collect_inputs([tmp_path / "stack.zarr"])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as local, Client(local) as client:
+        pids = client.run(os.getpid)
+        run = run_batch(inputs, tmp_path / "out", options, client)
+        killed, deadline = None, time.monotonic() + 120
+        for _event in run:
+            busy = [w for w, tasks in client.processing().items() if any(str(t).startswith("n2d-") for t in tasks)]
+            if busy:
+                time.sleep(0.5)  # mid-block
+                killed = pids[busy[0]]
+                os.kill(killed, signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline
+        events, summary = drain(run)
+    assert killed is not None and summary.ok and len(summary.done) == 1  # the block was run again
+    written = zarr.open_array(str(tmp_path / "out" / "stack_n2d_detail.ome.zarr" / "0"), mode="r")[:]
+    assert np.array_equal(written, model.apply(data).detail)  # every plane, as in one process
+    assert _left_in(tmp_path / "out") == ["stack_n2d_detail.ome.zarr"]
+
+
 def test_ctrl_c_stops_the_cluster_and_exits_130(tmp_path):
     _images(tmp_path / "in", count=6, size=96)
     command = [sys.executable, "-m", "napari_noise2detail.cli", "denoise", str(tmp_path / "in"),
