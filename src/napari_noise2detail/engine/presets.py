@@ -79,7 +79,8 @@ class Settings:
     lr: float = 1e-3
     #: Report progress (and allow cancellation) every this many steps.
     report_every: int = 10
-    #: Inference tile size in pixels (None: whole image at once). Tiling is exact.
+    #: Largest inference tile in pixels (None: whole image at once). Tiling is exact; a CPU
+    #: uses smaller, cache-sized tiles and CUDA larger ones (see ``device.inference_tile``).
     tile: int | None = 1024
     #: Channels-last tensors: identical numbers, faster convolutions on CPU and CUDA.
     channels_last: bool = True
