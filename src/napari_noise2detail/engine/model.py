@@ -173,8 +173,7 @@ class Denoiser:
     ) -> Generator[Progress, None, DenoiseResult]:
         began = time.perf_counter()
         device = self.device
-        chosen = self.settings
-        settings = replace(chosen, tile=inference_tile(chosen.tile, device, chosen.width, chosen.apply_precision))
+        settings = tiled_for(self.settings, device)
         most = threads or torch.get_num_threads()
         with torch_threads(most):
             count = len(planes)
@@ -464,8 +463,7 @@ def fit_planes(
         raise ValueError("the image is constant: there is nothing to fit")
     y = _to_tensor([to_unit(p, low, high) for p in prepared], device, settings)
     warm = (start.f, start.g) if start is not None else None
-    # the tile as this device applies the networks fastest; the model keeps the setting
-    tiled = replace(settings, tile=inference_tile(settings.tile, device, settings.width, settings.apply_precision))
+    tiled = tiled_for(settings, device)  # the model keeps the setting
     (s1, s2, s3), (f, g) = yield from n2d_plane(y, tiled, seed, warm, tuner)
     residual = None
     if settings.wiener:
@@ -528,6 +526,12 @@ def _unit_noise(
 def resolve_for(settings: Settings, device: torch.device) -> Settings:
     """The settings as they will run on ``device``: "auto" precision decided."""
     return replace(settings, precision=resolve_precision(settings.precision, device))
+
+
+def tiled_for(settings: Settings, device: torch.device) -> Settings:
+    """The settings with the tile that ``device`` applies the networks fastest in (see
+    ``device.inference_tile``): for running only, never kept in a model."""
+    return replace(settings, tile=inference_tile(settings.tile, device, settings.width, settings.apply_precision))
 
 
 def noise_of(raw: np.ndarray, settings: Settings) -> NoiseModel | None:
