@@ -397,10 +397,16 @@ def _item(
     try:
         outputs = yield from _process(job, settings, device, options)
     except Exception as err:  # one bad item must not stop the batch
-        reason = str(err) if isinstance(err, (_ItemFailed, ValueError, TypeError)) else (
-            f"{type(err).__name__}: {err}")
-        return ItemResult(job.name, job.source, "failed", reason, (), time.perf_counter() - began)
+        return ItemResult(job.name, job.source, "failed", failure_reason(err), (), time.perf_counter() - began)
     return ItemResult(job.name, job.source, "done", "", outputs, time.perf_counter() - began)
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why an item failed, for people: the batch's own reasons (and bad input's) as they are,
+    anything else with its kind."""
+    if isinstance(error, (_ItemFailed, ValueError, TypeError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
@@ -477,9 +483,7 @@ def _process(
     model = options.model
     if model is None and (is_lazy(data) or fits_once(info.planes)):
         # a long stack, or one not in memory: fitted once on a few planes; half of the progress
-        fitting = fit_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
-                           threads=options.threads)
-        model = yield from _scaled(fitting, 0.0, 0.5)
+        model = yield from _scaled(_fit_once(opened, settings, device, options), 0.0, 0.5)
     if opened.zarr is not None:
         axes, scale = opened.ome_layout()
         try:
@@ -519,10 +523,16 @@ def fit_job(job: _Job, settings: Settings, options: BatchOptions) -> bytes:
     from .cluster import undo_malloc_trim
 
     undo_malloc_trim()
-    opened = _open(job, options)
-    fitting = fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=resolve_device(options.device),
-                       seed=options.seed, threads=options.threads)
+    fitting = _fit_once(_open(job, options), settings, resolve_device(options.device), options)
     return drive(fitting, None, "fitting was cancelled").to_bytes()
+
+
+def _fit_once(
+    opened: _Opened, settings: Settings, device: Any, options: BatchOptions
+) -> Generator[Progress, None, Denoiser]:
+    """The model of an item fitted once on a few of its planes: in process and on a cluster alike."""
+    return fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
+                    threads=options.threads)
 
 
 def run_block(

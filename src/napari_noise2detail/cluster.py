@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Mapping
 
 if TYPE_CHECKING:
-    from .batch import BatchOptions, BatchProgress, BatchSummary, ItemResult, _Job
+    from .batch import BatchOptions, BatchProgress, BatchSummary, ItemResult, _Job, _Opened
     from .engine.presets import Settings
 
 #: The job schedulers dask-jobqueue drives, and its class for each.
@@ -171,12 +171,21 @@ class _Split:
         return ItemResult(job.name, job.source, "done", "", tuple(job.outputs.values()),
                           time.perf_counter() - self.began)
 
+    def fail(self, job: _Job, error: BaseException) -> ItemResult:
+        """A block failed: stop the others, remove the outputs; the item's result."""
+        from .batch import ItemResult, failure_reason
+
+        self.stop()
+        time.sleep(STOP_GRACE)  # a plane being written lands before the store goes
+        self.remove(error)
+        return ItemResult(job.name, job.source, "failed", failure_reason(error), (), time.perf_counter() - self.began)
+
     def remove(self, error: BaseException) -> None:
         """Remove the temporary outputs (after :meth:`stop` and the blocks' grace)."""
         self.outputs.__exit__(type(error), error, error.__traceback__)
 
 
-def _blocks(job: _Job, options: BatchOptions) -> tuple[Any, list[range]] | None:
+def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[range]] | None:
     """A planned zarr item of more than :data:`BLOCK_PLANES` planes: the item opened lazily
     and its blocks of planes; None for anything that is one task (or cannot be read here: its
     task reports why)."""
@@ -194,7 +203,7 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[Any, list[range]] | None:
     return opened, [range(first, min(first + BLOCK_PLANES, count)) for first in range(0, count, BLOCK_PLANES)]
 
 
-def _begin_outputs(job: _Job, opened: Any, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:
+def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:
     """A stack's OME-Zarr outputs under temporary names, each with its :data:`WRITING` flag."""
     from .io.zarr import ome_zarr_outputs
 
@@ -225,7 +234,7 @@ def run_on_cluster(
     Closing the generator cancels the tasks still waiting or running."""
     from distributed import wait
 
-    from .batch import BatchProgress, BatchSummary, ItemResult, fit_job, run_block, run_job
+    from .batch import BatchProgress, BatchSummary, ItemResult, failure_reason, fit_job, run_block, run_job
     from .engine import Denoiser
 
     began = time.perf_counter()
@@ -255,7 +264,8 @@ def run_on_cluster(
                 try:
                     outputs, arrays, flags = _begin_outputs(job, opened, options)
                 except Exception as error:  # noqa: BLE001 - this item fails, the batch goes on
-                    results[index] = ItemResult(job.name, job.source, "failed", f"cannot write: {_reason(error)}")
+                    reason = f"cannot write: {failure_reason(error)}"
+                    results[index] = ItemResult(job.name, job.source, "failed", reason)
                 else:
                     fitted = shipped
                     if fitted is None:  # fitted once, on a worker; every block waits for it
@@ -291,15 +301,11 @@ def run_on_cluster(
                     continue
                 split.pending.discard(future)
                 if future.status != "finished":  # the stack fails: its other blocks are not needed
-                    split.stop()
                     client.cancel(list(split.pending), force=True)
                     pending -= split.pending
                     error = future.exception() if future.status == "error" else RuntimeError(
                         f"its task ended {future.status}")
-                    time.sleep(STOP_GRACE)  # a plane being written lands before the store goes
-                    split.remove(error)
-                    results[index] = ItemResult(jobs[index].name, jobs[index].source, "failed", _reason(error),
-                                                (), time.perf_counter() - split.began)
+                    results[index] = split.fail(jobs[index], error)
                     ended.append(index)
                 elif not split.pending:
                     results[index] = split.finish(jobs[index])
@@ -324,15 +330,6 @@ def run_on_cluster(
             split.remove(KeyboardInterrupt())
     ordered = tuple(results[i] for i in sorted(results))
     return BatchSummary(ordered, total, time.perf_counter() - began)
-
-
-def _reason(error: BaseException) -> str:
-    """Why an item failed, for people: the batch's own reasons as they are."""
-    from .batch import _ItemFailed
-
-    if isinstance(error, (_ItemFailed, ValueError, TypeError)):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
 
 
 def _outcome(future: Any, job: _Job) -> ItemResult:
