@@ -84,10 +84,11 @@ def drain(run) -> tuple[list, object]:
 
 class OnePlaneAtATime:
     """A lazy array that serves one plane (or part of one) at a time and refuses to be read
-    whole, the way a 50 GB zarr store must never be. napari asks for a plane as ``0:1``."""
+    whole, the way a 50 GB zarr store must never be. napari asks for a plane as ``0:1``. An
+    ``rgb`` one's planes are ``(H, W, colour)``."""
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, data, rgb=False):
+        self.data, self.rgb = data, rgb
         self.shape = data.shape
         self.dtype = data.dtype
         self.ndim = data.ndim
@@ -95,7 +96,7 @@ class OnePlaneAtATime:
 
     def __getitem__(self, index):
         index = index if isinstance(index, tuple) else (index,)
-        lead = self.ndim - 2
+        lead = self.ndim - (3 if self.rgb else 2)
 
         def one(i):
             return not isinstance(i, slice) or (i.stop is not None and i.stop - (i.start or 0) == 1)

@@ -304,3 +304,32 @@ def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
     assert store_bytes(source) == before  # the input store is untouched
     _events, again = drain(run_batch(inputs, tmp_path / "out", options))
     assert [r.status for r in again.results] == ["skipped"]
+
+
+@pytest.mark.parametrize("layout", ["plain zarr, colour last", "OME-Zarr, colour as channels"])
+def test_a_colour_zarr_input_gives_ome_zarr_with_colour_as_channels(tmp_path, layout):
+    import zarr
+
+    from napari_noise2detail import fit
+    from napari_noise2detail.batch import to_dtype
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs, open_output, read_zarr
+
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 255, (2, 24, 20, 3), dtype=np.uint8)
+    source = tmp_path / "in" / "rgb.zarr"
+    if layout.startswith("plain"):
+        zarr.create_array(str(source), shape=data.shape, dtype=data.dtype, chunks=(1, 24, 20, 3))[...] = data
+    else:
+        with ome_zarr_outputs({"image": source}, data.shape, default_axes(3), [2.0, 0.5, 0.5], data.dtype,
+                              rgb=True) as out:
+            out["image"][...] = data
+    options = BatchOptions(device="cpu", settings=TINY, rgb=True, dtype="input")
+    _events, summary = drain(run_batch([source], tmp_path / "out", options))
+    assert summary.ok, summary.report()
+    path = tmp_path / "out" / "rgb_n2d_detail.ome.zarr"
+    written = read_zarr(path)
+    assert [a["name"] for a in written.axes] == ["c", "z", "y", "x"]  # colour is not a spatial axis
+    assert written.data.shape == (3, 2, 24, 20)
+    assert written.scale == ([1.0, 2.0, 0.5, 0.5] if layout.startswith("OME") else [1.0] * 4)
+    expected = fit(data, rgb=True, device="cpu", preset=resolve_settings("fast", **TINY)).apply(data, rgb=True)
+    assert np.array_equal(np.asarray(open_output(path, rgb=True)), to_dtype(expected.detail, np.uint8))

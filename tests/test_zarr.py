@@ -7,9 +7,12 @@ from napari_noise2detail import fit
 from napari_noise2detail.io import ImageMeta
 from napari_noise2detail.io.zarr import (
     chunks_for,
+    colour_as_channel,
+    colour_last,
     default_axes,
     is_zarr,
     ome_zarr_outputs,
+    open_output,
     read_zarr,
     scale_from_meta,
 )
@@ -87,3 +90,37 @@ def test_axes_for_images_without_ome_names():
     assert [a["name"] for a in default_axes(3, ImageMeta(axes="YXZ"))] == ["z", "y", "x"]  # not OME order
     with pytest.raises(ValueError, match="2 to 5 axes"):
         default_axes(6)
+
+
+def test_rgb_is_stored_with_colour_as_the_ome_channel_axis_and_written_colour_last(tmp_path):
+    import zarr
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 255, (2, 40, 36, 3), dtype=np.uint8)
+    path = tmp_path / "rgb.ome.zarr"
+    with ome_zarr_outputs({"rgb": path}, data.shape, default_axes(3), [2.0, 0.5, 0.5], np.uint8, rgb=True) as out:
+        view = out["rgb"]
+        assert view.shape == data.shape  # as the engine writes it: colour last
+        view[0] = data[0]  # a whole plane
+        view[1, :20, 10:] = data[1, :20, 10:]  # tiles, as huge planes are written
+        view[1, 20:, :] = data[1, 20:, :]
+        view[1, :20, :10] = data[1, :20, :10]
+        assert np.array_equal(view[1, 5:9], data[1, 5:9])
+    image = read_zarr(path)  # read back by ome-zarr: a valid OME image, colour as its channel axis
+    assert [a["name"] for a in image.axes] == ["c", "z", "y", "x"] and image.axes[0]["type"] == "channel"
+    assert image.scale == [1.0, 2.0, 0.5, 0.5]
+    assert np.array_equal(np.asarray(image.data), np.moveaxis(data, -1, 0))
+    assert zarr.open_group(str(path), mode="r")["0"].chunks == (3, 1, 40, 36)  # a plane's colours in one chunk
+    assert np.array_equal(np.asarray(open_output(path, rgb=True)), data)  # as napari shows RGB
+    # read as RGB for the batch: colour last again, the other axes and scale kept
+    again = colour_last(image)
+    assert [a["name"] for a in again.axes] == ["z", "y", "x"] and again.scale == [2.0, 0.5, 0.5]
+    assert np.array_equal(np.asarray(again.data), data)
+
+
+def test_colour_goes_after_time_and_an_rgb_image_with_channels_is_refused():
+    stored, axes, scale, at = colour_as_channel((5, 4, 32, 32, 3), default_axes(4), [1.0, 2.0, 0.5, 0.5])
+    assert stored == (5, 3, 4, 32, 32) and [a["name"] for a in axes] == list("tczyx") and at == 1
+    assert scale == [1.0, 1.0, 2.0, 0.5, 0.5]
+    with pytest.raises(ValueError, match="channel axis as well"):
+        colour_as_channel((2, 32, 32, 3), default_axes(3, ImageMeta(axes="CYX")), [1.0] * 3)

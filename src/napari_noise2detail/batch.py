@@ -37,7 +37,7 @@ from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
-from .io.zarr import ZarrImage, default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
+from .io.zarr import ZarrImage, colour_last, default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -445,10 +445,11 @@ class _Opened:
         return np.dtype(self.info.dtype) if options.dtype == "input" else np.dtype(np.float32)
 
     def ome_layout(self) -> tuple[list[dict], list[float]]:
-        """The OME-Zarr axes and scale of outputs written for a zarr input: the input's."""
-        source, shape = self.zarr, self.info.shape
+        """The OME-Zarr axes and scale of outputs written for a zarr input: the input's (those
+        other than colour, for RGB: see :func:`~.io.zarr.ome_zarr_outputs`)."""
+        source, dims = self.zarr, len(self.info.shape) - self.rgb
         assert source is not None
-        axes = source.axes if len(source.axes) == len(shape) else default_axes(len(shape), self.meta)
+        axes = source.axes if len(source.axes) == dims else default_axes(dims, self.meta)
         return axes, source.scale if axes is source.axes else scale_from_meta(axes, self.meta)
 
 
@@ -469,6 +470,9 @@ def _open(job: _Job, options: BatchOptions) -> _Opened:
             raise _ItemFailed(f"cannot read: {err}") from err
     if options.rgb is not None:
         rgb = options.rgb
+    if rgb and source is not None:  # OME-Zarr keeps colour in its channel axis
+        source = colour_last(source)
+        data, meta = source.data, source.meta
     data, info = inspect(data, rgb)
     return _Opened(data, info, meta, rgb, source)
 
@@ -487,7 +491,7 @@ def _process(
     if opened.zarr is not None:
         axes, scale = opened.ome_layout()
         try:
-            with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype) as out:
+            with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype, rgb) as out:
                 run = model.apply_iter(data, rgb=rgb, threads=options.threads,
                                        out={kind: _Converted(array, dtype) for kind, array in out.items()})
                 yield from _scaled(run, 0.5, 1.0)

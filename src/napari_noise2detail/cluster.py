@@ -211,7 +211,7 @@ def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[E
     outputs = ExitStack()
     try:
         arrays = outputs.enter_context(ome_zarr_outputs(job.outputs, opened.info.shape, axes, scale,
-                                                        opened.dtype(options)))
+                                                        opened.dtype(options), opened.rgb))
         flags = [writing_flag(array) for array in arrays.values()]
         for flag in flags:
             flag.touch()

@@ -67,7 +67,23 @@ def test_closing_a_lazy_run_while_it_applies_leaves_no_store(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_colour_lazy_image_is_refused_with_the_reason(tmp_path):
-    lazy = OnePlaneAtATime(np.zeros((2, 16, 16, 3), np.uint8))
-    with pytest.raises(ValueError, match="colour"):
-        start_run(Job(lazy, True, stores=stores(tmp_path, lazy.shape)))
+def test_a_colour_lazy_image_streams_into_stores_with_colour_as_channels(tmp_path):
+    from napari_noise2detail.io.zarr import read_zarr
+
+    colour = np.stack([np.stack([noisy_cells(16, seed=3 * p + c)[1] for c in range(3)], axis=-1) for p in range(2)])
+    lazy = OnePlaneAtATime(colour, rgb=True)
+    _steps, outcome = finish(start_run(Job(lazy, True, settings=QUICK, stores=stores(tmp_path, lazy.shape[:-1]))))
+    detail = outcome.arrays["detail"]
+    assert detail.shape == colour.shape  # shown colour last, as napari's RGB layers are
+    expected = outcome.model.apply(colour, rgb=True).detail
+    assert np.array_equal(np.asarray(detail), expected)
+    assert [a["name"] for a in read_zarr(outcome.stores["detail"]).axes] == ["c", "z", "y", "x"]
+
+
+def test_a_colour_lazy_image_with_a_channel_axis_is_refused_before_fitting(tmp_path):
+    from napari_noise2detail.io import ImageMeta
+
+    lazy = OnePlaneAtATime(np.zeros((2, 16, 16, 3), np.uint8), rgb=True)
+    axes = default_axes(3, ImageMeta(axes="CYX"))
+    with pytest.raises(ValueError, match="channel axis as well"):
+        start_run(Job(lazy, True, stores=Stores({"detail": tmp_path / "d.ome.zarr"}, axes, [1.0] * 3)))

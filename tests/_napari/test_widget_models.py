@@ -72,6 +72,20 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
     assert source.data is lazy  # the source as it was
 
 
+def test_a_lazy_colour_layer_streams_into_ome_zarr_and_is_shown_as_rgb(viewer, make_widget, qtbot, tmp_path):
+    colour = np.stack([np.stack([noisy_cells(32, seed=3 * p + c)[1] for c in range(3)], axis=-1) for p in range(2)])
+    colour = (colour.clip(0, 1) * 255).astype(np.uint8)
+    viewer.add_image(OnePlaneAtATime(colour, rgb=True), name="slide", rgb=True)
+    w = make_widget()
+    w.folder.value = tmp_path
+    click(qtbot, w.denoise_button, w)
+    detail = viewer.layers["slide [N2D detail]"]
+    assert detail.rgb and detail.data.shape == colour.shape
+    written = read_zarr(tmp_path / "slide_n2d_detail.ome.zarr")
+    assert [a["name"] for a in written.axes] == ["c", "z", "y", "x"]  # a valid OME image, colour as channels
+    assert np.array_equal(np.moveaxis(np.asarray(written.data), 0, -1), np.asarray(detail.data))
+
+
 def test_a_cancelled_lazy_run_leaves_no_store(viewer, make_widget, qtbot, tmp_path):
     viewer.add_image(OnePlaneAtATime(stack(4)), name="big", contrast_limits=(0, 1))
     w = make_widget(steps=50_000)

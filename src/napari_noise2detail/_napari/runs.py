@@ -24,7 +24,7 @@ from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
 from ..engine.model import fits_once
 from ..engine.planes import is_lazy
 from ..engine.results import relabelled
-from ..io.zarr import ome_zarr_outputs
+from ..io.zarr import colour_as_channel, ome_zarr_outputs, open_output
 
 #: Roughly how many planes' application one fit costs, to share the progress bar between
 #: fitting and applying (a fit of ``fast`` takes as long as applying it to some tens of
@@ -104,9 +104,8 @@ def start_run(job: Job) -> Generator[Step, None, Outcome]:
     if how in ("apply", "stream") and is_lazy(job.image):
         if job.stores is None:
             raise ValueError("a lazy (dask or zarr) image needs a folder for its results")
-        if job.rgb:
-            raise ValueError("colour (RGB) images backed by dask or zarr are not supported yet; "
-                             "load the image into memory, or denoise it with the batch")
+        if job.rgb:  # stored with colour as an OME channel axis: refused now, not after the fit
+            colour_as_channel(job.image.shape, job.stores.axes, job.stores.scale)
     if how == "apply":
         job.model.apply_iter(job.image, rgb=job.rgb, out={})  # checks the channels, allocates nothing
         return _apply_only(job)
@@ -151,17 +150,11 @@ def _apply(job: Job, model: Denoiser, before: float) -> Generator[Step, None, Ou
         result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
         return Outcome(out, result, model, "", 0.0)
     paths = {kind: job.stores.paths[kind] for kind in job.kinds}
-    with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale) as out:
+    with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb) as out:
         result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
     # The stores were filled under temporary names; what is shown is read from the final ones.
-    return Outcome({kind: open_store(path) for kind, path in paths.items()}, result, model, "", 0.0, paths)
-
-
-def open_store(path: Path) -> Any:
-    """The full-resolution array of an OME-Zarr store written by ``ome_zarr_outputs``, lazily."""
-    import zarr
-
-    return zarr.open_group(str(path), mode="r")["0"]
+    return Outcome({kind: open_output(path, job.rgb) for kind, path in paths.items()}, result, model, "", 0.0,
+                   paths)
 
 
 def _steps(

@@ -86,6 +86,20 @@ def _read_ome(path: Path) -> ZarrImage | None:
     return None
 
 
+def colour_last(image: ZarrImage) -> ZarrImage:
+    """An OME-Zarr image read as RGB: its channel axis (the colours) moved last, lazily, as the
+    engine and napari hold RGB; one without a channel axis as it is."""
+    names = [str(a.get("name", "")).lower() for a in image.axes]
+    if "c" not in names:
+        return image
+    import dask.array as da
+
+    at = names.index("c")
+    data = image.data if isinstance(image.data, da.Array) else da.from_array(image.data)
+    axes, scale = [a for i, a in enumerate(image.axes) if i != at], [s for i, s in enumerate(image.scale) if i != at]
+    return ZarrImage(da.moveaxis(data, at, -1), meta_from_axes(axes, scale), axes, scale)
+
+
 def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
     """OME-Zarr axes for an image: from ``meta``'s axis letters where they are OME's (t, c, z,
     y, x in that order), else z (3D), t z (4D) or t c z (5D) before y x."""
@@ -135,33 +149,110 @@ def meta_from_axes(axes: Sequence[dict], scale: Sequence[float]) -> ImageMeta:
     return ImageMeta(axes=letters, pixel_size=pixel_size, z_spacing=z, unit=unit)
 
 
-def chunks_for(shape: Sequence[int], rgb: bool = False) -> tuple[int, ...]:
-    """One chunk per plane (at most :data:`CHUNK` pixels a side): planes are written whole."""
-    lead = len(shape) - (3 if rgb else 2)
-    plane = tuple(min(n, CHUNK) for n in shape[lead:])
-    return (1,) * lead + plane
+def chunks_for(shape: Sequence[int], colour: int | None = None) -> tuple[int, ...]:
+    """One chunk per plane (at most :data:`CHUNK` pixels a side): planes are written whole,
+    with all their colours (the axis ``colour`` of an RGB image stored as OME-Zarr)."""
+    chunks = [1] * (len(shape) - 2) + [min(n, CHUNK) for n in shape[-2:]]
+    if colour is not None:
+        chunks[colour] = int(shape[colour])
+    return tuple(chunks)
+
+
+def colour_as_channel(
+    shape: Sequence[int], axes: Sequence[dict], scale: Sequence[float]
+) -> tuple[tuple[int, ...], list[dict], list[float], int]:
+    """How an RGB image (colour last, as napari and the engine hold it) is stored in OME-Zarr,
+    whose axes must end in z, y, x: colour becomes a channel axis after t. ``axes`` and
+    ``scale`` describe the axes other than colour. Returns the stored shape, axes and scale,
+    and where the channel axis is."""
+    names = [str(a.get("name", "")).lower() for a in axes]
+    if "c" in names:
+        raise ValueError("an RGB image that has a channel axis as well cannot be stored as OME-Zarr")
+    at = 1 if names and names[0] == "t" else 0
+    stored = tuple(shape[:at]) + (int(shape[-1]),) + tuple(shape[at:-1])
+    return (stored, [*axes[:at], {"name": "c", "type": "channel"}, *axes[at:]],
+            [*scale[:at], 1.0, *scale[at:]], at)
+
+
+class ColourLast:
+    """A zarr array stored with colour as an OME channel axis, written and read with colour
+    last (the way napari and the engine hold RGB). Indices are integers and slices over the
+    axes other than colour; colour is always taken whole."""
+
+    def __init__(self, array: Any, at: int) -> None:
+        self.array, self.at = array, at
+        stored = tuple(array.shape)
+        self.shape = stored[:at] + stored[at + 1:] + (stored[at],)
+        self.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    @property
+    def store(self) -> Any:
+        return self.array.store
+
+    def _stored(self, index: Any) -> tuple[tuple, int]:
+        index = index if isinstance(index, tuple) else (index,)
+        if index and index[0] is Ellipsis:
+            index = index[1:]
+        if len(index) > self.ndim - 1 or not all(isinstance(i, (int, np.integer, slice)) for i in index):
+            raise IndexError(f"index {index} of a colour-last view: integers and slices over the axes before colour")
+        index = tuple(index) + (slice(None),) * (self.ndim - 1 - len(index))
+        # where colour lands among the axes the index keeps
+        kept = sum(isinstance(i, slice) for i in index[: self.at])
+        return index[: self.at] + (slice(None),) + index[self.at:], kept
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        stored, kept = self._stored(index)
+        return np.moveaxis(np.asarray(self.array[stored]), kept, -1)
+
+    def __setitem__(self, index: Any, values: Any) -> None:
+        stored, kept = self._stored(index)
+        self.array[stored] = np.moveaxis(np.asarray(values), -1, kept)
 
 
 @contextmanager
 def ome_zarr_outputs(
     paths: Mapping[str, str | os.PathLike], shape: Sequence[int], axes: Sequence[dict],
-    scale: Sequence[float], dtype: Any = np.float32,
+    scale: Sequence[float], dtype: Any = np.float32, rgb: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """New OME-Zarr images, one per kind (``{"detail": path, ...}``), as writable zarr arrays
     to fill inside the block. Each is built in a hidden folder and renamed to its path when the
-    block ends without error; on an error or a cancel nothing appears under the paths."""
+    block ends without error; on an error or a cancel nothing appears under the paths.
+
+    ``shape`` is the image's; with ``rgb`` its last axis is colour, which is stored as an OME
+    channel axis (:func:`colour_as_channel`; ``axes`` and ``scale`` then name the other axes)
+    and the arrays yielded are :class:`ColourLast` views, written colour-last all the same."""
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
     shape = tuple(int(n) for n in shape)
-    if len(axes) != len(shape):
-        raise ValueError(f"{len(axes)} axes for an image of {len(shape)} dimensions")
+    if len(axes) != len(shape) - rgb:
+        raise ValueError(f"{len(axes)} axes for an image of {len(shape) - rgb} dimensions"
+                         + (" besides colour" if rgb else ""))
+    stored, axes, scale, at = colour_as_channel(shape, axes, scale) if rgb else (shape, list(axes), list(scale), 0)
     with ExitStack() as stack:
         arrays = {}
         for kind, path in paths.items():
             temp = stack.enter_context(atomic_directory(path))
             root = zarr.open_group(str(temp), mode="w", zarr_format=3)
-            arrays[kind] = root.create_array("0", shape=shape, chunks=chunks_for(shape), dtype=dtype)
+            array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype)
+            arrays[kind] = ColourLast(array, at) if rgb else array
             datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
-            write_multiscales_metadata(root, datasets=datasets, axes=list(axes), name=f"{Path(path).name}")
+            write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}")
         yield arrays
+
+
+def open_output(path: str | os.PathLike, rgb: bool = False) -> Any:
+    """The full-resolution array of an OME-Zarr image written by :func:`ome_zarr_outputs`,
+    lazily; an RGB one colour-last (a dask view), the way napari shows RGB."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r")
+    array = root["0"]
+    if not rgb:
+        return array
+    import dask.array as da
+
+    axes = root.attrs["ome"]["multiscales"][0]["axes"]
+    at = [a["name"] for a in axes].index("c")
+    return da.moveaxis(da.from_zarr(array), at, -1)
