@@ -318,3 +318,24 @@ def test_a_block_stops_writing_once_its_stack_is_told_to_stop(tmp_path):
     assert all(plane.std() > 0 for plane in smooth[:2]) and not smooth[2:].any()  # planes 2, 3 never written
     split.remove(KeyboardInterrupt())
     assert _left_in(tmp_path / "out") == []
+
+
+def test_a_running_fit_stops_once_its_stack_is_told_to_stop(tmp_path):
+    from napari_noise2detail.batch import _open, _plan, fit_job
+    from napari_noise2detail.cluster import _begin_outputs, _Split
+    from napari_noise2detail.engine import Cancelled
+    from napari_noise2detail.engine.presets import resolve_settings
+    from napari_noise2detail.engine.model import model_from_bytes
+
+    _zarr_stack(tmp_path / "stack.zarr", planes=4)
+    (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", BLOCK_OPTIONS)
+    outputs, _arrays, flags = _begin_outputs(job, _open(job, BLOCK_OPTIONS), BLOCK_OPTIONS)
+    split = _Split(outputs, flags, set(), 1)
+    tiny = resolve_settings("fast", steps=8, width=8)
+    assert model_from_bytes(fit_job(job, tiny, BLOCK_OPTIONS, flags), "cpu").planes  # fits while its outputs are wanted
+    split.stop()  # as the client does on a cancel: Dask cannot stop a running task
+    endless = resolve_settings("fast", steps=10**9, width=8)  # would never end on its own
+    with pytest.raises(Cancelled, match="outputs are being removed"):
+        fit_job(job, endless, BLOCK_OPTIONS, flags)
+    split.remove(KeyboardInterrupt())
+    assert _left_in(tmp_path / "out") == []

@@ -521,14 +521,17 @@ def _process(
     return tuple(written)
 
 
-def fit_job(job: _Job, settings: Settings, options: BatchOptions) -> bytes:
+def fit_job(job: _Job, settings: Settings, options: BatchOptions, flags: Sequence[Path] = ()) -> bytes:
     """Fit once on a few planes of a planned item, as a task on a Dask worker: the model's
-    bytes, for the tasks that apply it to blocks of the item's planes (see :mod:`.cluster`)."""
+    bytes, for the tasks that apply it to blocks of the item's planes (see :mod:`.cluster`).
+    It stops between two steps once one of ``flags`` (its outputs' writing flags) is gone: a
+    running task cannot be cancelled by Dask, and the batch that wanted it was cancelled."""
     from .cluster import undo_malloc_trim
 
     undo_malloc_trim()
     fitting = _fit_once(_open(job, options), settings, resolve_device(options.device), options)
-    return drive(fitting, None, "fitting was cancelled").to_bytes()
+    wanted = (lambda _event: all(flag.is_file() for flag in flags)) if flags else None
+    return drive(fitting, wanted, "fitting was cancelled: its outputs are being removed").to_bytes()
 
 
 def _fit_once(

@@ -269,7 +269,8 @@ def run_on_cluster(
                 else:
                     fitted = shipped
                     if fitted is None:  # fitted once, on a worker; every block waits for it
-                        fitted = client.submit(fit_job, job, settings, worker_options, key=f"{key}-fit", pure=False)
+                        fitted = client.submit(fit_job, job, settings, worker_options, flags, key=f"{key}-fit",
+                                               pure=False)
                         fits.append(fitted)
                     splits[index] = _Split(outputs, flags, set(), len(blocks))
                     for number, planes in enumerate(blocks):
