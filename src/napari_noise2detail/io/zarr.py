@@ -175,9 +175,9 @@ def colour_as_channel(
 
 
 class ColourLast:
-    """A zarr array stored with colour as an OME channel axis, written and read with colour
-    last (the way napari and the engine hold RGB). Indices are integers and slices over the
-    axes other than colour; colour is always taken whole."""
+    """A zarr array stored with colour as an OME channel axis, written with colour last (the
+    way the engine holds RGB; :func:`open_output` reads it back so). Indices are integers and
+    slices over the axes other than colour; colour is always written whole."""
 
     def __init__(self, array: Any, at: int) -> None:
         self.array, self.at = array, at
@@ -200,10 +200,6 @@ class ColourLast:
         # where colour lands among the axes the index keeps
         kept = sum(isinstance(i, slice) for i in index[: self.at])
         return index[: self.at] + (slice(None),) + index[self.at:], kept
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        stored, kept = self._stored(index)
-        return np.moveaxis(np.asarray(self.array[stored]), kept, -1)
 
     def __setitem__(self, index: Any, values: Any) -> None:
         stored, kept = self._stored(index)
