@@ -82,11 +82,12 @@ def test_an_interrupted_cluster_batch_resumes(tmp_path, client):
     assert summary.ok and len(summary.skipped) == len(first) and len(summary.done) == 4 - len(first)
 
 
-def _zarr_stack(path, planes=10, size=32):
+def _zarr_stack(path, planes=10, size=32, colours=()):
     import zarr
 
-    data = (np.random.default_rng(1).random((planes, size, size)) * 1000).astype(np.uint16)
-    array = zarr.create_array(str(path), shape=data.shape, chunks=(1, size, size), dtype=data.dtype)
+    shape = (planes, size, size, *colours)
+    data = (np.random.default_rng(1).random(shape) * 1000).astype(np.uint16)
+    array = zarr.create_array(str(path), shape=data.shape, chunks=(1, *shape[1:]), dtype=data.dtype)
     array[:] = data
     return data
 
@@ -95,18 +96,21 @@ def _left_in(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-@pytest.mark.parametrize("saved_model", [False, True])
-def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, monkeypatch, saved_model):
+@pytest.mark.parametrize("case", ["fitted", "saved model", "colour"])
+def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, monkeypatch, case):
     import zarr
     from distributed import get_task_stream
 
     from napari_noise2detail import cluster, fit
 
     monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)  # 10 planes: blocks of 3, 3, 3 and 1
-    data = _zarr_stack(tmp_path / "stack.zarr")
+    data = _zarr_stack(tmp_path / "stack.zarr", colours=(3,) if case == "colour" else ())
     options = BLOCK_OPTIONS  # smooth too: a tiny fit's detail is nearly constant, its smooth is not
+    saved_model = case == "saved model"
     if saved_model:
         options = replace(options, settings={}, model=fit(data[0], device="cpu", steps=8, width=8))
+    if case == "colour":  # written through colour-last views of stores with colour as channels
+        options = replace(options, rgb=True)
     inputs = collect_inputs([tmp_path / "stack.zarr"])
     _events, here = drain(run_batch(inputs, tmp_path / "here", options))
     with get_task_stream(client) as stream:
@@ -118,6 +122,7 @@ def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, m
     for name in names:
         ours, theirs = (zarr.open_array(str(tmp_path / where / name / "0"), mode="r")[:] for where in ("here", "there"))
         assert np.array_equal(theirs, ours)  # bit for bit, every plane
+        assert theirs.shape == ((3, 10, 32, 32) if case == "colour" else (10, 32, 32))
     assert all(plane.std() > 0 for plane in theirs)  # every plane of the smooth output written
     assert _left_in(tmp_path / "there") == names  # renamed into place, no temporaries
     assert all(e.describe() for e in events) and events[-1].fraction == 1.0
