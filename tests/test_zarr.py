@@ -123,3 +123,18 @@ def test_colour_goes_after_time_and_an_rgb_image_with_channels_is_refused():
     assert scale == [1.0, 1.0, 2.0, 0.5, 0.5]
     with pytest.raises(ValueError, match="channel axis as well"):
         colour_as_channel((2, 32, 32, 3), default_axes(3, ImageMeta(axes="CYX")), [1.0] * 3)
+
+
+def test_huge_colour_planes_go_into_their_store_in_tiles(tmp_path, monkeypatch):
+    from napari_noise2detail.engine import model as model_module
+    from napari_noise2detail.io.zarr import open_output
+
+    colour = np.stack([synthetic_cells(40, seed=c)[:, :36] for c in range(3)], axis=-1).astype(np.float32)
+    model = fit(colour, rgb=True, device="cpu", steps=5, width=8)
+    whole = model.apply(colour, rgb=True).detail
+    monkeypatch.setattr(model_module, "PLANE_TILE", 16)  # a 40 x 36 plane in 9 tiles, each written on its own
+    path = tmp_path / "tiles.ome.zarr"
+    with ome_zarr_outputs({"detail": path}, colour.shape, default_axes(2), [1.0, 1.0], rgb=True) as out:
+        model.apply(colour, rgb=True, out=out)
+    assert [a["name"] for a in read_zarr(path).axes] == ["c", "y", "x"]
+    assert np.allclose(np.asarray(open_output(path, rgb=True)), whole, atol=1e-5)
