@@ -109,7 +109,11 @@ def test_rgb_is_stored_with_colour_as_the_ome_channel_axis_and_written_colour_la
     assert [a["name"] for a in image.axes] == ["c", "z", "y", "x"] and image.axes[0]["type"] == "channel"
     assert image.scale == [1.0, 2.0, 0.5, 0.5]
     assert np.array_equal(np.asarray(image.data), np.moveaxis(data, -1, 0))
-    assert zarr.open_group(str(path), mode="r")["0"].chunks == (3, 1, 40, 36)  # a plane's colours in one chunk
+    root = zarr.open_group(str(path), mode="r")
+    assert root["0"].chunks == (3, 1, 40, 36)  # a plane's colours in one chunk
+    # viewers of OME-Zarr (napari-ome-zarr, OMERO) show the channels as red, green and blue
+    assert [(c["label"], c["color"]) for c in root.attrs["ome"]["omero"]["channels"]] == [
+        ("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF")]
     assert np.array_equal(np.asarray(open_output(path, rgb=True)), data)  # as napari shows RGB
     # read as RGB for the batch: colour last again, the other axes and scale kept
     again = colour_last(image)

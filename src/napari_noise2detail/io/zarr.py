@@ -22,6 +22,9 @@ CHUNK = 2048
 _OME_UNITS = {"µm": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter",
               "m": "meter", "inch": "inch"}
 _TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+#: How viewers (napari-ome-zarr, OMERO) show the channels of an RGB(A) image stored as OME-Zarr.
+_COLOURS = [{"label": "red", "color": "FF0000"}, {"label": "green", "color": "00FF00"},
+            {"label": "blue", "color": "0000FF"}, {"label": "alpha", "color": "FFFFFF", "active": False}]
 
 
 def is_zarr(path: str | os.PathLike) -> bool:
@@ -234,7 +237,8 @@ def ome_zarr_outputs(
             array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype)
             arrays[kind] = ColourLast(array, at) if rgb else array
             datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
-            write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}")
+            extra = {"metadata": {"omero": {"channels": [dict(c) for c in _COLOURS[: shape[-1]]]}}} if rgb else {}
+            write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}", **extra)
         yield arrays
 
 
