@@ -134,6 +134,21 @@ def test_held_out_error_pairs_one_view_with_the_other():
     assert float(error()) == pytest.approx(float(expected))
 
 
+def test_the_held_out_check_costs_the_same_however_many_planes_are_fitted():
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.shape)
+            return x
+
+    f = make_network(1, 4, seed=0)
+    for planes in (1, 4):
+        held_out_error(Recorder(), f, torch.rand(planes, 1, 128, 128), tile=None, size=32)()
+    pixels = [shape[0] * shape[-2] * shape[-1] for shape in seen]
+    assert pixels == [2 * 32 * 32, 2 * 32 * 32]  # both views: one 32x32 centre, or four of 16x16
+
+
 def _events(run):
     events = []
     while True:
