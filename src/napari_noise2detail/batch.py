@@ -419,12 +419,7 @@ def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes |
     device = resolve_device(options.device)
     if model is not None:
         options = replace(options, model=model_from_bytes(model, device))
-    run = _item(job, settings, device, options)
-    while True:
-        try:
-            next(run)
-        except StopIteration as done:
-            return done.value
+    return drive(_item(job, settings, device, options), None)
 
 
 def _is_zarr_item(item: Path | ArrayItem) -> bool:

@@ -336,12 +336,12 @@ def run_on_cluster(
 def _outcome(future: Any, job: _Job) -> ItemResult:
     """The result of a finished task; a task that failed on every try (its worker died each
     time, say) is a failed image, with the reason."""
-    from .batch import ItemResult
+    from .batch import ItemResult, failure_reason
 
     try:
         return future.result()
     except Exception as error:  # noqa: BLE001 - reported as this image's failure
-        return ItemResult(job.name, job.source, "failed", f"{type(error).__name__}: {error}")
+        return ItemResult(job.name, job.source, "failed", failure_reason(error))
 
 
 def _running(client: Any, futures: Iterable[Any]) -> int:
