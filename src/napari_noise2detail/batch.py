@@ -412,14 +412,20 @@ def failure_reason(error: BaseException) -> str:
 def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
     """One item from start to end, as a task on a Dask worker: the device is the worker's
     (``options.device``), ``model`` the saved model's bytes when one is applied."""
-    from .cluster import undo_malloc_trim
     from .engine.model import model_from_bytes
 
-    undo_malloc_trim()
-    device = resolve_device(options.device)
+    device = _ready_worker(options)
     if model is not None:
         options = replace(options, model=model_from_bytes(model, device))
     return drive(_item(job, settings, device, options), None)
+
+
+def _ready_worker(options: BatchOptions) -> Any:
+    """Ready a Dask worker's process for a task (see :func:`~.cluster.undo_malloc_trim`); its device."""
+    from .cluster import undo_malloc_trim
+
+    undo_malloc_trim()
+    return resolve_device(options.device)
 
 
 def _is_zarr_item(item: Path | ArrayItem) -> bool:
@@ -521,10 +527,7 @@ def fit_job(job: _Job, settings: Settings, options: BatchOptions, flags: Sequenc
     bytes, for the tasks that apply it to blocks of the item's planes (see :mod:`.cluster`).
     It stops between two steps once one of ``flags`` (its outputs' writing flags) is gone: a
     running task cannot be cancelled by Dask, and the batch that wanted it was cancelled."""
-    from .cluster import undo_malloc_trim
-
-    undo_malloc_trim()
-    fitting = _fit_once(_open(job, options), settings, resolve_device(options.device), options)
+    fitting = _fit_once(_open(job, options), settings, _ready_worker(options), options)
     wanted = (lambda _event: all(flag.is_file() for flag in flags)) if flags else None
     return drive(fitting, wanted, "fitting was cancelled: its outputs are being removed").to_bytes()
 
@@ -543,12 +546,12 @@ def run_block(
     """Apply a model to some planes of a planned zarr item, as a task on a Dask worker, writing
     them into ``outputs`` (the item's OME-Zarr arrays, still under their temporary names);
     returns how many planes were written. Run twice (a retry), it writes the same values."""
-    from .cluster import undo_malloc_trim, writing_flag
+    from .cluster import writing_flag
     from .engine.model import model_from_bytes
 
-    undo_malloc_trim()
+    device = _ready_worker(options)
     opened = _open(job, options)
-    denoiser = model_from_bytes(model, resolve_device(options.device))
+    denoiser = model_from_bytes(model, device)
     dtype = opened.dtype(options)
     out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
     denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)

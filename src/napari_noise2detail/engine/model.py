@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._version import __version__
+from .clipping import Clipping, declip
+from .clipping import find as find_clipping
 from .colour import from_opponent, to_opponent
 from .device import describe_device, inference_tile, resolve_device, resolve_precision
 from .network import make_network
@@ -40,8 +42,6 @@ from .results import KINDS, Cancelled, DenoiseResult, Progress
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
-from .clipping import Clipping, declip
-from .clipping import find as find_clipping
 from .wiener import collaborative_wiener, residual_variance
 
 #: What a model file says it is, and the newest layout of it that this version reads.
