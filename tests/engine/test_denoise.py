@@ -100,11 +100,27 @@ def test_input_is_never_modified():
         (np.zeros((0, 16)), False, ValueError, "empty"),
         (np.zeros((2, 0, 16, 16)), False, ValueError, "empty"),
         (np.zeros(64), False, ValueError, "at least 2 dimensions"),
+        (np.full((16, 16), 1e300), False, ValueError, "beyond float32's range"),
     ],
 )
 def test_bad_input_raises_a_clear_error(image, rgb, error, match):
     with pytest.raises(error, match=match):
         denoise(image, rgb=rgb, **TINY)
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        ({"seed": None}, "seed must be a whole number, got None"),
+        ({"seed": 1.5}, "seed must be a whole number"),
+        ({"steps": 5.5}, "steps must be a whole number, got 5.5"),
+        ({"steps": "5"}, "steps must be a whole number, got '5'"),
+        ({"crop": True}, "crop must be a whole number"),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_named(arguments, match):
+    with pytest.raises(TypeError, match=match):
+        denoise_iter(np.zeros((16, 16)), **arguments)
 
 
 def test_bad_input_raises_before_any_work():

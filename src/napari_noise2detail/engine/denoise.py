@@ -16,7 +16,7 @@ import torch
 from .device import describe_device, resolve_device
 from .model import data_range, drive, fit_planes, fit_progress, noise_of, plane_from_tensor, prepare, resolve_for
 from .planes import ImageInfo, inspect, read_plane, spread_planes
-from .presets import Settings, resolve_settings
+from .presets import Settings, check_seed, resolve_settings
 from .results import Cancelled, DenoiseResult, Progress
 from .threads import AdaptiveThreads, check_threads, torch_threads
 
@@ -44,7 +44,7 @@ def denoise_iter(
     image, info = inspect(image, rgb)
     chosen = resolve_settings(preset, **settings)
     dev = resolve_device(device)
-    return _run(image, info, chosen, dev, seed, check_threads(threads))
+    return _run(image, info, chosen, dev, check_seed(seed), check_threads(threads))
 
 
 def _run(

@@ -37,7 +37,7 @@ from .device import describe_device, inference_tile, resolve_device, resolve_pre
 from .network import make_network
 from .normalize import from_unit, to_unit, unit_range
 from .planes import ImageInfo, inspect, read_plane, spread_planes
-from .presets import Settings, resolve_settings
+from .presets import Settings, check_seed, resolve_settings
 from .results import KINDS, Cancelled, DenoiseResult, Progress
 from .stabilise import NoiseModel, estimate_noise, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
@@ -398,7 +398,7 @@ def fit_iter(
     check_threads(threads)
     if start is not None and start.channels != info.fitted:
         raise ValueError(_channel_mismatch(start.channels, info.fitted))
-    return _fit_run(image, info, chosen, dev, seed, threads, planes, start)
+    return _fit_run(image, info, chosen, dev, check_seed(seed), threads, planes, start)
 
 
 def fit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from numbers import Integral
 
 
 #: Number formats the fit can run in.
@@ -97,6 +98,10 @@ class Settings:
     cuda_graph: bool = True
 
     def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int", "int | None") and value is not None and not _whole(value):
+                raise TypeError(f"{field.name} must be a whole number, got {value!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.detail_steps is not None and self.detail_steps < 1:
@@ -159,6 +164,17 @@ class Settings:
                 Fit(steps3, lr3, self.detail_schedule or self.schedule, crop3, batch3))
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is a whole number; a clear error otherwise (torch's would name its own code)."""
+    if not _whole(seed):
+        raise TypeError(f"seed must be a whole number, got {seed!r}")
+    return int(seed)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
 class Fit:
     """One network's optimisation: Adam steps, learning rate, schedule, crops per step."""
@@ -219,7 +235,7 @@ def resolve_settings(preset: str | Settings, **overrides: object) -> Settings:
     if unknown:
         raise TypeError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    if "steps" in given and "detail_steps" not in given and base.detail_steps is not None:
+    if "steps" in given and "detail_steps" not in given and base.detail_steps is not None and _whole(given["steps"]):
         # "fewer steps" means fewer in both stages: stage 3 keeps the preset's proportion
         given["detail_steps"] = max(1, round(base.detail_steps * given["steps"] / base.steps))
     return replace(base, **given) if given else base
