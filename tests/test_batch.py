@@ -97,6 +97,22 @@ def test_writing_beside_the_inputs_never_takes_or_overwrites_an_input(tmp_path):
     assert scanned == ["a.tif", "b.tif", "c.tif", "corrupt.tif", "tiny.tif"]
 
 
+def test_an_input_beside_which_nothing_can_be_written_fails_before_it_is_denoised(tmp_path, monkeypatch):
+    import napari_noise2detail.batch as batch
+
+    make_folder(tmp_path / "locked")
+    # as root, permissions do not stop writing: a read-only mount is what such a folder would be
+    real = batch.write_problem
+    monkeypatch.setattr(batch, "write_problem",
+                        lambda folder: "cannot write in it: Read-only file system" if "locked" in str(folder)
+                        else real(folder))
+    fitted = []
+    monkeypatch.setattr(batch, "denoise_iter", lambda *a, **k: fitted.append(1) or pytest.fail("denoised"))
+    _, summary = drain(run_batch([tmp_path / "locked" / "a.tif"], None, OPTIONS))
+    assert [r.reason for r in summary.failed] == ["cannot write in it: Read-only file system"]
+    assert not fitted
+
+
 def test_empty_nan_and_unreadable_files_fail_with_their_reason_and_the_rest_goes_on(tmp_path):
     (tmp_path / "empty.tif").write_bytes(b"")
     nan = np.full((16, 16), np.nan, np.float32)
@@ -280,8 +296,10 @@ def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
     meta = ImageMeta(axes="ZYX", pixel_size=(0.5, 0.5), z_spacing=2.0, unit="µm")
     axes = default_axes(3, meta)
     source = tmp_path / "in" / "stack.ome.zarr"
-    with ome_zarr_outputs({"image": source}, data.shape, axes, scale_from_meta(axes, meta), data.dtype) as out:
+    with ome_zarr_outputs({"image": source}, data.shape, axes, scale_from_meta(axes, meta), data.dtype,
+                          translation=[4.0, 10.0, -2.5]) as out:
         out["image"][...] = data
+
     def store_bytes(store):
         return {str(f.relative_to(store)): f.read_bytes() for f in sorted(store.rglob("*")) if f.is_file()}
 
@@ -293,6 +311,7 @@ def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
     assert summary.ok, summary.report()
     detail = read_zarr(tmp_path / "out" / "stack_n2d_detail.ome.zarr")
     assert detail.scale == [2.0, 0.5, 0.5] and [a["name"] for a in detail.axes] == ["z", "y", "x"]
+    assert detail.translation == [4.0, 10.0, -2.5]  # placed over the input in a viewer
     assert detail.data.dtype == np.uint16 and detail.data.shape == data.shape
     # the values: fitted once on the planes, applied plane by plane, rounded to the input's dtype
     from napari_noise2detail import fit
@@ -321,7 +340,7 @@ def test_a_colour_zarr_input_gives_ome_zarr_with_colour_as_channels(tmp_path, la
         zarr.create_array(str(source), shape=data.shape, dtype=data.dtype, chunks=(1, 24, 20, 3))[...] = data
     else:
         with ome_zarr_outputs({"image": source}, data.shape, default_axes(3), [2.0, 0.5, 0.5], data.dtype,
-                              rgb=True) as out:
+                              rgb=True, translation=[0.0, 3.0, 1.5]) as out:
             out["image"][...] = data
     options = BatchOptions(device="cpu", settings=TINY, rgb=True, dtype="input")
     _events, summary = drain(run_batch([source], tmp_path / "out", options))
@@ -331,5 +350,6 @@ def test_a_colour_zarr_input_gives_ome_zarr_with_colour_as_channels(tmp_path, la
     assert [a["name"] for a in written.axes] == ["c", "z", "y", "x"]  # colour is not a spatial axis
     assert written.data.shape == (3, 2, 24, 20)
     assert written.scale == ([1.0, 2.0, 0.5, 0.5] if layout.startswith("OME") else [1.0] * 4)
+    assert written.translation == ([0.0, 0.0, 3.0, 1.5] if layout.startswith("OME") else None)
     expected = fit(data, rgb=True, device="cpu", preset=resolve_settings("fast", **TINY)).apply(data, rgb=True)
     assert np.array_equal(np.asarray(open_output(path, rgb=True)), to_dtype(expected.detail, np.uint8))

@@ -225,12 +225,44 @@ def test_fit_then_denoise_with_the_saved_model(tmp_path, capsys):
     (["fit", "{tmp}/b.tif", "-o", "{tmp}/m.n2d", "--planes", "5"], "do not exist"),
     (["denoise", "{tmp}/a.tif", "--model", "{tmp}/missing.n2d"], "no such model file"),
     (["denoise", "{tmp}/a.tif", "--model", "{tmp}/a.tif"], "not a readable Noise2Detail model"),
+    (["fit", "{tmp}", "-o", "{tmp}/m.n2d"], "is one image file or a zarr store"),
+    (["fit", "{tmp}/b.tif", "-o", "{tmp}"], "is a folder"),
+    # the output is checked before the fit, not found unwritable after it
+    (["fit", "{tmp}/b.tif", "-o", "{tmp}/a.tif/m.n2d"], "cannot write in"),
+    (["denoise", "{tmp}/b.tif", "-o", "{tmp}/a.tif"], "it is a file, not a folder"),
+    (["demo", "-o", "{tmp}/a.tif/demo"], "cannot write in"),
 ])
-def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message):
-    make_folder(tmp_path)
-    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message, monkeypatch):
+    before = make_folder(tmp_path)
+    from napari_noise2detail.engine import model
+
+    monkeypatch.setattr(model, "_fit_run", lambda *a, **k: pytest.fail("fitted before the arguments were checked"))
+    assert main([a.format(tmp=tmp_path) for a in args] + ["--steps", "3", "--device", "cpu"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "m.n2d").exists()
+    assert snapshot(tmp_path) == before  # nothing written
+
+
+def test_fit_reads_the_colours_of_an_ome_zarr_store(tmp_path, capsys):
+    from napari_noise2detail import load_model
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+
+    data = np.random.default_rng(0).integers(0, 255, (2, 24, 20, 3), dtype=np.uint8)
+    with ome_zarr_outputs({"image": tmp_path / "rgb.ome.zarr"}, data.shape, default_axes(3), [1.0] * 3,
+                          data.dtype, rgb=True) as out:  # stored with colour as the c axis
+        out["image"][...] = data
+    assert main(["fit", str(tmp_path / "rgb.ome.zarr"), "--rgb", "-o", str(tmp_path / "m.n2d"),
+                 "--steps", "3", "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert load_model(tmp_path / "m.n2d", device="cpu").channels == 3
+
+
+def test_a_tiff_with_two_samples_a_pixel_is_denoised_as_two_channels(tmp_path):
+    data = (np.random.default_rng(0).random((24, 20, 2)) * 1000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "two.tif", data, photometric="minisblack", planarconfig="contig")
+    assert main(["denoise", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out"), "--steps", "3",
+                 "--device", "cpu"]) == 0
+    with tifffile.TiffFile(tmp_path / "out" / "two_n2d_detail.tif") as tif:
+        assert tif.series[0].shape == (2, 24, 20) and tif.series[0].axes == "CYX"  # not read as RGB
 
 
 def test_a_killed_run_leaves_no_zarr_store_under_the_final_name(tmp_path):

@@ -251,8 +251,9 @@ def test_the_slurm_job_script_carries_the_options_given(capsys):
     assert "#SBATCH -t 02:00:00" in script
     assert "#SBATCH --cpus-per-task=8" in script
     assert "--nworkers 8" in script and "--nthreads 1" in script  # one image at a time per core
-    assert main(["denoise", "in/", "--print-job-script"]) == 2
-    assert "goes with --cluster" in capsys.readouterr().err
+    for alone in (["--print-job-script"], ["--jobs", "4"], ["--cluster-option", "cores=8"]):
+        assert main(["denoise", "in/", *alone]) == 2  # without --cluster it would be ignored
+        assert f"{alone[0]} goes with --cluster" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind, expected", [

@@ -36,7 +36,7 @@ from .engine.planes import ImageInfo, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
-from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image
+from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
 from .io.zarr import ZarrImage, colour_last, default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
@@ -293,6 +293,8 @@ def run_batch(
         raise ValueError(f"unknown output dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}")
     if outdir is None and any(isinstance(item, ArrayItem) for item in items):
         raise ValueError("images from memory (layers) need an output folder")
+    if outdir is not None and (problem := write_problem(outdir)):
+        raise ValueError(problem)  # before any image is denoised for nothing
     jobs = _plan(items, outdir, options)
     if client is not None:
         from .cluster import run_on_cluster
@@ -305,6 +307,7 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
     """Name every output and decide up front what is skipped, or refused for a name clash."""
     inputs = {Path(i).resolve() for i in items if not isinstance(i, ArrayItem)}
     claimed: dict[Path, str] = {}
+    problems: dict[Path, str | None] = {}  # folders beside the inputs that cannot be written
     jobs = []
     for item in items:
         if isinstance(item, ArrayItem):
@@ -335,6 +338,11 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
                 if not job.outputs:
                     job.verdict = ItemResult(name, source, "skipped", "outputs exist",
                                              tuple(wanted.values()))
+        if job.verdict is None and outdir is None:
+            if folder not in problems:
+                problems[folder] = write_problem(folder)
+            if problems[folder]:
+                job.verdict = _failed(job, problems[folder])
         jobs.append(job)
     return jobs
 
@@ -445,13 +453,15 @@ class _Opened:
     def dtype(self, options: BatchOptions) -> np.dtype:
         return np.dtype(self.info.dtype) if options.dtype == "input" else np.dtype(np.float32)
 
-    def ome_layout(self) -> tuple[list[dict], list[float]]:
-        """The OME-Zarr axes and scale of outputs written for a zarr input: the input's (those
-        other than colour, for RGB: see :func:`~.io.zarr.ome_zarr_outputs`)."""
+    def ome_layout(self) -> tuple[list[dict], list[float], list[float] | None]:
+        """The OME-Zarr axes, scale and translation of outputs written for a zarr input: the
+        input's (those other than colour, for RGB: see :func:`~.io.zarr.ome_zarr_outputs`)."""
         source, dims = self.zarr, len(self.info.shape) - self.rgb
         assert source is not None
-        axes = source.axes if len(source.axes) == dims else default_axes(dims, self.meta)
-        return axes, source.scale if axes is source.axes else scale_from_meta(axes, self.meta)
+        if len(source.axes) == dims:
+            return source.axes, source.scale, source.translation
+        axes = default_axes(dims, self.meta)
+        return axes, scale_from_meta(axes, self.meta), None
 
 
 def _open(job: _Job, options: BatchOptions) -> _Opened:
@@ -490,9 +500,9 @@ def _process(
         # a long stack, or one not in memory: fitted once on a few planes; half of the progress
         model = yield from _scaled(_fit_once(opened, settings, device, options), 0.0, 0.5)
     if opened.zarr is not None:
-        axes, scale = opened.ome_layout()
+        axes, scale, translation = opened.ome_layout()
         try:
-            with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype, rgb) as out:
+            with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype, rgb, translation) as out:
                 run = model.apply_iter(data, rgb=rgb, threads=options.threads,
                                        out={kind: _Converted(array, dtype) for kind, array in out.items()})
                 yield from _scaled(run, 0.5, 1.0)

@@ -34,9 +34,11 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None, threa
 
     from .engine import denoise
     from .figures import side_by_side
-    from .io import write_png, write_tiff
+    from .io import write_png, write_problem, write_tiff
     from .sample import clean_nuclei, noisy_nuclei
 
+    if problem := write_problem(outdir):
+        raise ValueError(problem)
     noisy, clean = noisy_nuclei(), clean_nuclei()
     bar, update = _progress_bar(f"Noise2Detail ({preset})")
     with bar:
@@ -69,14 +71,21 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
              seed: int, threads: int | None, settings: dict) -> int:
     """Fit a model to one image (a file or a zarr store) and save it to ``output``."""
     from .engine import fit
-    from .io import read_image
-    from .io.zarr import is_zarr, read_zarr
+    from .io import read_image, write_problem
+    from .io.zarr import colour_last, is_zarr, read_zarr
 
     path = Path(image)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {image!r}")
+    if output.is_dir():
+        raise ValueError(f"-o names the model file to write; {output} is a folder")
+    if problem := write_problem(output.parent):
+        raise ValueError(problem)  # found now, not after the fit
     if is_zarr(path):
-        data = read_zarr(path).data  # lazy: only the planes fitted on are read
+        source = read_zarr(path)  # lazy: only the planes fitted on are read
+        data = (colour_last(source) if rgb else source).data  # OME-Zarr holds colour in its c axis
+    elif path.is_dir():
+        raise ValueError(f"IMAGE is one image file or a zarr store; {path} is a folder")
     else:
         data, meta = read_image(path)
         rgb = rgb or meta.rgb
@@ -85,7 +94,11 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     with bar:
         model = fit(data, rgb=rgb, planes=planes, preset=preset, device=device, seed=seed, threads=threads,
                     progress=update, **settings)
-    saved = model.save(output)
+    try:
+        saved = model.save(output)
+    except OSError as err:
+        print(f"napari-noise2detail: error: cannot write {output}: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(f"{model.describe()}, planes {', '.join(map(str, model.planes))}; "
           f"fitted in {time.perf_counter() - began:.1f} s.")
     print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with: "
@@ -130,7 +143,7 @@ def _where(args: argparse.Namespace, options: BatchOptions) -> Iterator[tuple[ob
     elif args.cluster is not None:
         settings = dict(args.cluster_option)
         per_worker = max(1, int(settings.get("cores", 1)) // int(settings.get("processes", settings.get("cores", 1))))
-        with cluster.jobqueue_cluster(args.cluster, args.jobs, settings) as client:
+        with cluster.jobqueue_cluster(args.cluster, args.jobs or 1, settings) as client:
             yield client, replace(options, threads=options.threads or per_worker)
     else:
         yield None, options
@@ -184,7 +197,7 @@ def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOpti
 
 
 EXIT_STATUS = ("exit status: 0 done; 1 some images failed (denoise: each is named with its "
-               "reason, the others are done); 2 bad arguments or an input that cannot be used "
+               "reason, the others are done; fit: the model could not be written); 2 bad arguments or an input that cannot be used "
                "(nothing written); 130 stopped with Ctrl-C (finished outputs are complete, "
                "nothing half-written is left under a final name)")
 
@@ -226,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="output dtype: float32 (default) or the input's, rounded and clipped")
     run_many.add_argument("--model", type=Path, default=None,
                           help="a saved model (.n2d, from 'napari-noise2detail fit') to apply to every "
-                               "image, without fitting (--preset and --steps are then not used)")
+                               "image, without fitting (--preset, --steps and --stabilise are then not used: "
+                               "the model brings its own)")
     where = run_many.add_argument_group(
         "where to run (default: in this process)",
         "Needs the cluster extra: pip install 'napari-noise2detail[cluster]'. The same outputs, "
@@ -242,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument("--cluster", choices=sorted(JOBQUEUE), default=None,
                         help="start workers as jobs of this scheduler (dask-jobqueue; its settings "
                              "from ~/.config/dask/jobqueue.yaml and --cluster-option)")
-    where.add_argument("--jobs", type=int, default=1, help="with --cluster: how many jobs to start (default 1)")
+    where.add_argument("--jobs", type=int, default=None, help="with --cluster: how many jobs to start (default 1)")
     where.add_argument("--cluster-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="with --cluster: a dask-jobqueue setting, e.g. cores=8, memory=16GB, queue=gpu, "
                             "walltime=02:00:00, 'job_extra_directives=[\"--gres=gpu:1\"]' (repeatable)")
@@ -292,9 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 threads=args.threads, model=args.model,
                 settings={"steps": args.steps, "stabilise": args.stabilise or None},
             )
+            for given, name in ((args.print_job_script, "--print-job-script"), (args.jobs is not None, "--jobs"),
+                                (args.cluster_option, "--cluster-option")):
+                if given and args.cluster is None:
+                    raise ValueError(f"{name} goes with --cluster")
             if args.print_job_script:
-                if args.cluster is None:
-                    raise ValueError("--print-job-script goes with --cluster")
                 from .cluster import jobqueue_cluster_object
 
                 print(jobqueue_cluster_object(args.cluster, dict(args.cluster_option)).job_script())

@@ -207,11 +207,11 @@ def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[E
     """A stack's OME-Zarr outputs under temporary names, each with its :data:`WRITING` flag."""
     from .io.zarr import ome_zarr_outputs
 
-    axes, scale = opened.ome_layout()
+    axes, scale, translation = opened.ome_layout()
     outputs = ExitStack()
     try:
         arrays = outputs.enter_context(ome_zarr_outputs(job.outputs, opened.info.shape, axes, scale,
-                                                        opened.dtype(options), opened.rgb))
+                                                        opened.dtype(options), opened.rgb, translation))
         flags = [writing_flag(array) for array in arrays.values()]
         for flag in flags:
             flag.touch()

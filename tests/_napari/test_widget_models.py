@@ -53,7 +53,7 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
     if backing == "dask":  # what napari's readers give for big files: dask over the file
         lazy = pytest.importorskip("dask.array").from_array(lazy, chunks=(1, *data.shape[1:]))
     source = viewer.add_image(lazy, name="big: run 1", contrast_limits=(0, 1000), scale=(3.0, 0.5, 0.5),
-                              units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+                              translate=(0.0, 12.0, -4.0), units=("um", "um", "um"), axis_labels=("z", "y", "x"))
     w = make_widget()
     w.folder.value = tmp_path / "results"
     click(qtbot, w.denoise_button, w)
@@ -64,10 +64,11 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
     assert detail.metadata["noise2detail"]["stores"]["detail"] == str(path)
     written = read_zarr(path)
     assert written.scale == [3.0, 0.5, 0.5] and written.meta.unit == "µm"
+    assert written.translation == [0.0, 12.0, -4.0]  # opened on its own later, it lies over its source
     assert np.asarray(written.data[2]).std() < data[2].std()  # denoised
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
         "big_ run 1_n2d_detail.ome.zarr", "big_ run 1_n2d_smooth.ome.zarr"]  # nothing half-made
-    assert np.array_equal(detail.scale, source.scale)
+    assert np.array_equal(detail.scale, source.scale) and np.array_equal(detail.translate, source.translate)
     assert "results in" in w.status.value and str(tmp_path / "results") in w.status.tooltip
     assert source.data is lazy  # the source as it was
 

@@ -68,6 +68,16 @@ def test_save_and_load_give_bit_identical_results(noisy64, tmp_path):
     for kind in ("partial", "smooth", "detail"):
         assert np.array_equal(getattr(first, kind), getattr(second, kind))
     assert not list(tmp_path.glob(".*partial"))  # written atomically: no temporary left
+    # made like any other file (not private), to share with colleagues
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_a_saved_model_applies_to_another_image_without_fitting(noisy64, monkeypatch):

@@ -34,11 +34,13 @@ FIT_COST_IN_PLANES = 30
 
 @dataclass(frozen=True)
 class Stores:
-    """Where a lazy image's results go: one OME-Zarr store per kind, with its axes and scale."""
+    """Where a lazy image's results go: one OME-Zarr store per kind, with its axes, scale and
+    translation."""
 
     paths: Mapping[str, Path]
     axes: Sequence[dict]
     scale: Sequence[float]
+    translation: Sequence[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def _apply(job: Job, model: Denoiser, before: float) -> Generator[Step, None, Ou
         result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
         return Outcome(out, result, model, "", 0.0)
     paths = {kind: job.stores.paths[kind] for kind in job.kinds}
-    with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb) as out:
+    with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb,
+                          translation=job.stores.translation) as out:
         result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
     # The stores were filled under temporary names; what is shown is read from the final ones.
     return Outcome({kind: open_output(path, job.rgb) for kind, path in paths.items()}, result, model, "", 0.0,

@@ -3,12 +3,11 @@ layer, in a folder the user chose, else beside the layer's file, else in the use
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ..batch import safe_name
-from ..io import meta_from_scale
+from ..io import meta_from_scale, write_problem
 from ..io.zarr import default_axes, scale_from_meta
 from .runs import Stores
 
@@ -23,21 +22,13 @@ def default_folder(layer: Any) -> Path:
     return Path(user_cache_dir("napari-noise2detail", appauthor=False)) / "results"
 
 
-def writable(folder: Path) -> bool:
-    """Whether results can be written in ``folder`` (made if missing)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    return existing.is_dir() and os.access(existing, os.W_OK)
-
-
 def layer_stores(layer: Any, folder: Path, kinds: tuple[str, ...]) -> Stores:
     """``<folder>/<layer name>_n2d_<kind>.ome.zarr`` for each kind, with the layer's axes,
-    pixel size and units."""
-    if not writable(folder):
-        raise ValueError(f"cannot write the results in {folder}; choose another results folder")
+    pixel size, units and place (translation)."""
+    if problem := write_problem(folder):
+        raise ValueError(f"{problem}; choose another results folder")
     meta = meta_from_scale(layer.scale, getattr(layer, "units", None), getattr(layer, "axis_labels", None))
     axes = default_axes(layer.ndim, meta)
     stem = safe_name(layer.name)
     return Stores({kind: folder / f"{stem}_n2d_{kind}.ome.zarr" for kind in kinds}, axes,
-                  scale_from_meta(axes, meta))
+                  scale_from_meta(axes, meta), [float(t) for t in layer.translate])

@@ -291,12 +291,12 @@ class Denoiser:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one file (safetensors: weights and a JSON header), atomically."""
-        from safetensors.torch import save_file
-
         from ..io import write_atomic
 
-        tensors, metadata = self._packed()
-        return write_atomic(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+        # The bytes, not safetensors' save_file: that writes a private (0600) file of its own,
+        # and a model is meant to be shared with colleagues like any other result.
+        contents = self.to_bytes()
+        return write_atomic(path, lambda temp: Path(temp).write_bytes(contents))
 
     def to_bytes(self) -> bytes:
         """The contents of the model file, e.g. to send to other processes."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_directory, write_atomic, write_png
+from .atomic import atomic_directory, write_atomic, write_png, write_problem
 from .meta import ImageMeta, canonical_unit, meta_from_scale
 from .tiff import TIFF_SUFFIXES, read_tiff, write_image, write_tiff
 
@@ -23,6 +23,7 @@ __all__ = [
     "write_atomic",
     "write_image",
     "write_png",
+    "write_problem",
     "write_tiff",
 ]
 

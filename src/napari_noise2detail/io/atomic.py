@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,9 +28,26 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
         write(temp)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        with suppress(OSError):  # a read-only folder refuses even this: its own error is the one to see
+            Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_problem(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written in ``folder`` (made if missing), or None when they can: to
+    refuse a run before its work rather than after it. Tried, not guessed from permissions."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        return f"cannot write in {folder}: it is a file, not a folder"
+    probe = folder / f".n2d-probe.{secrets.token_hex(6)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        return f"cannot write in {folder}: {err.strerror or err}"
+    return None
 
 
 def write_png(path: str | os.PathLike, rgb_or_grey: np.ndarray) -> Path:

@@ -29,6 +29,10 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
         series = tif.series[0]
         data = series.asarray()
         axes = series.axes if len(series.axes) == data.ndim else None
+        if axes and axes.endswith("S") and data.shape[-1] not in (3, 4):
+            # samples that are not RGB(A) colours (two channels stored contiguously, say):
+            # read as channels, each denoised as its own plane (outputs are channel-first)
+            data, axes = np.moveaxis(data, -1, 0), ("C" + axes[:-1] if "C" not in axes else None)
         pixel_size, z_spacing, unit = None, None, None
         if tif.is_ome and tif.ome_metadata:
             pixel_size, z_spacing, unit = _ome_sizes(tif.ome_metadata)

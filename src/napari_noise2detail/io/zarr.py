@@ -44,6 +44,8 @@ class ZarrImage:
     #: OME-Zarr axes (name, type, unit) and the scale of the full-resolution level.
     axes: list[dict]
     scale: list[float]
+    #: Its translation (where its first pixel lies, in the scale's units), if it has one.
+    translation: list[float] | None = None
 
 
 def read_zarr(path: str | os.PathLike) -> ZarrImage:
@@ -85,7 +87,9 @@ def _read_ome(path: Path) -> ZarrImage | None:
             axes = [a if isinstance(a, dict) else {"name": str(a)} for a in axes]
             transforms = (node.metadata.get("coordinateTransformations") or [[]])[0]
             scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), [1.0] * len(axes))
-            return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale])
+            shift = next((t["translation"] for t in transforms if t.get("type") == "translation"), None)
+            return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale],
+                             [float(t) for t in shift] if shift else None)
     return None
 
 
@@ -99,8 +103,12 @@ def colour_last(image: ZarrImage) -> ZarrImage:
 
     at = names.index("c")
     data = image.data if isinstance(image.data, da.Array) else da.from_array(image.data)
-    axes, scale = [a for i, a in enumerate(image.axes) if i != at], [s for i, s in enumerate(image.scale) if i != at]
-    return ZarrImage(da.moveaxis(data, at, -1), meta_from_axes(axes, scale), axes, scale)
+    def others(values: list) -> list:
+        return [v for i, v in enumerate(values) if i != at]
+
+    axes, scale = others(image.axes), others(image.scale)
+    shift = others(image.translation) if image.translation else None
+    return ZarrImage(da.moveaxis(data, at, -1), meta_from_axes(axes, scale), axes, scale, shift)
 
 
 def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
@@ -213,6 +221,7 @@ class ColourLast:
 def ome_zarr_outputs(
     paths: Mapping[str, str | os.PathLike], shape: Sequence[int], axes: Sequence[dict],
     scale: Sequence[float], dtype: Any = np.float32, rgb: bool = False,
+    translation: Sequence[float] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """New OME-Zarr images, one per kind (``{"detail": path, ...}``), as writable zarr arrays
     to fill inside the block. Each is built in a hidden folder and renamed to its path when the
@@ -220,7 +229,9 @@ def ome_zarr_outputs(
 
     ``shape`` is the image's; with ``rgb`` its last axis is colour, which is stored as an OME
     channel axis (:func:`colour_as_channel`; ``axes`` and ``scale`` then name the other axes)
-    and the arrays yielded are :class:`ColourLast` views, written colour-last all the same."""
+    and the arrays yielded are :class:`ColourLast` views, written colour-last all the same.
+    ``translation`` (one per axis but colour): where the image lies, kept so that viewers place
+    the results over their source."""
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
@@ -229,6 +240,10 @@ def ome_zarr_outputs(
         raise ValueError(f"{len(axes)} axes for an image of {len(shape) - rgb} dimensions"
                          + (" besides colour" if rgb else ""))
     stored, axes, scale, at = colour_as_channel(shape, axes, scale) if rgb else (shape, list(axes), list(scale), 0)
+    transforms = [{"type": "scale", "scale": list(scale)}]
+    if translation is not None and any(translation):
+        shift = [float(t) for t in translation]
+        transforms.append({"type": "translation", "translation": [*shift[:at], 0.0, *shift[at:]] if rgb else shift})
     with ExitStack() as stack:
         arrays = {}
         for kind, path in paths.items():
@@ -236,7 +251,7 @@ def ome_zarr_outputs(
             root = zarr.open_group(str(temp), mode="w", zarr_format=3)
             array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype)
             arrays[kind] = ColourLast(array, at) if rgb else array
-            datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
+            datasets = [{"path": "0", "coordinateTransformations": transforms}]
             extra = {"metadata": {"omero": {"channels": [dict(c) for c in _COLOURS[: shape[-1]]]}}} if rgb else {}
             write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}", **extra)
         yield arrays
