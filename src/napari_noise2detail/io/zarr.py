@@ -118,7 +118,8 @@ def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
     if len(letters) != ndim or not _ome_order(letters):
         letters = {2: "yx", 3: "zyx", 4: "tzyx", 5: "tczyx"}.get(ndim, "")
     if not letters:
-        raise ValueError(f"an OME-Zarr image has 2 to 5 axes; this one has {ndim}")
+        raise ValueError(f"the image has {ndim} axes, and OME-Zarr, which the results of zarr images are "
+                         "written as, holds 2 to 5 (t, c, z, y, x); merge or split some first")
     unit = _OME_UNITS.get(meta.unit) if meta and meta.unit else None
     axes = []
     for name in letters:
