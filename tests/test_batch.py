@@ -54,6 +54,27 @@ def test_a_folder_batch_denoises_the_good_reports_the_bad_and_never_touches_inpu
     assert snapshot(tmp_path / "in") == before
 
 
+@pytest.mark.parametrize("writer", ["ImageJ", "OME-TIFF"])
+def test_a_time_lapse_keeps_its_frame_interval(tmp_path, writer):
+    frames = np.random.default_rng(0).random((3, 16, 16)).astype(np.float32)
+    if writer == "ImageJ":
+        tifffile.imwrite(tmp_path / "movie.tif", frames, imagej=True,
+                         metadata={"axes": "TYX", "finterval": 2.5, "tunit": "min"})
+    else:
+        tifffile.imwrite(tmp_path / "movie.tif", frames, ome=True,
+                         metadata={"axes": "TYX", "TimeIncrement": 0.5, "TimeIncrementUnit": "ms"})
+    expected = (2.5, "min") if writer == "ImageJ" else (0.5, "ms")
+    _, summary = drain(run_batch([tmp_path / "movie.tif"], tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    detail, meta = read_image(tmp_path / "out" / "movie_n2d_detail.tif")
+    assert (meta.axes, meta.frame_interval, meta.time_unit) == ("TYX", *expected)
+    with tifffile.TiffFile(tmp_path / "out" / "movie_n2d_detail.tif") as tif:
+        assert tif.imagej_metadata["finterval"] == expected[0]  # what Fiji reads
+    # float64, which ImageJ cannot hold: tifffile's own description carries it
+    write_image(tmp_path / "f64.tif", detail.astype(np.float64), meta)
+    assert read_image(tmp_path / "f64.tif")[1] == meta
+
+
 def test_a_rerun_skips_what_is_done_and_overwrite_redoes_it(tmp_path):
     make_folder(tmp_path)
     good = [tmp_path / "a.tif", tmp_path / "b.tif"]
@@ -175,6 +196,9 @@ def test_layers_in_memory_keep_their_name_pixel_size_and_dtype(tmp_path):
 
     with pytest.raises(ValueError, match="output folder"):
         run_batch([item], None, options)
+    # a time-lapse layer: its t scale, in napari's time unit, is the frame interval
+    movie = meta_from_scale((5.0, 0.1, 0.1), ("second", "micrometer", "micrometer"), ("t", "y", "x"))
+    assert (movie.axes, movie.frame_interval, movie.time_unit, movie.unit) == ("TYX", 5.0, "s", "µm")
 
 
 def test_rgb_tiffs_are_recognised_and_stay_rgb(tmp_path):

@@ -46,6 +46,14 @@ def test_ome_zarr_round_trip_keeps_axes_scale_and_unit(tmp_path):
     assert np.array_equal(np.asarray(image.data[2]), data[2])
 
 
+def test_a_time_lapse_keeps_its_frame_interval_as_the_t_scale(tmp_path):
+    meta = ImageMeta(axes="TYX", pixel_size=(0.5, 0.5), unit="µm", frame_interval=30.0, time_unit="s")
+    path = _write_input(tmp_path / "movie.ome.zarr", _stack(3), meta)
+    image = read_zarr(path)
+    assert image.scale == [30.0, 0.5, 0.5] and image.axes[0] == {"name": "t", "type": "time", "unit": "second"}
+    assert image.meta == meta
+
+
 def test_a_plain_zarr_array_is_read_too(tmp_path):
     import zarr
 

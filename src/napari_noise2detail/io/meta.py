@@ -1,4 +1,5 @@
-"""The metadata an output inherits from its input: axes, pixel size, z spacing and their unit."""
+"""The metadata an output inherits from its input: axes, pixel size, z spacing and their unit,
+and a time-lapse's frame interval and its unit."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ _UNITS = {
 }
 # Micrometres per unit, to store resolution in standard TIFF tags (pixels per centimetre).
 MICRONS = {"nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+
+
+# Time units met in ImageJ ("sec"), OME-TIFF ("s") and OME-Zarr ("second"), one spelling each.
+_TIME_UNITS = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s", "ms": "ms", "msec": "ms",
+    "millisecond": "ms", "milliseconds": "ms", "min": "min", "minute": "min", "minutes": "min",
+    "h": "h", "hr": "h", "hour": "h", "hours": "h",
+}
+
+
+def canonical_time_unit(unit: object) -> str | None:
+    """``"s"``, ``"ms"``, ``"min"`` or ``"h"`` for a time unit's spellings; None otherwise."""
+    return _TIME_UNITS.get(str(unit).strip().lower()) if unit is not None else None
 
 
 def canonical_unit(unit: object) -> str | None:
@@ -37,6 +51,10 @@ class ImageMeta:
     z_spacing: float | None = None
     #: Length unit, e.g. ``"µm"``; None when the sizes are in unnamed units.
     unit: str | None = None
+    #: Time between the frames of a time-lapse in ``time_unit``, if known.
+    frame_interval: float | None = None
+    #: ``"s"``, ``"ms"``, ``"min"`` or ``"h"``; None when unknown.
+    time_unit: str | None = None
 
     @property
     def rgb(self) -> bool:
@@ -63,7 +81,12 @@ def meta_from_scale(
         # Only one-letter names that tifffile knows count as axes; napari's defaults don't.
         if len(letters) == len(axis_labels) and letters.isalpha() and len(set(letters)) == len(letters):
             axes = letters + ("S" if rgb else "")
-    z_spacing = None
+    z_spacing = frame_interval = time_unit = None
     if axes and "Z" in axes and scale is not None:
         z_spacing = float(scale[axes.index("Z")])
-    return ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit)
+    if axes and "T" in axes and scale is not None:
+        time_unit = canonical_time_unit(units[axes.index("T")]) if units else None
+        if time_unit or float(scale[axes.index("T")]) != 1.0:
+            frame_interval = float(scale[axes.index("T")])
+    return ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
+                     frame_interval=frame_interval, time_unit=time_unit)

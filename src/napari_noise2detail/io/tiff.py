@@ -10,7 +10,7 @@ import numpy as np
 import tifffile
 
 from .atomic import write_atomic
-from .meta import MICRONS, ImageMeta, canonical_unit
+from .meta import MICRONS, ImageMeta, canonical_time_unit, canonical_unit
 
 #: TIFF files are read with tifffile; any other format goes through napari's readers (npe2).
 TIFF_SUFFIXES = (".tif", ".tiff", ".lsm", ".btf")
@@ -40,7 +40,22 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
             pixel_size, z_spacing, unit = _tag_sizes(series.keyframe, tif.imagej_metadata)
             if z_spacing is None and tif.is_shaped and tif.shaped_metadata:
                 z_spacing = tif.shaped_metadata[0].get("spacing")  # written by write_image
-    return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit)
+        interval, time_unit = _frame_interval(tif)
+    return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
+                           frame_interval=interval, time_unit=time_unit)
+
+
+def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
+    """A time-lapse's frame interval and its unit: ImageJ's, OME's or write_image's own."""
+    if tif.is_ome and tif.ome_metadata:
+        image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
+        pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+        if "TimeIncrement" in pixels:
+            return float(pixels["TimeIncrement"]), canonical_time_unit(pixels.get("TimeIncrementUnit", "s"))
+    for found in (tif.imagej_metadata, tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None):
+        if found and found.get("finterval"):
+            return float(found["finterval"]), canonical_time_unit(found.get("tunit", "sec"))
+    return None, None
 
 
 def _ome_sizes(xml: str) -> tuple[tuple[float, float] | None, float | None, str | None]:
@@ -128,6 +143,7 @@ def write_image(
             metadata["unit"] = "".join(c if ord(c) < 128 else f"\\u{ord(c):04X}" for c in unit)
         if meta.z_spacing:
             metadata["spacing"] = meta.z_spacing
+        metadata.update(_interval(meta, {"s": "sec", "ms": "msec"}))
         kwargs.update(imagej=True, metadata=metadata)
         if meta.pixel_size:
             y, x = meta.pixel_size
@@ -148,5 +164,16 @@ def write_image(
                 kwargs.update(resolution=(1 / x, 1 / y), resolutionunit="NONE")
         if spacing:
             metadata["spacing"] = spacing
+        metadata.update(_interval(meta, {}))
         kwargs["metadata"] = metadata
     return write_tiff(path, array, **kwargs)
+
+
+def _interval(meta: ImageMeta, spelling: dict[str, str]) -> dict[str, object]:
+    """The frame interval as ImageJ (and tifffile's description) write it: finterval, tunit."""
+    if not meta.frame_interval:
+        return {}
+    found: dict[str, object] = {"finterval": meta.frame_interval}
+    if meta.time_unit:
+        found["tunit"] = spelling.get(meta.time_unit, meta.time_unit)
+    return found

@@ -14,13 +14,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .atomic import atomic_directory
-from .meta import ImageMeta, canonical_unit
+from .meta import ImageMeta, canonical_time_unit, canonical_unit
 
 #: Planes are stored in chunks of at most this many pixels a side.
 CHUNK = 2048
 #: OME-Zarr's names for units, from ours.
 _OME_UNITS = {"µm": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter",
               "m": "meter", "inch": "inch"}
+_OME_TIME_UNITS = {"s": "second", "ms": "millisecond", "min": "minute", "h": "hour"}
 _TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 #: How viewers (napari-ome-zarr, OMERO) show the channels of an RGB(A) image stored as OME-Zarr.
 _COLOURS = [{"label": "red", "color": "FF0000"}, {"label": "green", "color": "00FF00"},
@@ -121,11 +122,14 @@ def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
         raise ValueError(f"the image has {ndim} axes, and OME-Zarr, which the results of zarr images are "
                          "written as, holds 2 to 5 (t, c, z, y, x); merge or split some first")
     unit = _OME_UNITS.get(meta.unit) if meta and meta.unit else None
+    time_unit = _OME_TIME_UNITS.get(meta.time_unit) if meta and meta.time_unit else None
     axes = []
     for name in letters:
         axis = {"name": name, "type": _TYPES[name]}
         if unit and axis["type"] == "space":
             axis["unit"] = unit
+        if time_unit and axis["type"] == "time":
+            axis["unit"] = time_unit
         axes.append(axis)
     return axes
 
@@ -137,18 +141,22 @@ def _ome_order(letters: str) -> bool:
 
 
 def scale_from_meta(axes: Sequence[dict], meta: ImageMeta) -> list[float]:
-    """The OME-Zarr scale of each axis from ``meta``'s pixel size and z spacing (1 where unknown)."""
+    """The OME-Zarr scale of each axis from ``meta``'s pixel size, z spacing and frame interval
+    (1 where unknown)."""
     scale = [1.0] * len(axes)
     names = [a["name"] for a in axes]
     if meta.pixel_size:
         scale[names.index("y")], scale[names.index("x")] = (float(v) for v in meta.pixel_size)
     if meta.z_spacing and "z" in names:
         scale[names.index("z")] = float(meta.z_spacing)
+    if meta.frame_interval and "t" in names:
+        scale[names.index("t")] = float(meta.frame_interval)
     return scale
 
 
 def meta_from_axes(axes: Sequence[dict], scale: Sequence[float]) -> ImageMeta:
-    """What a TIFF output of this image inherits: axis letters, pixel size, z spacing, unit."""
+    """What a TIFF output of this image inherits: axis letters, pixel size, z spacing, unit,
+    frame interval."""
     names = [str(a.get("name", "")).lower() for a in axes]
     letters = "".join(n.upper() for n in names) if all(len(n) == 1 for n in names) else None
     unit = canonical_unit(next((a.get("unit") for a in axes if a.get("name") == "x"), None))
@@ -158,7 +166,13 @@ def meta_from_axes(axes: Sequence[dict], scale: Sequence[float]) -> ImageMeta:
         if unit is not None or (y, x) != (1.0, 1.0):
             pixel_size = (y, x)
     z = float(scale[names.index("z")]) if "z" in names else None
-    return ImageMeta(axes=letters, pixel_size=pixel_size, z_spacing=z, unit=unit)
+    interval = time_unit = None
+    if "t" in names:
+        time_unit = canonical_time_unit(axes[names.index("t")].get("unit"))
+        if time_unit or float(scale[names.index("t")]) != 1.0:
+            interval = float(scale[names.index("t")])
+    return ImageMeta(axes=letters, pixel_size=pixel_size, z_spacing=z, unit=unit, frame_interval=interval,
+                     time_unit=time_unit)
 
 
 def chunks_for(shape: Sequence[int], colour: int | None = None) -> tuple[int, ...]:
