@@ -220,20 +220,41 @@ def test_ctrl_c_stops_the_cluster_and_exits_130(tmp_path):
     command = [sys.executable, "-m", "napari_noise2detail.cli", "denoise", str(tmp_path / "in"),
                "-o", str(tmp_path / "out"), "--workers", "2", "--device", "cpu", "--steps", "400"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("denoised"):
-            proc.send_signal(signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the workers as well
             break
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, "".join(lines) + out
-    assert "Batch cancelled" in out
+    assert "Batch cancelled" in out and "Traceback" not in out, out  # nor the workers' nor Dask's
     done = list((tmp_path / "out").glob("*_n2d_detail.tif"))
     assert 1 <= len(done) < 6
     for path in done:
         assert tifffile.imread(path).shape == (96, 96)
+
+
+def test_the_progress_line_counts_images_done_not_the_place_of_the_one_that_ended():
+    from napari_noise2detail.batch import BatchProgress, ItemResult
+
+    ended = BatchProgress(4, 5, "img4.tif", 0.4, None, result=ItemResult("img4.tif", "img4.tif", "done"),
+                          running=2, done=2)  # on a cluster the last image can end second
+    assert ended.describe() == "2/5 done, img4.tif: done (2 running)"
+    in_process = BatchProgress(1, 5, "img1.tif", 0.4, None, result=ItemResult("img1.tif", "img1.tif", "done"))
+    assert in_process.describe() == "2/5 img1.tif: done"
+
+
+def test_local_workers_leave_ctrl_c_to_the_command():
+    from napari_noise2detail.cluster import local_cluster
+
+    before = signal.getsignal(signal.SIGINT)
+    with local_cluster(1) as client:
+        # started ignoring it (a Ctrl-C while they imported torch printed their tracebacks)
+        assert list(client.run(lambda: signal.getsignal(signal.SIGINT) == signal.SIG_IGN).values()) == [True]
+        assert signal.getsignal(signal.SIGINT) is before  # this process answers it again
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_the_slurm_job_script_carries_the_options_given(capsys):

@@ -119,19 +119,24 @@ class BatchProgress:
     result: ItemResult | None = None
     #: On a cluster: how many of its tasks are running (an image, or a long stack's fit or block).
     running: int = 0
+    #: On a cluster: how many images have ended. They end in any order, so this is what the
+    #: status counts, rather than the place of the image an event names.
+    done: int | None = None
 
     def describe(self) -> str:
         """One line for a status bar, e.g. ``"2/5 a.tif: stage 3/3 (detail recovery), step 40/800, 3 min 10 s left"``."""
         left = "" if self.seconds_left is None else f", {format_duration(self.seconds_left)} left"
         running = f" ({self.running} running)" if self.running else ""
         if not self.name:  # on a cluster, while no image ends
-            return f"{round(self.fraction * self.total)}/{self.total} done{running}{left}"
+            return f"{self.done or 0}/{self.total} done{running}{left}"
         if self.result is not None:
             what = self.result.status + (f" ({self.result.reason})" if self.result.reason else "")
         elif self.progress is not None:
             what = self.progress.describe()
         else:
             what = "reading"
+        if self.done is not None:
+            return f"{self.done}/{self.total} done, {self.name}: {what}{running}{left}"
         return f"{self.index + 1}/{self.total} {self.name}: {what}{running}{left}"
 
 

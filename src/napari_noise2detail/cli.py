@@ -125,6 +125,14 @@ def _where(args: argparse.Namespace, options: BatchOptions) -> Iterator[tuple[ob
     with the threads each image gets there."""
     from . import cluster
 
+    if any(value is not None for value in (args.workers, args.scheduler, args.cluster)):
+        # What fails on the cluster reaches the user as an image's reason in the summary; the
+        # event loop's own error log is noise there: distributed's sync() answers a Ctrl-C that
+        # lands in it with a NameError traceback of its own (distributed 2026.8).
+        import logging
+
+        cluster.require_dask()  # which sets up its logging: the level is set after
+        logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     if args.workers is not None:
         from .engine.device import resolve_device
 

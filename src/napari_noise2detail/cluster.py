@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from contextlib import ExitStack, contextmanager
@@ -43,7 +45,7 @@ WRITING = ".n2d-writing"
 STOP_GRACE = 1.0
 
 
-def _require_dask() -> None:
+def require_dask() -> None:
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -55,19 +57,40 @@ def _require_dask() -> None:
 def local_cluster(workers: int, threads_per_worker: int = 1, gpus: int = 0) -> Iterator[Any]:
     """A Dask client on a cluster of ``workers`` processes on this machine, each running one
     image at a time; with ``gpus``, one worker per GPU, each seeing only its own."""
-    _require_dask()
+    require_dask()
     from distributed import Client, LocalCluster, Nanny, SpecCluster
 
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    if gpus:
-        cluster = SpecCluster(workers=gpu_worker_specs(gpus, Nanny), scheduler=_scheduler_spec(),
-                              silence_logs=40)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
-    with cluster, Client(cluster) as client:
+    with ExitStack() as stack:
+        with _workers_ignore_ctrl_c():
+            if gpus:
+                cluster = SpecCluster(workers=gpu_worker_specs(gpus, Nanny), scheduler=_scheduler_spec(),
+                                      silence_logs=40)
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+            stack.enter_context(cluster)
+            client = stack.enter_context(Client(cluster))
         yield client
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start the worker processes ignoring Ctrl-C (SIGINT): a terminal's Ctrl-C goes to every
+    process of the command, and workers interrupted while importing torch printed their
+    tracebacks, and a cluster interrupted half-started failed again when closed at exit. This
+    process alone answers it, cancelling the tasks and closing the workers. A process inherits
+    an ignored signal (and Python leaves it ignored), not a blocked one or a handler, so this
+    process ignores it too while the workers start (a second or two); afterwards, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _scheduler_spec() -> dict:
@@ -91,7 +114,7 @@ def connect(address: str, timeout: float = 10.0) -> Iterator[Any]:
     task at a time (``dask worker --nthreads 1``): each image uses the worker's cores itself.
     A scheduler not reached within ``timeout`` seconds, or an address that is not one, is a
     ValueError naming the address."""
-    _require_dask()
+    require_dask()
     from distributed import Client
 
     try:
@@ -111,7 +134,7 @@ def jobqueue_cluster_object(kind: str, options: Mapping[str, Any]) -> Any:
     ``job_script()`` is the script each job would run. ``options`` are the cluster's
     arguments (cores, memory, queue, walltime, job_extra_directives ...); by default each core
     of a job is a worker process of one thread, each running one image at a time."""
-    _require_dask()
+    require_dask()
     try:
         import dask_jobqueue
     except ImportError:
@@ -281,7 +304,7 @@ def run_on_cluster(
                     continue
             else:
                 results[index] = job.verdict
-            yield BatchProgress(index, total, job.name, fraction(), None, result=results[index])
+            yield BatchProgress(index, total, job.name, fraction(), None, result=results[index], done=len(results))
         pending = set(futures)
         ended_tasks = 0
         while pending:
@@ -316,9 +339,10 @@ def run_on_cluster(
             left = elapsed * len(pending) / ended_tasks if ended_tasks else None
             for index in ended:
                 yield BatchProgress(index, total, jobs[index].name, fraction(), left,
-                                    result=results[index], running=running)
+                                    result=results[index], running=running, done=len(results))
             if not ended:
-                yield BatchProgress(min(results, default=0), total, "", fraction(), left, running=running)
+                yield BatchProgress(min(results, default=0), total, "", fraction(), left, running=running,
+                                    done=len(results))
     finally:
         if pending or fits:
             client.cancel(list(pending) + fits, force=True)
@@ -345,13 +369,14 @@ def _outcome(future: Any, job: _Job) -> ItemResult:
 
 
 def _running(client: Any, futures: Iterable[Any]) -> int:
-    """How many of the batch's tasks (``futures``) are running on a worker now."""
+    """How many of the batch's tasks (``futures``) are running on a worker now: the scheduler's
+    "processing" also counts those queued on a worker, which runs as many as it has threads."""
     try:
-        processing = client.processing()
+        processing, threads = client.processing(), client.nthreads()
     except Exception:  # noqa: BLE001 - only for the display
         return 0
     keys = {future.key for future in futures}
-    return sum(key in keys for tasks in processing.values() for key in tasks)
+    return sum(min(sum(key in keys for key in tasks), threads.get(worker, 1)) for worker, tasks in processing.items())
 
 
 def cores() -> int:

@@ -84,6 +84,11 @@ def test_a_folder_batch_from_the_menu(viewer, qtbot, tmp_path, monkeypatch):
     assert again.source.value == "folder" and again.output_folder.value == out
     assert again.save_smooth.value and not again.overwrite.value
 
+    # No output folder: beside the inputs, and the summary says so in words
+    widget.output_folder.line_edit.value = ""  # cleared
+    run_and_wait(qtbot, widget)
+    assert widget.summary.value.endswith("Outputs are beside the inputs.")
+
 
 def test_selected_layers_from_the_menu(viewer, qtbot, tmp_path):
     rng = np.random.default_rng(1)

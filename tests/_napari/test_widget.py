@@ -148,6 +148,7 @@ def test_engine_failure_in_the_worker_is_reported_and_widget_is_ready(viewer, qt
     assert len(errors) == 1 and "ran out of memory" in errors[0]
     assert [layer.name for layer in viewer.layers] == ["cells"]
     assert w.denoise_button.enabled
+    assert w.noise.value == "estimated when denoising"  # not "being estimated..." for ever
 
 
 def test_rgb_layer(viewer, qtbot):

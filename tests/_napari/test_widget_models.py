@@ -134,6 +134,29 @@ def test_save_model_fits_one_first_when_the_last_run_fitted_plane_by_plane(viewe
     monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "short.n2d"))
     click(qtbot, w.save_model_button, w)
     assert load_model(tmp_path / "short.n2d", device="cpu").planes == (0, 1, 2)
+    assert w.noise.value not in ("being estimated...", "")  # the new model's noise, in words
+
+
+def test_model_and_results_paths_take_a_home_folder_and_keep_what_is_typed(
+        viewer, make_widget, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    viewer.add_image(noisy_cells(32)[1], name="cells")
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: "~/cells.v2")
+    w.save_model_button.native.click()
+    assert (tmp_path / "cells.v2.n2d").is_file()  # the suffix added, not put in place of ".v2"
+    w.model_file.value = "~/cells.v2.n2d"  # typed
+    assert widget_module.DenoiseWidget(viewer).model_file.value == tmp_path / "cells.v2.n2d"  # remembered
+    no_fitting(monkeypatch)
+    click(qtbot, w.apply_model_button, w)
+    assert "no such model" not in w.status.value and "Done" in w.status.value
+
+    big = viewer.add_image(OnePlaneAtATime(stack(2)), name="big", contrast_limits=(0, 1))
+    w.layer.value = big
+    w.folder.value = "~/results"
+    click(qtbot, w.apply_model_button, w)
+    assert (tmp_path / "results" / "big_n2d_detail.ome.zarr").is_dir() and str(tmp_path / "results") in w.status.tooltip
 
 
 def test_a_model_of_the_wrong_kind_or_file_is_refused_with_the_reason(viewer, make_widget, qtbot, tmp_path):

@@ -108,6 +108,22 @@ def test_compare_shows_the_stages_side_by_side_and_goes_back(viewer, make_widget
     assert [layer.name for layer in viewer.layers] == names
     assert w.compare_button.text == "Compare stages"
 
+    w.compare_button.native.click()
+    viewer.window.remove_dock_widget(w.native)  # the dock closed while comparing
+    qtbot.waitUntil(lambda: not grid.enabled, timeout=5_000)
+    assert other.visible and camera.zoom == pytest.approx(3.0)  # the view is given back
+
+
+def test_a_stage_one_layer_of_an_earlier_run_does_not_outlive_it(viewer, make_widget, qtbot):
+    viewer.add_image(noisy_cells(32)[1], name="cells")
+    w = make_widget()
+    w.add_stage1.value = True
+    click(qtbot, w.denoise_button, w)
+    assert "cells [N2D stage 1]" in viewer.layers
+    w.add_stage1.value = False
+    click(qtbot, w.denoise_button, w)
+    assert [layer.name for layer in viewer.layers] == ["cells", "cells [N2D smooth]", "cells [N2D detail]"]
+
 
 def test_the_loss_plot_receives_both_stages_and_the_guards_checks(viewer, make_widget, qtbot):
     viewer.add_image(noisy_cells(48)[1], name="cells")

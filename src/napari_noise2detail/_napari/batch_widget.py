@@ -315,9 +315,8 @@ class BatchWidget(Container):
         text = summary.report()
         if extra:
             text += "\n" + extra
-        where = _readable(self._outdir) if self._outdir else "beside the inputs"
         if summary.done:
-            text += f"\nOutputs are in {where}."
+            text += f"\nOutputs are in {_readable(self._outdir)}." if self._outdir else "\nOutputs are beside the inputs."
         self.summary.value = text
         self.summary.visible = True
         if not summary.cancelled:

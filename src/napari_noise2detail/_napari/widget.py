@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import napari
 from magicgui.widgets import (
@@ -26,10 +26,13 @@ from magicgui.widgets import (
 from napari.layers import Image, Shapes
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent, QObject
 
 from ..engine import PRESETS, Cancelled, Denoiser, describe_device, load_model
-from ..engine.presets import presets_explained
+from ..engine.clipping import Clipping
 from ..engine.planes import is_lazy
+from ..engine.presets import presets_explained
+from ..engine.stabilise import NoiseModel
 from . import remembered
 from .activity import Level
 from .compare import Comparison
@@ -88,6 +91,8 @@ class DenoiseWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._runner = Runner(self.native)
+        self.native.destroyed.connect(self._on_closed)
+        _Undocked(self.native, self._end_compare)
         self._source: Image | None = None
         self._started = 0.0
         self._comparison: Comparison | None = None
@@ -169,7 +174,7 @@ class DenoiseWidget(Container):
         self.save_model_button.changed.connect(self.save_model)
         self.apply_model_button.changed.connect(self.apply_model)
         self.layer.changed.connect(self._update_buttons)
-        for setting in (self.preset, self.steps, self.add_stage1, self.stabilise, self.folder):
+        for setting in (self.preset, self.steps, self.add_stage1, self.stabilise, self.folder, self.model_file):
             setting.changed.connect(self._remember)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
@@ -346,8 +351,8 @@ class DenoiseWidget(Container):
                 "shot_noise": noise and noise.signal_dependent, "stabilised": noise and noise.stabilised,
                 "stores": {kind: str(path) for kind, path in outcome.stores.items()}}
 
-    def _show_noise(self, outcome: Outcome) -> None:
-        short, full = noise_words(outcome.result.noise, outcome.result.clipping)
+    def _show_noise(self, noise: NoiseModel | None, clipping: Clipping | None) -> None:
+        short, full = noise_words(noise, clipping)
         self.noise.value = short
         self.noise.tooltip = full
 
@@ -356,12 +361,15 @@ class DenoiseWidget(Container):
         preview = result_name(source, "preview")
         if preview in self._viewer.layers:  # a preview is temporary: the real result replaces it
             self._viewer.layers.remove(preview)
+        stale = result_name(source, "partial")
+        if "partial" not in outcome.arrays and stale in self._viewer.layers:
+            self._viewer.layers.remove(stale)  # an earlier run's stage 1, not to be taken for this one's
         if outcome.model is not None:
             self.model, self._model_layer = outcome.model, source
         self.progress.value = 100
         where = f"; results in {next(iter(outcome.stores.values())).parent}" if outcome.stores else ""
         self.status.value = f"Done in {outcome.seconds:.1f} s: {outcome.how}{where}"
-        self._show_noise(outcome)
+        self._show_noise(outcome.result.noise, outcome.result.clipping)
         self._update_buttons()
         show_info(f"Noise2Detail: '{source.name}' denoised in {outcome.seconds:.1f} s")
 
@@ -373,7 +381,7 @@ class DenoiseWidget(Container):
         self.progress.value = 100
         self.status.value = (f"Preview done in {outcome.seconds:.1f} s. Denoise runs the whole "
                              f"{'stack' if source.ndim > 2 else 'image'} with these settings.")
-        self._show_noise(outcome)
+        self._show_noise(outcome.result.noise, outcome.result.clipping)
 
     def _on_cancelled(self) -> None:
         self.progress.value = 0
@@ -389,6 +397,7 @@ class DenoiseWidget(Container):
         if not self._runner.closed:
             self.status.value = message
             self.progress.value = 0
+            self.noise.value = "estimated when denoising"  # not "being estimated..." for ever
 
     # -- comparing ------------------------------------------------------------------------
     def _compared(self) -> list[Image]:
@@ -414,6 +423,13 @@ class DenoiseWidget(Container):
             self._comparison = None
             self.compare_button.text = "Compare stages"
 
+    def _on_closed(self, *_: object) -> None:
+        """The dock is destroyed, the viewer may live on: give it back its view (not the
+        button's text: the button went with the dock)."""
+        if self._comparison is not None:
+            self._comparison.end()
+            self._comparison = None
+
     # -- models ---------------------------------------------------------------------------
     def save_model(self, _value: Any = None, path: str | Path | None = None) -> GeneratorWorker | None:
         """Save the model fitted on the chosen layer to a file (asks where); when the last run
@@ -424,7 +440,7 @@ class DenoiseWidget(Container):
         path = path or self._ask_save_path()
         if not path:
             return None
-        path = Path(path).with_suffix(MODEL_SUFFIX) if not str(path).endswith(MODEL_SUFFIX) else Path(path)
+        path = Path(str(path) if str(path).endswith(MODEL_SUFFIX) else f"{path}{MODEL_SUFFIX}").expanduser()
         if self.model is not None and self._model_layer is source:
             self._write_model(self.model, path)
             return None
@@ -439,6 +455,7 @@ class DenoiseWidget(Container):
     def _fitted_for_saving(self, source: Image, model: Denoiser, path: Path) -> None:
         self.model, self._model_layer = model, source
         self.progress.value = 100
+        self._show_noise(model.noise, model.clipping)
         self._write_model(model, path)
 
     def _write_model(self, model: Denoiser, path: Path) -> None:
@@ -476,6 +493,23 @@ class DenoiseWidget(Container):
         return self.denoise_layer(self.layer.value, model=model)
 
 
+class _Undocked(QObject):
+    """Calls ``then`` when ``native`` leaves its dock: napari's close button takes the widget
+    out of the window without destroying it."""
+
+    def __init__(self, native: Any, then: Callable[[], None]) -> None:
+        super().__init__(native)
+        self._then = then
+        native.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            self._then()
+        return False
+
+
 def _path_text(edit: FileEdit) -> str:
-    """The path typed or chosen in ``edit``; "" when it is empty (its value is then ".")."""
-    return edit.line_edit.value.strip()
+    """The path typed or chosen in ``edit``, ``~`` expanded; "" when it is empty (its value is
+    then ".")."""
+    text = edit.line_edit.value.strip()
+    return str(Path(text).expanduser()) if text else ""
