@@ -130,8 +130,12 @@ def test_cancel_midway_leaves_only_complete_outputs(viewer, qtbot, tmp_path):
     widget.run_button.native.click()
     # Cancel while the second image (b.tif) is being fitted.
     qtbot.waitUntil(lambda: widget.status.value.startswith("2/4 b.tif: plane 1/2"), timeout=WAIT)
+    settings = (widget.source, widget.input_folder, widget.output_folder, widget.model, widget.preset,
+                widget.save_smooth, widget.overwrite, widget.dtype, widget.scheduler)
+    assert not any(control.enabled for control in settings)  # the run has taken them
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT)
+    assert all(control.enabled for control in settings)
 
     summary = widget.last_summary
     assert summary.cancelled and [r.name for r in summary.done] == ["a.tif"]

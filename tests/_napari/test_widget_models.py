@@ -135,6 +135,11 @@ def test_save_model_fits_one_first_when_the_last_run_fitted_plane_by_plane(viewe
     click(qtbot, w.save_model_button, w)
     assert load_model(tmp_path / "short.n2d", device="cpu").planes == (0, 1, 2)
     assert w.noise.value not in ("being estimated...", "")  # the new model's noise, in words
+    w.save_model(path=tmp_path / "same.n2d")  # the model just fitted: written, no run
+    assert not w.running and (tmp_path / "same.n2d").is_file()
+    w.steps.value = 7  # other settings than the model's: it is fitted again with them
+    click(qtbot, w.save_model_button, w)
+    assert load_model(tmp_path / "short.n2d", device="cpu").settings.steps == 7
 
 
 def test_model_and_results_paths_take_a_home_folder_and_keep_what_is_typed(

@@ -279,7 +279,12 @@ class BatchWidget(Container):
     def _set_running(self, running: bool) -> None:
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
-        self.scheduler.enabled = not running
+        # the run has taken its settings: while it lasts, changing them would only mislead
+        for control in (self.source, self.output_folder, self.model, self.save_smooth, self.overwrite,
+                        self.dtype, self.scheduler):
+            control.enabled = not running
+        self.input_folder.enabled = not running and self.source.value == "folder"
+        self.preset.enabled = not running and _chosen(self.model) is None
 
     def _on_event(self, event: BatchProgress) -> None:
         self.progress.value = round(event.fraction * _SCALE)

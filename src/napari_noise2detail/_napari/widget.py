@@ -96,9 +96,10 @@ class DenoiseWidget(Container):
         self._source: Image | None = None
         self._started = 0.0
         self._comparison: Comparison | None = None
-        #: The model of the last run that fitted one, and the layer it was fitted on.
+        #: The model of the last run that fitted one, the layer and the choices it was fitted with.
         self.model: Denoiser | None = None
         self._model_layer: Image | None = None
+        self._model_choices: tuple = ()
         saved = remembered.load(SETTINGS_NAME)
 
         self.layer = ComboBox(label="image", choices=self._image_layers, nullable=False)
@@ -212,6 +213,10 @@ class DenoiseWidget(Container):
         for control in (self.layer, self.preset, self.steps, self.stabilise, self.add_stage1, self.region,
                         self.model_file, self.folder):
             control.enabled = idle
+
+    def _choices(self) -> tuple:
+        """What a fit depends on: a model fitted with other choices is not saved as this one's."""
+        return self.preset.value, self.steps.value, self.stabilise.value
 
     def _on_preset(self, name: str) -> None:
         self.steps.value = PRESETS[name].steps
@@ -365,7 +370,7 @@ class DenoiseWidget(Container):
         if "partial" not in outcome.arrays and stale in self._viewer.layers:
             self._viewer.layers.remove(stale)  # an earlier run's stage 1, not to be taken for this one's
         if outcome.model is not None:
-            self.model, self._model_layer = outcome.model, source
+            self.model, self._model_layer, self._model_choices = outcome.model, source, self._choices()
         self.progress.value = 100
         where = f"; results in {next(iter(outcome.stores.values())).parent}" if outcome.stores else ""
         self.status.value = f"Done in {outcome.seconds:.1f} s: {outcome.how}{where}"
@@ -441,7 +446,7 @@ class DenoiseWidget(Container):
         if not path:
             return None
         path = Path(str(path) if str(path).endswith(MODEL_SUFFIX) else f"{path}{MODEL_SUFFIX}").expanduser()
-        if self.model is not None and self._model_layer is source:
+        if self.model is not None and self._model_layer is source and self._model_choices == self._choices():
             self._write_model(self.model, path)
             return None
         try:
@@ -453,7 +458,7 @@ class DenoiseWidget(Container):
                             lambda model: self._fitted_for_saving(source, model, path))
 
     def _fitted_for_saving(self, source: Image, model: Denoiser, path: Path) -> None:
-        self.model, self._model_layer = model, source
+        self.model, self._model_layer, self._model_choices = model, source, self._choices()
         self.progress.value = 100
         self._show_noise(model.noise, model.clipping)
         self._write_model(model, path)
