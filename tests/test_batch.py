@@ -75,6 +75,20 @@ def test_a_time_lapse_keeps_its_frame_interval(tmp_path, writer):
     assert read_image(tmp_path / "f64.tif")[1] == meta
 
 
+def test_a_frame_interval_in_a_unit_not_known_is_not_taken_for_seconds(tmp_path):
+    frames = np.zeros((3, 16, 16), np.float32)
+    tifffile.imwrite(tmp_path / "us.tif", frames, imagej=True, metadata={"axes": "TYX", "finterval": 5, "tunit": "usec"})
+    tifffile.imwrite(tmp_path / "odd.tif", frames, imagej=True,
+                     metadata={"axes": "TYX", "finterval": 5, "tunit": "fortnight"})
+    assert read_image(tmp_path / "us.tif")[1].time_unit == "µs"
+    assert read_image(tmp_path / "odd.tif")[1].frame_interval is None
+    write_image(tmp_path / "out.tif", frames, read_image(tmp_path / "us.tif")[1])
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:  # ImageJ's ASCII spelling
+        assert (tif.imagej_metadata["finterval"], tif.imagej_metadata["tunit"]) == (5, "us")
+    unknown = meta_from_scale((5.0, 1.0, 1.0), ("fortnight", "pixel", "pixel"), ("t", "y", "x"))
+    assert unknown.frame_interval is None
+
+
 def test_a_rerun_skips_what_is_done_and_overwrite_redoes_it(tmp_path):
     make_folder(tmp_path)
     good = [tmp_path / "a.tif", tmp_path / "b.tif"]

@@ -231,6 +231,7 @@ def test_fit_then_denoise_with_the_saved_model(tmp_path, capsys):
     (["fit", "{tmp}/b.tif", "-o", "{tmp}/a.tif/m.n2d"], "cannot write in"),
     (["denoise", "{tmp}/b.tif", "-o", "{tmp}/a.tif"], "it is a file, not a folder"),
     (["demo", "-o", "{tmp}/a.tif/demo"], "cannot write in"),
+    (["fit", "{tmp}", "-o", "{tmp}/new/deeper/m.n2d"], "is one image file"),  # and no folder made
 ])
 def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message, monkeypatch):
     before = make_folder(tmp_path)
@@ -256,13 +257,19 @@ def test_fit_reads_the_colours_of_an_ome_zarr_store(tmp_path, capsys):
     assert load_model(tmp_path / "m.n2d", device="cpu").channels == 3
 
 
-def test_a_tiff_with_two_samples_a_pixel_is_denoised_as_two_channels(tmp_path):
-    data = (np.random.default_rng(0).random((24, 20, 2)) * 1000).astype(np.uint16)
-    tifffile.imwrite(tmp_path / "two.tif", data, photometric="minisblack", planarconfig="contig")
+@pytest.mark.parametrize("shape, axes, expected", [
+    ((24, 20, 2), "YXS", "CYX"),
+    ((3, 24, 20, 2), "TYXS", "TCYX"),  # channels where ImageJ keeps them: a hyperstack in Fiji
+])
+def test_a_tiff_with_two_samples_a_pixel_is_denoised_as_two_channels(tmp_path, shape, axes, expected):
+    data = (np.random.default_rng(0).random(shape) * 1000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "two.tif", data, photometric="minisblack", planarconfig="contig",
+                     metadata={"axes": axes})
     assert main(["denoise", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out"), "--steps", "3",
                  "--device", "cpu"]) == 0
     with tifffile.TiffFile(tmp_path / "out" / "two_n2d_detail.tif") as tif:
-        assert tif.series[0].shape == (2, 24, 20) and tif.series[0].axes == "CYX"  # not read as RGB
+        assert tif.series[0].axes == expected and tif.is_imagej  # not read as RGB
+        assert tif.series[0].shape == tuple(np.moveaxis(data, -1, -3).shape)
 
 
 def test_a_killed_run_leaves_no_zarr_store_under_the_final_name(tmp_path):

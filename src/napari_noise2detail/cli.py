@@ -125,14 +125,30 @@ def _where(args: argparse.Namespace, options: BatchOptions) -> Iterator[tuple[ob
     with the threads each image gets there."""
     from . import cluster
 
-    if any(value is not None for value in (args.workers, args.scheduler, args.cluster)):
-        # What fails on the cluster reaches the user as an image's reason in the summary; the
-        # event loop's own error log is noise there: distributed's sync() answers a Ctrl-C that
-        # lands in it with a NameError traceback of its own (distributed 2026.8).
-        import logging
+    if all(value is None for value in (args.workers, args.scheduler, args.cluster)):
+        yield None, options
+        return
+    # What fails on the cluster reaches the user as an image's reason in the summary; the event
+    # loop's own error log is noise there: distributed's sync() answers a Ctrl-C that lands in
+    # it with a NameError traceback of its own (distributed 2026.8). Quiet while the batch runs.
+    import logging
 
-        cluster.require_dask()  # which sets up its logging: the level is set after
-        logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
+    cluster.require_dask()  # which sets up its logging: the level is set after
+    loop_log = logging.getLogger("tornado.application")
+    level = loop_log.level
+    loop_log.setLevel(logging.CRITICAL)
+    try:
+        with _cluster(args, options) as (client, options):
+            yield client, options
+    finally:
+        loop_log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace, options: BatchOptions) -> Iterator[tuple[object, BatchOptions]]:
+    """The cluster the options ask for: local workers, a running scheduler or dask-jobqueue jobs."""
+    from . import cluster
+
     if args.workers is not None:
         from .engine.device import resolve_device
 
@@ -153,8 +169,6 @@ def _where(args: argparse.Namespace, options: BatchOptions) -> Iterator[tuple[ob
         per_worker = max(1, int(settings.get("cores", 1)) // int(settings.get("processes", settings.get("cores", 1))))
         with cluster.jobqueue_cluster(args.cluster, args.jobs or 1, settings) as client:
             yield client, replace(options, threads=options.threads or per_worker)
-    else:
-        yield None, options
 
 
 def _planes(text: str) -> list[int]:
@@ -318,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 (args.cluster_option, "--cluster-option")):
                 if given and args.cluster is None:
                     raise ValueError(f"{name} goes with --cluster")
+            if args.jobs is not None and args.jobs < 1:
+                raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
             if args.print_job_script:
                 from .cluster import jobqueue_cluster_object
 

@@ -82,15 +82,16 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
     tracebacks, and a cluster interrupted half-started failed again when closed at exit. This
     process alone answers it, cancelling the tasks and closing the workers. A process inherits
     an ignored signal (and Python leaves it ignored), not a blocked one or a handler, so this
-    process ignores it too while the workers start (a second or two); afterwards, as before."""
+    process ignores it too while the workers start (a second or two); afterwards, as before.
+    POSIX only: Windows starts processes without the signals' dispositions."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, before)
+    finally:  # None: a handler not set from Python, which cannot be put back; Python's own then
+        signal.signal(signal.SIGINT, signal.default_int_handler if before is None else before)
 
 
 def _scheduler_spec() -> dict:

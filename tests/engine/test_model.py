@@ -72,6 +72,12 @@ def test_save_and_load_give_bit_identical_results(noisy64, tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
+def test_settings_given_as_numpy_integers_are_saved_as_plain_ones(noisy64):
+    model = fit(noisy64, device="cpu", **{**QUICK, "steps": np.int64(5)})
+    assert type(model.settings.steps) is int
+    assert model_module.model_from_bytes(model.to_bytes(), "cpu").settings == model.settings
+
+
 def _umask() -> int:
     import os
 

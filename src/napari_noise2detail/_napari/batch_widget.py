@@ -66,7 +66,7 @@ def _chosen(edit: FileEdit) -> Path | None:
 def _cluster_levels(event: BatchProgress) -> tuple[float, list[Level]]:
     """The Activity panel's nested bar for a batch on a cluster: images done and running (the
     workers do not report their steps)."""
-    done = round(event.fraction * event.total)
+    done = event.done or 0
     return event.fraction, [Level(f"{done}/{event.total} images done, {event.running} running",
                                   done, event.total)]
 

@@ -102,7 +102,7 @@ def _check_finite(values: np.ndarray, where: str = "") -> None:
                 f"the image has {bad} NaN or infinite pixel(s){where}; replace them before denoising"
             )
     if values.dtype.kind == "f" and values.dtype.itemsize > 4:  # the results are float32
-        largest = float(np.max(np.abs(values)))
+        largest = max(float(values.max()), -float(values.min()))  # no copy of the image
         if largest > float(np.finfo(np.float32).max):
             raise ValueError(f"the image has values{where} beyond float32's range (up to {largest:.3g}), "
                              "which the results are given in; rescale it first")

@@ -100,8 +100,10 @@ class Settings:
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.type in ("int", "int | None") and value is not None and not _whole(value):
-                raise TypeError(f"{field.name} must be a whole number, got {value!r}")
+            if field.type in ("int", "int | None") and value is not None:
+                if not _whole(value):
+                    raise TypeError(f"{field.name} must be a whole number, got {value!r}")
+                object.__setattr__(self, field.name, int(value))  # numpy's integers: plain, for JSON
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.detail_steps is not None and self.detail_steps < 1:

@@ -35,11 +35,13 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
 
 
 def write_problem(folder: str | os.PathLike) -> str | None:
-    """Why files cannot be written in ``folder`` (made if missing), or None when they can: to
-    refuse a run before its work rather than after it. Tried, not guessed from permissions."""
+    """Why files cannot be written in ``folder``, or None when they can: to refuse a run before
+    its work rather than after it. Tried (the folders it lacks made, a file made there), not
+    guessed from permissions; nothing it made is left."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         return f"cannot write in {folder}: it is a file, not a folder"
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # the deepest first
     probe = folder / f".n2d-probe.{secrets.token_hex(6)}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -47,6 +49,10 @@ def write_problem(folder: str | os.PathLike) -> str | None:
         probe.unlink()
     except OSError as err:
         return f"cannot write in {folder}: {err.strerror or err}"
+    finally:
+        for made in missing:
+            with suppress(OSError):
+                made.rmdir()
     return None
 
 

@@ -21,13 +21,16 @@ MICRONS = {"nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 # Time units met in ImageJ ("sec"), OME-TIFF ("s") and OME-Zarr ("second"), one spelling each.
 _TIME_UNITS = {
     "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s", "ms": "ms", "msec": "ms",
-    "millisecond": "ms", "milliseconds": "ms", "min": "min", "minute": "min", "minutes": "min",
-    "h": "h", "hr": "h", "hour": "h", "hours": "h",
+    "millisecond": "ms", "milliseconds": "ms", "µs": "µs", "μs": "µs", "us": "µs", "usec": "µs",
+    "microsecond": "µs", "microseconds": "µs", "ns": "ns", "nsec": "ns", "nanosecond": "ns",
+    "nanoseconds": "ns", "min": "min", "minute": "min", "minutes": "min", "h": "h", "hr": "h",
+    "hour": "h", "hours": "h", "d": "d", "day": "d", "days": "d",
 }
 
 
 def canonical_time_unit(unit: object) -> str | None:
-    """``"s"``, ``"ms"``, ``"min"`` or ``"h"`` for a time unit's spellings; None otherwise."""
+    """One spelling per time unit (``"sec"``, ``"second"`` -> ``"s"``); None for one not known
+    (whose interval is then not carried over: unitless, it would be read as seconds)."""
     return _TIME_UNITS.get(str(unit).strip().lower()) if unit is not None else None
 
 
@@ -85,8 +88,9 @@ def meta_from_scale(
     if axes and "Z" in axes and scale is not None:
         z_spacing = float(scale[axes.index("Z")])
     if axes and "T" in axes and scale is not None:
-        time_unit = canonical_time_unit(units[axes.index("T")]) if units else None
-        if time_unit or float(scale[axes.index("T")]) != 1.0:
+        named = units[axes.index("T")] if units else None
+        time_unit = canonical_time_unit(named)
+        if time_unit or (named is None and float(scale[axes.index("T")]) != 1.0):
             frame_interval = float(scale[axes.index("T")])
     return ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
                      frame_interval=frame_interval, time_unit=time_unit)

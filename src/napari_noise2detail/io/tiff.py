@@ -31,8 +31,8 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
         axes = series.axes if len(series.axes) == data.ndim else None
         if axes and axes.endswith("S") and data.shape[-1] not in (3, 4):
             # samples that are not RGB(A) colours (two channels stored contiguously, say):
-            # read as channels, each denoised as its own plane (outputs are channel-first)
-            data, axes = np.moveaxis(data, -1, 0), ("C" + axes[:-1] if "C" not in axes else None)
+            # read as channels before Y and X (ImageJ's order), each denoised as its own plane
+            data, axes = np.moveaxis(data, -1, -3), (axes[:-3] + "C" + axes[-3:-1] if "C" not in axes else None)
         pixel_size, z_spacing, unit = None, None, None
         if tif.is_ome and tif.ome_metadata:
             pixel_size, z_spacing, unit = _ome_sizes(tif.ome_metadata)
@@ -51,11 +51,18 @@ def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
         image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
         pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
         if "TimeIncrement" in pixels:
-            return float(pixels["TimeIncrement"]), canonical_time_unit(pixels.get("TimeIncrementUnit", "s"))
+            return _known(float(pixels["TimeIncrement"]), pixels.get("TimeIncrementUnit", "s"))
     for found in (tif.imagej_metadata, tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None):
         if found and found.get("finterval"):
-            return float(found["finterval"]), canonical_time_unit(found.get("tunit", "sec"))
+            return _known(float(found["finterval"]), found.get("tunit", "sec"))
     return None, None
+
+
+def _known(interval: float, unit: object) -> tuple[float | None, str | None]:
+    """The interval in a unit this package knows, or nothing: an interval written without its
+    unit would be read as seconds."""
+    known = canonical_time_unit(unit)
+    return (interval, known) if known else (None, None)
 
 
 def _ome_sizes(xml: str) -> tuple[tuple[float, float] | None, float | None, str | None]:
@@ -174,6 +181,6 @@ def _interval(meta: ImageMeta, spelling: dict[str, str]) -> dict[str, object]:
     if not meta.frame_interval:
         return {}
     found: dict[str, object] = {"finterval": meta.frame_interval}
-    if meta.time_unit:
-        found["tunit"] = spelling.get(meta.time_unit, meta.time_unit)
+    if meta.time_unit:  # ImageJ's description is ASCII
+        found["tunit"] = spelling.get(meta.time_unit, meta.time_unit).replace("µ", "u")
     return found

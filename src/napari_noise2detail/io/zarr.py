@@ -21,7 +21,8 @@ CHUNK = 2048
 #: OME-Zarr's names for units, from ours.
 _OME_UNITS = {"µm": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter",
               "m": "meter", "inch": "inch"}
-_OME_TIME_UNITS = {"s": "second", "ms": "millisecond", "min": "minute", "h": "hour"}
+_OME_TIME_UNITS = {"s": "second", "ms": "millisecond", "µs": "microsecond", "ns": "nanosecond", "min": "minute",
+                   "h": "hour", "d": "day"}
 _TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 #: How viewers (napari-ome-zarr, OMERO) show the channels of an RGB(A) image stored as OME-Zarr.
 _COLOURS = [{"label": "red", "color": "FF0000"}, {"label": "green", "color": "00FF00"},
@@ -168,8 +169,9 @@ def meta_from_axes(axes: Sequence[dict], scale: Sequence[float]) -> ImageMeta:
     z = float(scale[names.index("z")]) if "z" in names else None
     interval = time_unit = None
     if "t" in names:
-        time_unit = canonical_time_unit(axes[names.index("t")].get("unit"))
-        if time_unit or float(scale[names.index("t")]) != 1.0:
+        named = axes[names.index("t")].get("unit")
+        time_unit = canonical_time_unit(named)
+        if time_unit or (named is None and float(scale[names.index("t")]) != 1.0):
             interval = float(scale[names.index("t")])
     return ImageMeta(axes=letters, pixel_size=pixel_size, z_spacing=z, unit=unit, frame_interval=interval,
                      time_unit=time_unit)
