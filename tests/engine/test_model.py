@@ -72,6 +72,20 @@ def test_save_and_load_give_bit_identical_results(noisy64, tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
+def test_a_stabilised_model_refuses_an_image_below_its_cameras_offset(monkeypatch):
+    rng = np.random.default_rng(0)
+    clean = np.stack([synthetic_cells(48, seed=s) for s in range(3)])
+    stack = 1000 + 4 * rng.poisson(200 * clean + 20) + rng.normal(0, 3, clean.shape)  # offset 1000, gain 4
+    model = fit(stack, device="cpu", **QUICK)
+    assert model.noise.stabilised  # several planes: shot noise stabilised
+    model.apply(stack)  # its own planes are covered
+    with pytest.raises(ValueError, match="100 % of plane 0 lies below 1000, the darkest level"):
+        model.apply(stack[0] - 1000)  # the same scene from a camera without the offset: it would be flat
+    monkeypatch.setattr(model_module, "PLANE_TILE", 16)  # a plane in tiles is counted whole
+    with pytest.raises(ValueError, match="100 % of plane 0"):
+        model.apply(stack[0] - 1000)
+
+
 def test_settings_given_as_numpy_integers_are_saved_as_plain_ones(noisy64):
     model = fit(noisy64, device="cpu", **{**QUICK, "steps": np.int64(5)})
     assert type(model.settings.steps) is int

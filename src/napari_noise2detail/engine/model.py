@@ -39,7 +39,7 @@ from .normalize import from_unit, to_unit, unit_range
 from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, check_seed, resolve_settings
 from .results import KINDS, Cancelled, DenoiseResult, Progress
-from .stabilise import NoiseModel, estimate_noise, forward, inverse
+from .stabilise import NoiseModel, estimate_noise, floor, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
 from .wiener import collaborative_wiener, residual_variance
@@ -60,6 +60,13 @@ def fits_once(planes: int) -> bool:
     return planes >= FIT_ONCE_FROM
 #: Planes larger than this many pixels a side are applied in tiles of this size.
 PLANE_TILE = 4096
+#: A stabilised model refuses a plane with more than this share of its pixels below the
+#: darkest value its noise model tells apart (``stabilise.floor``), which would come out
+#: flattened: an image much dimmer than the model's, or from a camera with another offset. On
+#: the confocal z-stack of ../shared/data (offset about 1.7k grey levels), its own fitting
+#: planes have 0.04 % there and every plane under a model fitted on 5 of them at most 0.02 %;
+#: a dim 2D image given a model of that stack had all of its pixels there.
+UNCOVERED_LIMIT = 0.01
 #: Planes of at most this many pixels in all go through the networks together.
 BATCH_PIXELS = 1024 * 1024
 
@@ -186,6 +193,8 @@ class Denoiser:
                     self._apply_tiled(image, info, batch[0], outputs, settings)
                 else:
                     raw = [read_plane(image, info, i) for i in batch]
+                    for i, plane in zip(batch, raw):
+                        self._check_covered(self._uncovered(plane), plane[..., 0].size, i)
                     for i, plane, stages in zip(batch, raw, self._stages(raw, settings)):
                         _write(outputs, info, i, stages, plane)
                 done = first + len(batch)
@@ -227,9 +236,12 @@ class Denoiser:
         tiles = [(top, left) for top in range(0, info.height, PLANE_TILE)
                  for left in range(0, info.width, PLANE_TILE)]
         plane_range = (self.low, self.high)
+        uncovered = 0
         for top, left in tiles:
             part = read_plane(image, info, plane, slice(top, top + PLANE_TILE), slice(left, left + PLANE_TILE))
             plane_range = union_range(plane_range, self._range(self._prepare(part)), self._decorrelate)
+            uncovered += self._uncovered(part)
+        self._check_covered(uncovered, info.height * info.width, plane)
         margin = halo(settings)
         for top, left in tiles:
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
@@ -250,6 +262,20 @@ class Denoiser:
     @property
     def _stabilised(self) -> bool:
         return self.noise is not None and self.noise.stabilised
+
+    def _uncovered(self, plane: np.ndarray) -> int:
+        """Values of a raw ``(H, W, C)`` plane below what the stabilising transform tells apart."""
+        if not self._stabilised:
+            return 0
+        return int(np.count_nonzero(plane[..., : self.channels] < floor(self.noise)))
+
+    def _check_covered(self, uncovered: int, pixels: int, plane: int) -> None:
+        if uncovered > UNCOVERED_LIMIT * pixels * self.channels:
+            share = 100 * uncovered / (pixels * self.channels)
+            raise ValueError(
+                f"{share:.0f} % of plane {plane} lies below {floor(self.noise):.4g}, the darkest level this "
+                "model's noise model tells apart: it was fitted on brighter images, or on a camera with "
+                "another offset, and would flatten those pixels. Fit a model on this image instead")
 
     def _prepare(self, plane: np.ndarray) -> np.ndarray:
         """A raw ``(H, W, C)`` plane as the networks' float64 data (before the [0, 1] map)."""

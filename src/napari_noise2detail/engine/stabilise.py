@@ -195,6 +195,12 @@ def forward(z: np.ndarray, model: NoiseModel) -> np.ndarray:
     return (2 / a) * np.sqrt(np.maximum(a * np.asarray(z, dtype=np.float64) + 0.375 * a * a + b, 0))
 
 
+def floor(model: NoiseModel) -> float:
+    """The darkest value :func:`forward` tells apart: below it the noise model's variance would
+    be negative (a camera offset the model was fitted for), and every value maps to 0."""
+    return -(model.b + 0.375 * model.a * model.a) / model.a
+
+
 def inverse(d: np.ndarray, model: NoiseModel) -> np.ndarray:
     """Exact unbiased inverse of :func:`forward` (closed-form approximation): maps the mean
     of the transformed noisy data, which a denoiser estimates, back to the signal."""
