@@ -57,7 +57,9 @@ class ProgressDisplay:
 
             prefix = "{desc}: " if self.title else ""
             self._bar = tqdm(total=100, desc=self.title or None, file=self.stream,
-                             bar_format=prefix + "{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+                             # our text says the time left (tqdm's {remaining} said it again), and
+                             # tqdm puts ", " before the text itself
+                             bar_format=prefix + "{percentage:3.0f}%|{bar}| {elapsed}{postfix}")
         root = logging.getLogger()
         if not root.handlers:  # logging left as it is where the caller set it up
             self._handler = _Quiet(self)
