@@ -332,8 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 (args.cluster_option, "--cluster-option")):
                 if given and args.cluster is None:
                     raise ValueError(f"{name} goes with --cluster")
-            if args.jobs is not None and args.jobs < 1:
-                raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+            for count, name in ((args.jobs, "--jobs"), (args.workers, "--workers")):
+                if count is not None and count < 1:
+                    raise ValueError(f"{name} must be at least 1, got {count}")
             if args.print_job_script:
                 from .cluster import jobqueue_cluster_object
 

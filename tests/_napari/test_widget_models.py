@@ -38,6 +38,7 @@ def test_a_long_stack_is_fitted_once_and_a_short_one_plane_by_plane(viewer, make
     assert about["how"] == "fitted once on 5 of 6 planes, applied to every plane"
     assert w.model is not None and w.model.planes == (0, 1, 2, 4, 5)
     assert viewer.layers["long [N2D detail]"].data.shape == long.data.shape
+    assert not w.stabilise.value and w.model.settings.stabilise  # fitted once: stabilised, as elsewhere
 
     viewer.add_image(stack(3), name="short")
     w.layer.value = viewer.layers["short"]

@@ -236,7 +236,9 @@ class DenoiseWidget(Container):
         if is_lazy(image):
             folder = Path(_path_text(self.folder)) if _path_text(self.folder) else default_folder(source)
             stores = layer_stores(source, folder, kinds)
-        settings = {"steps": self.steps.value, "stabilise": self.stabilise.value, "report_every": 2}
+        # unticked: None, as on the command line: a fit on several planes stabilises all the same
+        # (one model for bright and dim planes), a plane by plane fit does not
+        settings = {"steps": self.steps.value, "stabilise": self.stabilise.value or None, "report_every": 2}
         return Job(image, rgb, self.preset.value, settings if model is None else {}, kinds, "auto", model, stores)
 
     # -- running --------------------------------------------------------------------------
