@@ -39,6 +39,10 @@ def test_a_long_stack_is_fitted_once_and_a_short_one_plane_by_plane(viewer, make
     assert w.model is not None and w.model.planes == (0, 1, 2, 4, 5)
     assert viewer.layers["long [N2D detail]"].data.shape == long.data.shape
     assert not w.stabilise.value and w.model.settings.stabilise  # fitted once: stabilised, as elsewhere
+    click(qtbot, w.preview_button, w)  # a preview of one plane shows what that run gives
+    preview = viewer.layers["long [N2D preview]"].metadata["noise2detail"]
+    assert preview["settings"]["stabilise"] is True
+    assert w.noise.value.startswith("preview: ")  # the region's noise, not the result layers'
 
     viewer.add_image(stack(3), name="short")
     w.layer.value = viewer.layers["short"]
@@ -65,6 +69,8 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
     assert detail.metadata["noise2detail"]["stores"]["detail"] == str(path)
     written = read_zarr(path)
     assert written.scale == [3.0, 0.5, 0.5] and written.meta.unit == "µm"
+    first = np.asarray(written.data[0])  # the limits: from the result's first plane, not the source's
+    assert tuple(detail.contrast_limits) == pytest.approx((first.min(), first.max()))
     assert written.translation == [0.0, 12.0, -4.0]  # opened on its own later, it lies over its source
     assert np.asarray(written.data[2]).std() < data[2].std()  # denoised
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [

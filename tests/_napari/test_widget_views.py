@@ -74,6 +74,7 @@ def test_the_noise_line_is_cleared_when_a_run_starts(viewer, make_widget, qtbot)
     w.denoise_button.native.click()
     assert w.noise.value == "being estimated..."
     w.cancel_button.native.click()
+    assert not w.cancel_button.enabled  # asked once
     qtbot.waitUntil(lambda: not w.running, timeout=10_000)
     assert w.progress.value == 0
 

@@ -56,10 +56,19 @@ def placement(source: Image, offset: Sequence[int] | None = None) -> dict[str, A
     return kwargs
 
 
+#: A lazy result's contrast limits come from the middle of its first plane, this many pixels
+#: a side at most: never the whole result, whatever its size.
+LIMITS_SAMPLE = 1024
+
+
 def fitted_limits(data: Any, source: Image) -> tuple[float, float]:
-    """Contrast limits for a result: its range; the source's for a lazy one (never read whole)."""
+    """Contrast limits for a result: its range; for a lazy one (never read whole), the range of
+    the middle of its first plane (napari gives a dask layer with a scale the limits [0, 1],
+    which copied to the results showed them saturated)."""
     if is_lazy(data):
-        return tuple(source.contrast_limits)
+        h, w = data.shape[-2:]
+        rows, cols = (slice(max(0, n // 2 - LIMITS_SAMPLE // 2), n // 2 + LIMITS_SAMPLE // 2) for n in (h, w))
+        data = np.asarray(data[(0,) * (data.ndim - 2) + (rows, cols)])
     low, high = float(np.min(data)), float(np.max(data))
     return (low, high) if high > low else (low, low + 1.0)
 

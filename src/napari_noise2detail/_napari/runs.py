@@ -100,6 +100,14 @@ def way(job: Job) -> str:
     return "fit once" if planes == 1 or fits_once(planes) else "every plane"
 
 
+def fitted_on_several_planes(image: Any, rgb: bool) -> bool:
+    """Whether denoising the whole ``image`` fits one model on several of its planes, where
+    the engine stabilises shot noise unless told not to: what a preview of a part of it must
+    do as well to show what the whole run will give."""
+    planes = planes_of(image, rgb)
+    return planes > 1 and (is_lazy(image) or fits_once(planes))
+
+
 def start_run(job: Job) -> Generator[Step, None, Outcome]:
     """Check ``job`` (ValueError/TypeError: what is wrong) and return its run."""
     how = way(job)

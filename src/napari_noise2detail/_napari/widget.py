@@ -40,7 +40,7 @@ from .layers import SUFFIXES, image_data, put_results, result_name
 from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
-from .runs import Job, Outcome, Step, fit_only, start_run, way
+from .runs import Job, Outcome, Step, fit_only, fitted_on_several_planes, start_run, way
 from .steady import SteadyLabel, steady_combo, steady_width
 from .stores import default_folder, layer_stores
 from .worker import Failed, Handlers, Runner
@@ -279,8 +279,12 @@ class DenoiseWidget(Container):
             if source is None:
                 raise ValueError("there is no image layer to preview; open an image first")
             region = self._region(source)
-            data, _rgb = image_data(source)
-            run = start_run(self._job(source, image=region.read(data), kinds=("detail",)))
+            data, rgb = image_data(source)
+            job = self._job(source, image=region.read(data), kinds=("detail",))
+            if fitted_on_several_planes(data, rgb) and job.settings.get("stabilise") is None:
+                # Denoise will fit the stack once, stabilised: the preview's one plane likewise
+                job = dataclasses.replace(job, settings={**job.settings, "stabilise": True})
+            run = start_run(job)
         except (TypeError, ValueError, OSError) as error:
             self._fail(error)
             return None
@@ -315,6 +319,7 @@ class DenoiseWidget(Container):
         if self.running:
             if not self._runner.closed:
                 self.status.value = "Cancelling..."
+                self.cancel_button.enabled = False  # asked once; the run stops at its next step
             self._runner.cancel()
 
     def _source_removed(self, event: Any) -> None:
@@ -389,6 +394,7 @@ class DenoiseWidget(Container):
         self.status.value = (f"Preview done in {outcome.seconds:.1f} s. Denoise runs the whole "
                              f"{'stack' if source.ndim > 2 else 'image'} with these settings.")
         self._show_noise(outcome.result.noise, outcome.result.clipping)
+        self.noise.value = f"preview: {self.noise.value}"  # the region's, not the result layers
 
     def _on_cancelled(self) -> None:
         self.progress.value = 0
