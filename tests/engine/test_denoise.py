@@ -101,6 +101,8 @@ def test_input_is_never_modified():
         (np.zeros((2, 0, 16, 16)), False, ValueError, "empty"),
         (np.zeros(64), False, ValueError, "at least 2 dimensions"),
         (np.full((16, 16), 1e300), False, ValueError, "beyond float32's range"),
+        (np.full((16, 16), 1e-300), False, ValueError, "beyond float32's range"),  # would become all 0
+        (np.zeros((24, 24, 3)), False, ValueError, "24x3 pixels.*pass rgb=True"),
     ],
 )
 def test_bad_input_raises_a_clear_error(image, rgb, error, match):
@@ -121,6 +123,16 @@ def test_bad_input_raises_a_clear_error(image, rgb, error, match):
 def test_arguments_of_the_wrong_kind_are_named(arguments, match):
     with pytest.raises(TypeError, match=match):
         denoise_iter(np.zeros((16, 16)), **arguments)
+
+
+def test_a_torch_tensor_is_denoised_like_its_array():
+    import torch
+
+    image = np.random.default_rng(0).uniform(0, 1, (16, 16)).astype(np.float32)
+    tensor = torch.from_numpy(image.copy())
+    result = denoise(tensor, **TINY)
+    assert np.array_equal(result.detail, denoise(image, **TINY).detail)
+    assert torch.equal(tensor, torch.from_numpy(image))  # left as it was
 
 
 def test_bad_input_raises_before_any_work():

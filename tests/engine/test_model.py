@@ -86,6 +86,13 @@ def test_a_stabilised_model_refuses_an_image_below_its_cameras_offset(monkeypatc
         model.apply(stack[0] - 1000)
 
 
+def test_isolated_bright_pixels_on_an_empty_image_are_not_called_signal():
+    sparse = np.zeros((32, 32), np.float32)
+    sparse[5, 5], sparse[20, 10] = 1000, 800
+    with pytest.raises(ValueError, match="constant .isolated outlying pixels, taken for hot pixels"):
+        fit(sparse, device="cpu", **QUICK)
+
+
 def test_settings_given_as_numpy_integers_are_saved_as_plain_ones(noisy64):
     model = fit(noisy64, device="cpu", **{**QUICK, "steps": np.int64(5)})
     assert type(model.settings.steps) is int
@@ -166,8 +173,8 @@ def test_a_model_refuses_images_with_other_channels(noisy64):
     with pytest.raises(ValueError, match="fitted on grey .* this image is colour"):
         grey.apply(colour, rgb=True)
     rgb_model = fit(colour, rgb=True, device="cpu", **QUICK)
-    with pytest.raises(ValueError, match="needs a last axis of 3"):
-        rgb_model.apply(noisy64)
+    with pytest.raises(ValueError, match="fitted on colour .3 channels. images; this image is grey"):
+        rgb_model.apply(noisy64)  # named as the other way round is, not as a wrong rgb=True
 
 
 def test_fit_on_a_stack_uses_planes_spread_evenly_or_chosen(stack):

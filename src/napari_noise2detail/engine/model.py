@@ -138,6 +138,8 @@ class Denoiser:
 
         The image, ``out`` and ``planes`` are checked before the generator is returned.
         """
+        if rgb is None and self.rgb and not (np.ndim(image) >= 3 and np.shape(image)[-1] in (3, 4)):
+            raise ValueError(_channel_mismatch(self.channels, 1))
         image, info = inspect(image, self.rgb if rgb is None else rgb)
         if info.fitted != self.channels:
             raise ValueError(_channel_mismatch(self.channels, info.fitted))
@@ -489,7 +491,8 @@ def fit_planes(
     for data in prepared[1:]:
         low, high = union_range((low, high), data_range(data, decorrelate), decorrelate)
     if not np.all(high > low):
-        raise ValueError("the image is constant: there is nothing to fit")
+        raise ValueError("the image is constant (isolated outlying pixels, taken for hot pixels, "
+                         "aside): there is nothing to fit")
     y = _to_tensor([to_unit(p, low, high) for p in prepared], device, settings)
     warm = (start.f, start.g) if start is not None else None
     tiled = tiled_for(settings, device)  # the model keeps the setting

@@ -58,13 +58,21 @@ class ImageInfo:
 
 
 def is_lazy(image: Any) -> bool:
-    """Whether ``image`` is an array-like that should be read a plane at a time."""
-    return not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "dtype")
+    """Whether ``image`` is an array-like that should be read a plane at a time (not a numpy
+    array, nor a torch tensor, which is in memory already)."""
+    return (not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "dtype")
+            and not _is_tensor(image))
+
+
+def _is_tensor(image: Any) -> bool:
+    return type(image).__module__.split(".")[0] == "torch"
 
 
 def inspect(image: Any, rgb: bool) -> tuple[Any, ImageInfo]:
     """Check that ``image`` can be denoised, without reading a lazy one; returns the image (as
     a numpy array unless it is lazy) and what is known of it. Errors say what is wrong."""
+    if _is_tensor(image):
+        image = image.detach().cpu().numpy()  # a copy where it is on a GPU; the input is left as it is
     if not is_lazy(image):
         image = np.asarray(image)
     dtype = np.dtype(image.dtype)
@@ -86,8 +94,9 @@ def inspect(image: Any, rgb: bool) -> tuple[Any, ImageInfo]:
         raise ValueError(f"the image must have at least 2 dimensions (Y, X); got shape {shape}")
     info = ImageInfo(shape, dtype, rgb)
     if info.height < MIN_SIZE or info.width < MIN_SIZE:
+        hint = " (if its last axis is colour, pass rgb=True)" if not rgb and shape[-1] in (3, 4) else ""
         raise ValueError(
-            f"the image is {info.height}x{info.width} pixels; N2D needs at least {MIN_SIZE}x{MIN_SIZE}"
+            f"the image is {info.height}x{info.width} pixels; N2D needs at least {MIN_SIZE}x{MIN_SIZE}{hint}"
         )
     if isinstance(image, np.ndarray):
         _check_finite(image)
@@ -103,7 +112,7 @@ def _check_finite(values: np.ndarray, where: str = "") -> None:
             )
     if values.dtype.kind == "f" and values.dtype.itemsize > 4:  # the results are float32
         largest = max(float(values.max()), -float(values.min()))  # no copy of the image
-        if largest > float(np.finfo(np.float32).max):
+        if largest > float(np.finfo(np.float32).max) or 0 < largest < float(np.finfo(np.float32).tiny):
             raise ValueError(f"the image has values{where} beyond float32's range (up to {largest:.3g}), "
                              "which the results are given in; rescale it first")
 
