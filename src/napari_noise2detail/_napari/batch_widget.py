@@ -40,6 +40,7 @@ from ..engine import PRESETS
 from ..engine.presets import presets_explained
 from ..io import meta_from_scale
 from . import remembered
+from .remembered import chosen_path
 from .activity import Level
 from .steady import SteadyLabel, steady_width
 from .worker import Failed, Handlers, Runner
@@ -55,12 +56,6 @@ _REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "sa
 _PATHS = ("input_folder", "output_folder", "model")
 #: napari's title of this dock, which the dock is made wide enough to show.
 DOCK_TITLE = "Batch denoise... (napari-noise2detail)"
-
-
-def _chosen(edit: FileEdit) -> Path | None:
-    """The path typed or chosen in ``edit``; None when it is empty (its value is then ".")."""
-    text = edit.line_edit.value.strip()
-    return Path(text).expanduser() if text else None
 
 
 def _cluster_levels(event: BatchProgress) -> tuple[float, list[Level]]:
@@ -197,14 +192,15 @@ class BatchWidget(Container):
         return self._runner.running
 
     def _on_source(self, *_: object) -> None:
-        self.input_folder.enabled = self.source.value == "folder"
+        self.input_folder.enabled = not self.running and self.source.value == "folder"
 
     def _on_model(self, *_: object) -> None:
-        self.preset.enabled = _chosen(self.model) is None  # a saved model brings its own settings
+        # a saved model brings its own settings
+        self.preset.enabled = not self.running and chosen_path(self.model) is None
 
     def _items(self) -> list:
         if self.source.value == "folder":
-            folder = _chosen(self.input_folder)
+            folder = chosen_path(self.input_folder)
             if folder is None or not folder.is_dir():
                 raise ValueError("choose the folder of images to denoise")
             paths = collect_inputs([folder])
@@ -220,7 +216,7 @@ class BatchWidget(Container):
         return [layer_item(layer) for layer in chosen]
 
     def _options(self) -> BatchOptions:
-        model = _chosen(self.model)
+        model = chosen_path(self.model)
         return BatchOptions(
             preset=self.preset.value, device=self.device, save_smooth=self.save_smooth.value,
             overwrite=self.overwrite.value, dtype=self.dtype.value,
@@ -233,7 +229,7 @@ class BatchWidget(Container):
         """Check the choices and start the batch in a background thread (what Run does)."""
         if self.running:
             return
-        outdir = _chosen(self.output_folder)
+        outdir = chosen_path(self.output_folder)
         try:
             items = self._items()
             if outdir is None and self.source.value == "layers":
@@ -283,8 +279,8 @@ class BatchWidget(Container):
         for control in (self.source, self.output_folder, self.model, self.save_smooth, self.overwrite,
                         self.dtype, self.scheduler):
             control.enabled = not running
-        self.input_folder.enabled = not running and self.source.value == "folder"
-        self.preset.enabled = not running and _chosen(self.model) is None
+        self._on_source()
+        self._on_model()
 
     def _on_event(self, event: BatchProgress) -> None:
         self.progress.value = round(event.fraction * _SCALE)
@@ -343,6 +339,6 @@ class BatchWidget(Container):
     def _save_choices(self) -> None:
         values = {name: getattr(self, name).value for name in _REMEMBERED}
         for name in _PATHS:
-            path = _chosen(getattr(self, name))
+            path = chosen_path(getattr(self, name))
             values[name] = str(path) if path else ""
         remembered.save(SETTINGS_NAME, values)

@@ -1,4 +1,5 @@
-"""Widget settings that come back the next time napari opens (a small JSON file)."""
+"""Widget settings that come back the next time napari opens (a small JSON file), and the
+paths the docks' file fields hold."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ def load(name: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return saved if isinstance(saved, dict) else {}
+
+
+def chosen_path(edit: Any) -> Path | None:
+    """The path typed or chosen in a magicgui ``FileEdit``, ``~`` expanded; None when it is
+    empty (its value is then ".", the working folder, which nobody chose)."""
+    text = edit.line_edit.value.strip()
+    return Path(text).expanduser() if text else None
 
 
 def save(name: str, values: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from ..engine.planes import is_lazy
 from ..engine.presets import presets_explained
 from ..engine.stabilise import NoiseModel
 from . import remembered
+from .remembered import chosen_path
 from .activity import Level
 from .compare import Comparison
 from .layers import SUFFIXES, image_data, put_results, result_name
@@ -91,7 +92,7 @@ class DenoiseWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._runner = Runner(self.native)
-        self.native.destroyed.connect(self._on_closed)
+        self.native.destroyed.connect(self._on_destroyed)  # a bound method: Qt keeps no hold on self
         _Undocked(self.native, self._end_compare)
         self._source: Image | None = None
         self._started = 0.0
@@ -224,8 +225,8 @@ class DenoiseWidget(Container):
     def _remember(self, _value: Any = None) -> None:
         remembered.save(SETTINGS_NAME, {
             "preset": self.preset.value, "steps": self.steps.value, "add_stage1": self.add_stage1.value,
-            "stabilise": self.stabilise.value, "folder": _path_text(self.folder),
-            "model_file": _path_text(self.model_file)})
+            "stabilise": self.stabilise.value, "folder": str(chosen_path(self.folder) or ""),
+            "model_file": str(chosen_path(self.model_file) or "")})
 
     def _job(self, source: Image, image: Any = None, kinds: tuple[str, ...] | None = None,
              model: Denoiser | None = None) -> Job:
@@ -234,7 +235,7 @@ class DenoiseWidget(Container):
         image = data if image is None else image
         stores = None
         if is_lazy(image):
-            folder = Path(_path_text(self.folder)) if _path_text(self.folder) else default_folder(source)
+            folder = chosen_path(self.folder) or default_folder(source)
             stores = layer_stores(source, folder, kinds)
         # unticked: None, as on the command line: a fit on several planes stabilises all the same
         # (one model for bright and dim planes), a plane by plane fit does not
@@ -430,18 +431,17 @@ class DenoiseWidget(Container):
             self.compare_button.text = "Back to one view"
         self._update_buttons()
 
-    def _end_compare(self) -> None:
+    def _end_compare(self, dock_gone: bool = False) -> None:
+        """Give the viewer back its view; ``dock_gone``: the dock was destroyed (and its button
+        with it), the viewer may live on."""
         if self._comparison is not None:
             self._comparison.end()
             self._comparison = None
-            self.compare_button.text = "Compare stages"
+            if not dock_gone:
+                self.compare_button.text = "Compare stages"
 
-    def _on_closed(self, *_: object) -> None:
-        """The dock is destroyed, the viewer may live on: give it back its view (not the
-        button's text: the button went with the dock)."""
-        if self._comparison is not None:
-            self._comparison.end()
-            self._comparison = None
+    def _on_destroyed(self, *_: object) -> None:
+        self._end_compare(dock_gone=True)
 
     # -- models ---------------------------------------------------------------------------
     def save_model(self, _value: Any = None, path: str | Path | None = None) -> GeneratorWorker | None:
@@ -485,7 +485,7 @@ class DenoiseWidget(Container):
     def _ask_save_path(self) -> str | None:
         from magicgui.application import use_app
 
-        start = _path_text(self.model_file) or str(Path.home() / f"model{MODEL_SUFFIX}")
+        start = str(chosen_path(self.model_file) or Path.home() / f"model{MODEL_SUFFIX}")
         dialog = use_app().get_obj("show_file_dialog")
         return dialog("w", caption="Save the Noise2Detail model", start_path=start,
                       filter=f"Noise2Detail model (*{MODEL_SUFFIX})", parent=self.native)
@@ -494,7 +494,7 @@ class DenoiseWidget(Container):
         """Denoise the chosen layer with the model in "model file", without fitting."""
         if self.running:
             return None
-        path = _path_text(self.model_file)
+        path = chosen_path(self.model_file)
         try:
             if not path:
                 raise ValueError("choose a model file (saved with Save model...) first")
@@ -521,8 +521,3 @@ class _Undocked(QObject):
         return False
 
 
-def _path_text(edit: FileEdit) -> str:
-    """The path typed or chosen in ``edit``, ``~`` expanded; "" when it is empty (its value is
-    then ".")."""
-    text = edit.line_edit.value.strip()
-    return str(Path(text).expanduser()) if text else ""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 #: The smallest plane N2D can denoise (the pair downsampler halves it twice in stage 2).
 MIN_SIZE = 8
@@ -60,18 +61,14 @@ class ImageInfo:
 def is_lazy(image: Any) -> bool:
     """Whether ``image`` is an array-like that should be read a plane at a time (not a numpy
     array, nor a torch tensor, which is in memory already)."""
-    return (not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "dtype")
-            and not _is_tensor(image))
-
-
-def _is_tensor(image: Any) -> bool:
-    return type(image).__module__.split(".")[0] == "torch"
+    return (not isinstance(image, (np.ndarray, torch.Tensor)) and hasattr(image, "shape")
+            and hasattr(image, "dtype"))
 
 
 def inspect(image: Any, rgb: bool) -> tuple[Any, ImageInfo]:
     """Check that ``image`` can be denoised, without reading a lazy one; returns the image (as
     a numpy array unless it is lazy) and what is known of it. Errors say what is wrong."""
-    if _is_tensor(image):
+    if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()  # a copy where it is on a GPU; the input is left as it is
     if not is_lazy(image):
         image = np.asarray(image)

@@ -34,6 +34,18 @@ def canonical_time_unit(unit: object) -> str | None:
     return _TIME_UNITS.get(str(unit).strip().lower()) if unit is not None else None
 
 
+def frame_time(step: float, unit: object) -> tuple[float | None, str | None]:
+    """A frame interval ``step`` in ``unit`` as an output keeps it: with its unit where that is
+    known; without one where none was named (a time scale other than 1); not at all where the
+    unit is not known (written without it, it would be read as seconds)."""
+    known = canonical_time_unit(unit)
+    if known:
+        return float(step), known
+    if unit is None and float(step) != 1.0:
+        return float(step), None
+    return None, None
+
+
 def canonical_unit(unit: object) -> str | None:
     """One spelling per length unit (``"micron"``, ``"um"`` -> ``"µm"``); None for pixels."""
     if unit is None:
@@ -88,9 +100,6 @@ def meta_from_scale(
     if axes and "Z" in axes and scale is not None:
         z_spacing = float(scale[axes.index("Z")])
     if axes and "T" in axes and scale is not None:
-        named = units[axes.index("T")] if units else None
-        time_unit = canonical_time_unit(named)
-        if time_unit or (named is None and float(scale[axes.index("T")]) != 1.0):
-            frame_interval = float(scale[axes.index("T")])
+        frame_interval, time_unit = frame_time(scale[axes.index("T")], units[axes.index("T")] if units else None)
     return ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
                      frame_interval=frame_interval, time_unit=time_unit)

@@ -10,7 +10,7 @@ import numpy as np
 import tifffile
 
 from .atomic import write_atomic
-from .meta import MICRONS, ImageMeta, canonical_time_unit, canonical_unit
+from .meta import MICRONS, ImageMeta, canonical_unit, frame_time
 
 #: TIFF files are read with tifffile; any other format goes through napari's readers (npe2).
 TIFF_SUFFIXES = (".tif", ".tiff", ".lsm", ".btf")
@@ -51,18 +51,11 @@ def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
         image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
         pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
         if "TimeIncrement" in pixels:
-            return _known(float(pixels["TimeIncrement"]), pixels.get("TimeIncrementUnit", "s"))
+            return frame_time(float(pixels["TimeIncrement"]), pixels.get("TimeIncrementUnit", "s"))
     for found in (tif.imagej_metadata, tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None):
         if found and found.get("finterval"):
-            return _known(float(found["finterval"]), found.get("tunit", "sec"))
+            return frame_time(float(found["finterval"]), found.get("tunit", "sec"))
     return None, None
-
-
-def _known(interval: float, unit: object) -> tuple[float | None, str | None]:
-    """The interval in a unit this package knows, or nothing: an interval written without its
-    unit would be read as seconds."""
-    known = canonical_time_unit(unit)
-    return (interval, known) if known else (None, None)
 
 
 def _ome_sizes(xml: str) -> tuple[tuple[float, float] | None, float | None, str | None]:

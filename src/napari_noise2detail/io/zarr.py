@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .atomic import atomic_directory
-from .meta import ImageMeta, canonical_time_unit, canonical_unit
+from .meta import ImageMeta, canonical_unit, frame_time
 
 #: Planes are stored in chunks of at most this many pixels a side.
 CHUNK = 2048
@@ -169,10 +169,7 @@ def meta_from_axes(axes: Sequence[dict], scale: Sequence[float]) -> ImageMeta:
     z = float(scale[names.index("z")]) if "z" in names else None
     interval = time_unit = None
     if "t" in names:
-        named = axes[names.index("t")].get("unit")
-        time_unit = canonical_time_unit(named)
-        if time_unit or (named is None and float(scale[names.index("t")]) != 1.0):
-            interval = float(scale[names.index("t")])
+        interval, time_unit = frame_time(scale[names.index("t")], axes[names.index("t")].get("unit"))
     return ImageMeta(axes=letters, pixel_size=pixel_size, z_spacing=z, unit=unit, frame_interval=interval,
                      time_unit=time_unit)
 
