@@ -354,7 +354,7 @@ def test_a_running_fit_stops_once_its_stack_is_told_to_stop(tmp_path):
     from napari_noise2detail.cluster import _begin_outputs, _Split
     from napari_noise2detail.engine import Cancelled
     from napari_noise2detail.engine.presets import resolve_settings
-    from napari_noise2detail.engine.model import model_from_bytes
+    from napari_noise2detail.engine.model_file import model_from_bytes
 
     _zarr_stack(tmp_path / "stack.zarr", planes=4)
     (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", BLOCK_OPTIONS)

@@ -425,7 +425,7 @@ def failure_reason(error: BaseException) -> str:
 def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
     """One item from start to end, as a task on a Dask worker: the device is the worker's
     (``options.device``), ``model`` the saved model's bytes when one is applied."""
-    from .engine.model import model_from_bytes
+    from .engine.model_file import model_from_bytes
 
     device = _ready_worker(options)
     if model is not None:
@@ -562,7 +562,7 @@ def run_block(
     them into ``outputs`` (the item's OME-Zarr arrays, still under their temporary names);
     returns how many planes were written. Run twice (a retry), it writes the same values."""
     from .cluster import writing_flag
-    from .engine.model import model_from_bytes
+    from .engine.model_file import model_from_bytes
 
     device = _ready_worker(options)
     opened = _open(job, options)

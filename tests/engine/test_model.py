@@ -9,6 +9,7 @@ import torch
 
 from napari_noise2detail import Cancelled, Denoiser, denoise, fit, load_model
 from napari_noise2detail.engine import model as model_module
+from napari_noise2detail.engine.model_file import model_from_bytes
 
 from conftest import OnePlaneAtATime, synthetic_cells
 
@@ -96,7 +97,7 @@ def test_isolated_bright_pixels_on_an_empty_image_are_not_called_signal():
 def test_settings_given_as_numpy_integers_are_saved_as_plain_ones(noisy64):
     model = fit(noisy64, device="cpu", **{**QUICK, "steps": np.int64(5)})
     assert type(model.settings.steps) is int
-    assert model_module.model_from_bytes(model.to_bytes(), "cpu").settings == model.settings
+    assert model_from_bytes(model.to_bytes(), "cpu").settings == model.settings
 
 
 def _umask() -> int:
@@ -273,8 +274,6 @@ def test_describe_names_what_it_was_fitted_on(stack):
 
 
 def test_a_model_travels_as_bytes(noisy64):
-    from napari_noise2detail.engine.model import model_from_bytes
-
     model = fit(noisy64, device="cpu", **QUICK)
     data = model.to_bytes()
     again = model_from_bytes(data, device="cpu")

@@ -2,7 +2,8 @@
 
 from .denoise import denoise, denoise_iter
 from .device import describe_device, resolve_device
-from .model import Denoiser, fit, fit_iter, load_model
+from .model import Denoiser, fit, fit_iter
+from .model_file import load_model
 from .presets import PRESET_NOTES, PRESETS, Settings
 from .results import Cancelled, DenoiseResult, HeldOut, Progress
 

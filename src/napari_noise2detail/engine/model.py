@@ -10,14 +10,11 @@ time, so memory does not grow with the number of planes. Planes larger than
 :data:`PLANE_TILE` a side go through in tiles read with the margin the stages need
 (``stages.halo``), which gives the same numbers as the whole plane.
 
-:meth:`Denoiser.save` writes one safetensors file: the weights and a JSON header. Loading it
-runs no code (no pickle), and a damaged, foreign or newer file is refused with a reason.
+:meth:`Denoiser.save` writes it to one file (see :mod:`.model_file`, which also loads it).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -34,7 +31,6 @@ from .clipping import Clipping, declip
 from .clipping import find as find_clipping
 from .colour import from_opponent, to_opponent
 from .device import describe_device, inference_tile, resolve_device, resolve_precision
-from .network import make_network
 from .normalize import from_unit, to_unit, unit_range
 from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, check_seed, resolve_settings
@@ -44,9 +40,6 @@ from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
 from .wiener import collaborative_wiener, residual_variance
 
-#: What a model file says it is, and the newest layout of it that this version reads.
-FORMAT = "napari-noise2detail model"
-FORMAT_VERSION = 2  # 2: "clipping" (an older reader would drop it and give other results)
 #: Planes of a stack that :func:`fit` fits on when none are chosen, spread evenly.
 FIT_PLANES = 5
 #: Stacks of at least this many planes are fitted once and the model applied to every plane
@@ -299,101 +292,18 @@ class Denoiser:
     def _range(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return data_range(data, self._decorrelate)
 
-    # -- saving -----------------------------------------------------------------------------
-    def _packed(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-        """The weights and the JSON header of the model file."""
-        tensors = {f"{name}.{key}": value.detach().float().cpu().contiguous()
-                   for name, net in (("f", self.f), ("g", self.g))
-                   for key, value in net.state_dict().items()}
-        about = {
-            "version": self.version,
-            "saved_by": __version__,
-            "channels": self.channels,
-            "low": [float(v) for v in np.ravel(self.low)],
-            "high": [float(v) for v in np.ravel(self.high)],
-            "noise": dataclasses.asdict(self.noise) if self.noise is not None else None,
-            "seed": self.seed,
-            "planes": list(self.planes),
-            "settings": dataclasses.asdict(self.settings),
-            "residual": list(self.residual) if self.residual is not None else None,
-            "clipping": dataclasses.asdict(self.clipping) if self.clipping is not None else None,
-        }
-        return tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION), "model": json.dumps(about)}
-
+    # -- saving (the file format: see :mod:`.model_file`) --------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one file (safetensors: weights and a JSON header), atomically."""
-        from ..io import write_atomic
+        from .model_file import save
 
-        # The bytes, not safetensors' save_file: that writes a private (0600) file of its own,
-        # and a model is meant to be shared with colleagues like any other result.
-        contents = self.to_bytes()
-        return write_atomic(path, lambda temp: Path(temp).write_bytes(contents))
+        return save(self, path)
 
     def to_bytes(self) -> bytes:
         """The contents of the model file, e.g. to send to other processes."""
-        from safetensors.torch import save
+        from .model_file import to_bytes
 
-        return save(*self._packed())
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> Denoiser:
-    """A model saved with :meth:`Denoiser.save`, on ``device``. A file that is not such a
-    model, is damaged or truncated, or was saved by a newer version is refused (ValueError)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such model file: {path}")
-    return model_from_bytes(path.read_bytes(), device, str(path))
-
-
-def model_from_bytes(data: bytes, device: str | torch.device = "auto", where: str = "the model") -> Denoiser:
-    """The model whose file contents are ``data`` (see :meth:`Denoiser.to_bytes`)."""
-    from safetensors.torch import load
-
-    try:
-        tensors = load(data)
-        size = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
-    except Exception as error:  # noqa: BLE001 - safetensors raises its own kinds for bad data
-        raise ValueError(f"{where} is not a readable Noise2Detail model (damaged, truncated or "
-                         f"another kind of file): {error}") from None
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{where} is a safetensors file but not a Noise2Detail model")
-    try:
-        version = int(metadata.get("format_version", ""))
-    except ValueError:
-        raise ValueError(f"{where}: the model format version is unreadable") from None
-    if version > FORMAT_VERSION:
-        raise ValueError(f"{where} was saved by a newer napari-noise2detail (model format {version}; this "
-                         f"version reads up to {FORMAT_VERSION}): update the plugin to use it")
-    try:
-        about = json.loads(metadata["model"])
-        known = {field.name for field in dataclasses.fields(Settings)}
-        settings = Settings(**{k: v for k, v in about["settings"].items() if k in known})
-        channels = int(about["channels"])
-        noise = NoiseModel(**about["noise"]) if about["noise"] is not None else None
-        networks = []
-        for name in ("f", "g"):
-            net = make_network(channels, settings.width)
-            state = {key[2:]: value for key, value in tensors.items() if key.startswith(f"{name}.")}
-            net.load_state_dict(state, strict=True)
-            networks.append(net.requires_grad_(False).eval())
-        model = Denoiser(
-            *networks, settings, channels, np.array(about["low"]), np.array(about["high"]), noise,
-            int(about["seed"]), tuple(int(p) for p in about["planes"]), str(about["version"]),
-            tuple(float(v) for v in about["residual"]) if about.get("residual") is not None else None,
-            _clipping(about.get("clipping")),
-        )
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"{where} is damaged: {error}") from None
-    return model.to(device)
-
-
-def _clipping(about: dict | None) -> Clipping | None:
-    if about is None:
-        return None
-    number = lambda v: None if v is None else float(v)  # noqa: E731
-    return Clipping(tuple(float(v) for v in about["sigma"]), tuple(number(v) for v in about["low"]),
-                    tuple(number(v) for v in about["high"]))
+        return to_bytes(self)
 
 
 # --- fitting ------------------------------------------------------------------------------
