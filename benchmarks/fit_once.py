@@ -1,6 +1,6 @@
 """Fit once, apply to every plane: against fitting every plane, on a z-stack and a time-lapse.
 
-    python benchmarks/fit_once.py [--data ../shared/data] [--sections ABCD] [--quick]
+    python benchmarks/fit_once.py [--data ../shared/data] [--sections ABCDE] [--quick]
 
 A. the confocal z-stack of ../shared/data (60 x 256 x 256 nuclei, lightly smoothed and scaled
    to [0, 1] as the clean reference) with Poisson noise (lambda 30);
@@ -13,7 +13,11 @@ B. a 100-frame 512 x 512 time-lapse made from the fluorescence nuclei image: the
    (the full fit, for reference). Seconds (fitting / in all), mean detail PSNR, worst plane.
 C. memory: a 40-plane and a 400-plane 512 x 512 uint16 OME-Zarr stack through the batch (fitted
    once, written plane by plane into OME-Zarr): peak memory of the process;
-D. applying a saved model to a 2048 x 2048 plane: seconds, no fitting.
+D. applying a saved model to a 2048 x 2048 plane: seconds, no fitting;
+E. channels: a two-channel z-stack (ZCYX, 24 planes of the confocal stack: the nuclei, and
+   their outlines as a second stain) with Poisson noise and a camera offset, the second channel
+   dimmer (same gain) or recorded at 5x the gain: one model fitted on planes of both channels
+   against one model per channel (what the batch does). Mean detail PSNR per channel.
 
 Every run is a fresh process (peak memory is its own); threads as the default (adaptive).
 """
@@ -161,6 +165,46 @@ def section_d(size):
     return table(["plane", "apply seconds", "peak MiB"], [[f"{size}x{size}", f"{seconds:.1f}", f"{peak:.0f}"]]), summary
 
 
+def _channels(noisy, per_channel):
+    from napari_noise2detail import fit
+
+    out = np.zeros_like(noisy)
+    began = time.perf_counter()
+    if per_channel:
+        for c in range(noisy.shape[1]):
+            out[:, c] = fit(noisy[:, c], device="cpu").apply(noisy[:, c]).detail
+    else:
+        out = fit(noisy, device="cpu").apply(noisy).detail
+    return out, time.perf_counter() - began
+
+
+def section_e(data_dir, quick):
+    stack = zstack_clean(data_dir, quick)
+    half, middle = (4 if quick else 12), len(stack) // 2
+    stack = stack[middle - half : middle + half]  # the middle planes, where the nuclei are
+    outlines = np.stack([ndimage.gaussian_gradient_magnitude(p, 1.5) for p in stack])
+    outlines = np.clip(outlines / np.percentile(outlines, 99.9), 0, 1)
+    rows, summaries = [], []
+    for case, brightness, gain in (("second channel at a fifth of the brightness", 0.2, 1.0),
+                                   ("second channel at 5x the gain", 1.0, 5.0)):
+        clean = np.stack([stack, brightness * outlines], axis=1)  # Z C Y X, in photons / 60
+        gains = np.array([1.0, gain])[None, :, None, None]
+        rng = np.random.default_rng(0)
+        noisy = (gains * rng.poisson(60 * clean) + 100 + rng.normal(0, 2, clean.shape)).astype(np.float32)
+        scores = {}
+        for label, per_channel in (("one model for both channels", False), ("one model per channel", True)):
+            (detail, seconds), _total, _peak = isolated(_channels, noisy, per_channel)
+            unit = (detail.astype(np.float64) - 100) / (gains * 60)
+            scores[label] = [np.mean([psnr(unit[z, c] / clean[:, c].max(), clean[z, c] / clean[:, c].max())
+                                      for z in range(len(clean))]) for c in range(2)]
+            rows.append([case, label, f"{seconds:.1f}", *(f"{v:.2f}" for v in scores[label])])
+            print(f"  E {case}, {label}: {seconds:.1f} s, {scores[label]}", flush=True)
+        gained = np.subtract(scores["one model per channel"], scores["one model for both channels"])
+        summaries.append(f"{case}: one model per channel {gained[0]:+.2f} / {gained[1]:+.2f} dB on the two channels")
+    header = ["stack", "run", "seconds", "channel 1 mean detail dB", "channel 2 mean detail dB"]
+    return table(header, rows), "; ".join(summaries)
+
+
 def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -169,13 +213,13 @@ def table(header, rows):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--sections", default="ABCD")
+    parser.add_argument("--sections", default="ABCDE")
     parser.add_argument("--quick", action="store_true", help="small cases: a smoke run, not for the record")
     args = parser.parse_args()
     header = ["data", "run", "fitting s", "seconds", "peak MiB", "mean detail dB", "worst plane dB",
               "mean dB on the planes fitted on their own"]
     out = [f"Machine: {machine()}; threads adaptive.", "Command: `python benchmarks/fit_once.py"
-           + (f" --sections {args.sections}" if args.sections != "ABCD" else "") + (" --quick" if args.quick else "") + "`"]
+           + (f" --sections {args.sections}" if args.sections != "ABCDE" else "") + (" --quick" if args.quick else "") + "`"]
     summaries, rows = [], []
     if "A" in args.sections:
         clean = zstack_clean(args.data, args.quick)
@@ -197,6 +241,10 @@ def main() -> None:
     if "D" in args.sections:
         text, s = section_d(512 if args.quick else 2048)
         out += ["## Applying a saved model", text]
+        summaries.append(s)
+    if "E" in args.sections:
+        text, s = section_e(args.data, args.quick)
+        out += ["## Channels fitted together or one at a time", text]
         summaries.append(s)
     out += ["## Summary", "\n".join(f"- {s}" for s in summaries)]
     print("\n\n".join(out))

@@ -391,3 +391,35 @@ def test_a_colour_zarr_input_gives_ome_zarr_with_colour_as_channels(tmp_path, la
     assert written.translation == ([0.0, 0.0, 3.0, 1.5] if layout.startswith("OME") else None)
     expected = fit(data, rgb=True, device="cpu", preset=resolve_settings("fast", **TINY)).apply(data, rgb=True)
     assert np.array_equal(np.asarray(open_output(path, rgb=True)), to_dtype(expected.detail, np.uint8))
+
+
+@pytest.mark.parametrize("planes", [8, 2], ids=["fitted once", "plane by plane"])
+def test_each_channel_of_a_stack_is_fitted_on_its_own(tmp_path, planes):
+    """Channels differ in structure, brightness and gain: a ZCYX stack gives what each
+    channel alone gives, not what one model of both would."""
+    rng = np.random.default_rng(0)
+    stack = np.stack([rng.poisson(50, (planes, 16, 16)), 5 * rng.poisson(8, (planes, 16, 16))], axis=1)
+    stack = stack.astype(np.uint16)
+    tifffile.imwrite(tmp_path / "both.tif", stack, imagej=True, metadata={"axes": "ZCYX"})
+    for channel in range(2):
+        tifffile.imwrite(tmp_path / f"c{channel}.tif", stack[:, channel], imagej=True, metadata={"axes": "ZYX"})
+    inputs = [tmp_path / name for name in ("both.tif", "c0.tif", "c1.tif")]
+    # the smooth output too: a fit of 5 steps leaves stage 3 where it started
+    _events, summary = drain(run_batch(inputs, tmp_path / "out", BatchOptions(device="cpu", settings=TINY,
+                                                                             save_smooth=True)))
+    assert summary.ok, summary.report()
+    for kind in ("detail", "smooth"):
+        both = tifffile.imread(tmp_path / "out" / f"both_n2d_{kind}.tif")
+        assert both.shape == stack.shape
+        for channel in range(2):
+            alone = tifffile.imread(tmp_path / "out" / f"c{channel}_n2d_{kind}.tif")
+            assert np.array_equal(both[:, channel], alone)
+
+
+def test_the_planes_of_each_channel():
+    from napari_noise2detail.engine.planes import ImageInfo, planes_along
+
+    info = ImageInfo((3, 2, 4, 5, 5), np.dtype(np.uint16), False)  # T, C, Z
+    assert planes_along(info, 1) == [[0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19],
+                                     [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23]]
+    assert planes_along(info, 0)[2] == list(range(16, 24))

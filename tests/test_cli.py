@@ -244,6 +244,27 @@ def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message,
     assert snapshot(tmp_path) == before  # nothing written
 
 
+def test_fit_one_channel_of_a_stack(tmp_path, capsys):
+    from napari_noise2detail import load_model
+
+    stack = np.random.default_rng(0).integers(0, 1000, (6, 2, 16, 16), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "zc.tif", stack, imagej=True, metadata={"axes": "ZCYX"})
+    base = ["fit", str(tmp_path / "zc.tif"), "-o", str(tmp_path / "m.n2d"), "--steps", "3", "--device", "cpu"]
+    assert main(base + ["--channel", "1"]) == 0
+    planes = load_model(tmp_path / "m.n2d", device="cpu").planes
+    assert len(planes) == 5 and all(p % 2 == 1 for p in planes)  # ZCYX: channel 1 is every other plane
+    assert "Note" not in capsys.readouterr().err
+    assert main(base) == 0
+    assert "the image has 2 channels (axes ZCYX)" in capsys.readouterr().err  # both, and a note
+    for extra, message in [(["--channel", "2"], "has channels 0 to 1"),
+                           (["--channel", "0", "--planes", "0"], "not both")]:
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
+    tifffile.imwrite(tmp_path / "z.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX"})
+    assert main(["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--channel", "0"]) == 2
+    assert "no channel axis (its axes: ZYX)" in capsys.readouterr().err
+
+
 def test_fit_reads_the_colours_of_an_ome_zarr_store(tmp_path, capsys):
     from napari_noise2detail import load_model
     from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs

@@ -96,6 +96,35 @@ def _left_in(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client, monkeypatch):
+    import zarr
+    from distributed import get_task_stream
+
+    from napari_noise2detail import cluster
+    from napari_noise2detail.io import ImageMeta
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)  # 5 planes a channel: blocks of 3 and 2
+    rng = np.random.default_rng(1)
+    data = np.stack([rng.poisson(50, (5, 24, 24)), 5 * rng.poisson(8, (5, 24, 24))]).astype(np.uint16)
+    axes = default_axes(4, ImageMeta(axes="CZYX"))
+    with ome_zarr_outputs({"image": tmp_path / "in" / "cells.ome.zarr"}, data.shape, axes, [1.0] * 4,
+                          data.dtype) as out:
+        out["image"][...] = data
+    inputs = collect_inputs([tmp_path / "in"])
+    _events, here = drain(run_batch(inputs, tmp_path / "here", BLOCK_OPTIONS))
+    with get_task_stream(client) as stream:
+        _events, there = drain(run_batch(inputs, tmp_path / "there", BLOCK_OPTIONS, client))
+    assert here.ok and there.ok
+    keys = sorted(str(task["key"]).split("-", 3)[-1] for task in stream.data)
+    # a fit and its blocks per channel, and nothing else: the OME-Zarr input (a dask array) is
+    # read in those tasks, not plane by plane in tasks of its own
+    assert keys == ["0-0", "0-1", "0-fit", "1-0", "1-1", "1-fit"]
+    for name in ("cells_n2d_detail.ome.zarr", "cells_n2d_smooth.ome.zarr"):
+        ours, theirs = (zarr.open_array(str(tmp_path / where / name / "0"), mode="r")[:] for where in ("here", "there"))
+        assert np.array_equal(theirs, ours)
+
+
 @pytest.mark.parametrize("case", ["fitted", "saved model", "colour"])
 def test_a_long_zarr_stack_is_shared_out_in_blocks_of_planes(tmp_path, client, monkeypatch, case):
     import zarr

@@ -23,16 +23,17 @@ import glob
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generator, Iterable, Mapping, Sequence, Union
+from typing import Any, Generator, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
 from .engine import Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
-from .engine.model import drive, fits_once
-from .engine.planes import ImageInfo, inspect, is_lazy
+from .engine.model import FIT_PLANES, drive, fits_once
+from .engine.planes import ImageInfo, inspect, is_lazy, planes_along, spread_planes
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
@@ -427,18 +428,34 @@ def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes |
     (``options.device``), ``model`` the saved model's bytes when one is applied."""
     from .engine.model_file import model_from_bytes
 
-    device = _ready_worker(options)
-    if model is not None:
-        options = replace(options, model=model_from_bytes(model, device))
-    return drive(_item(job, settings, device, options), None)
+    with _worker_task(options) as device:
+        if model is not None:
+            options = replace(options, model=model_from_bytes(model, device))
+        return drive(_item(job, settings, device, options), None)
 
 
-def _ready_worker(options: BatchOptions) -> Any:
-    """Ready a Dask worker's process for a task (see :func:`~.cluster.undo_malloc_trim`); its device."""
+@contextmanager
+def _worker_task(options: BatchOptions) -> Iterator[Any]:
+    """A task on a Dask worker, given its device; the worker's process readied for it (see
+    :func:`~.cluster.undo_malloc_trim`)."""
     from .cluster import undo_malloc_trim
 
     undo_malloc_trim()
-    return resolve_device(options.device)
+    yield resolve_device(options.device)
+
+
+class _ReadHere:
+    """A dask array (an OME-Zarr input) whose parts are read by the thread that asks. Left to
+    Dask's defaults, a plane read in a task on a Dask worker became two tasks of its own on
+    another worker, its pixels sent back (117 tasks for 3 stacks of 12 planes in 16 blocks,
+    instead of 15). The scheduler is given to each ``compute``: ``dask.config`` would change
+    it for every thread of the process, the client's too."""
+
+    def __init__(self, data: Any) -> None:
+        self.data, self.shape, self.dtype = data, data.shape, data.dtype
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.data[index].compute(scheduler="synchronous")
 
 
 def _is_zarr_item(item: Path | ArrayItem) -> bool:
@@ -468,6 +485,31 @@ class _Opened:
         axes = default_axes(dims, self.meta)
         return axes, scale_from_meta(axes, self.meta), None
 
+    def channel_planes(self) -> list[list[int]]:
+        """Each channel's plane numbers (see :func:`channel_planes`)."""
+        return channel_planes(self.info, self.meta.axes)
+
+    def channel_view(self, planes: Sequence[int]) -> tuple[Any, tuple]:
+        """The image restricted to the channel whose planes are ``planes`` (a view, not a
+        copy), and its index in the whole image."""
+        if len(planes) == self.info.planes:
+            return self.data, (Ellipsis,)
+        axes = self.meta.axes or ""
+        at = axes.find("C")
+        index = (slice(None),) * at + (self.info.index(planes[0])[at],)
+        return self.data[index], index
+
+
+def channel_planes(info: ImageInfo, axes: str | None) -> list[list[int]]:
+    """The plane numbers of each channel of a stack with a channel axis ("C" in ``axes``, not
+    the colour of RGB), which are fitted apart: channels differ in structure, brightness and
+    often in gain (on 2 channels of a confocal stack whose gains differ 5x, one model for both
+    lost 1.1 dB on one; docs/benchmarks.md#channels). One list of every plane for anything else."""
+    at = axes.find("C") if axes and len(axes) == len(info.shape) else -1
+    if not 0 <= at < len(info.lead) or info.lead[at] < 2:
+        return [list(range(info.planes))]
+    return planes_along(info, at)
+
 
 def _open(job: _Job, options: BatchOptions) -> _Opened:
     """Open a planned item for reading (a zarr store lazily); a bad file is :class:`_ItemFailed`."""
@@ -489,6 +531,8 @@ def _open(job: _Job, options: BatchOptions) -> _Opened:
     if rgb and source is not None:  # OME-Zarr keeps colour in its channel axis
         source = colour_last(source)
         data, meta = source.data, source.meta
+    if hasattr(data, "dask"):  # read through dask (OME-Zarr)
+        data = _ReadHere(data)
     data, info = inspect(data, rgb)
     return _Opened(data, info, meta, rgb, source)
 
@@ -498,34 +542,20 @@ def _process(
 ) -> Generator[Progress, None, tuple[Path, ...]]:
     """Read, denoise and write one item; yields the engine's progress, returns the outputs."""
     opened = _open(job, options)
-    data, info, meta, rgb = opened.data, opened.info, opened.meta, opened.rgb
+    info, meta, rgb = opened.info, opened.meta, opened.rgb
     dtype = opened.dtype(options)
-    model = options.model
-    if model is None and (is_lazy(data) or fits_once(info.planes)):
-        # a long stack, or one not in memory: fitted once on a few planes; half of the progress
-        model = yield from _scaled(_fit_once(opened, settings, device, options), 0.0, 0.5)
     if opened.zarr is not None:
         axes, scale, translation = opened.ome_layout()
         try:
             with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype, rgb, translation) as out:
-                run = model.apply_iter(data, rgb=rgb, threads=options.threads,
-                                       out={kind: _Converted(array, dtype) for kind, array in out.items()})
-                yield from _scaled(run, 0.5, 1.0)
+                yield from _denoise_into({kind: _Converted(array, dtype) for kind, array in out.items()},
+                                         opened, settings, device, options)
         except OSError as err:
             raise _ItemFailed(f"cannot write {', '.join(map(str, job.outputs.values()))}: "
                               f"{err.strerror or err}") from err
         return tuple(job.outputs.values())
-    if model is not None:
-        run = model.apply_iter(data, rgb=rgb, threads=options.threads)
-        result = yield from _scaled(run, 0.5 if options.model is None else 0.0, 1.0)
-    else:
-        run = denoise_iter(data, rgb=rgb, preset=settings, device=device, seed=options.seed,
-                           threads=options.threads)
-        try:
-            result = yield from run
-        finally:
-            run.close()
-    images = {"detail": result.detail, "smooth": result.smooth}
+    images: dict[str, Any] = dict.fromkeys(job.outputs)
+    yield from _denoise_into(images, opened, settings, device, options)
     if rgb and not meta.rgb:
         meta = replace(meta, axes=None)  # the file's axes did not name the colour axis
     written = []
@@ -537,22 +567,70 @@ def _process(
     return tuple(written)
 
 
-def fit_job(job: _Job, settings: Settings, options: BatchOptions, flags: Sequence[Path] = ()) -> bytes:
-    """Fit once on a few planes of a planned item, as a task on a Dask worker: the model's
-    bytes, for the tasks that apply it to blocks of the item's planes (see :mod:`.cluster`).
-    It stops between two steps once one of ``flags`` (its outputs' writing flags) is gone: a
-    running task cannot be cancelled by Dask, and the batch that wanted it was cancelled."""
-    fitting = _fit_once(_open(job, options), settings, _ready_worker(options), options)
-    wanted = (lambda _event: all(flag.is_file() for flag in flags)) if flags else None
-    return drive(fitting, wanted, "fitting was cancelled: its outputs are being removed").to_bytes()
+def _denoise_into(
+    out: dict[str, Any], opened: _Opened, settings: Settings, device: Any, options: BatchOptions
+) -> Generator[Progress, None, None]:
+    """Denoise an opened item into ``out`` (its results by kind, shaped like the image; None:
+    made here, float32), a channel at a time (:meth:`_Opened.channel_planes`): with the
+    batch's model; or fitted once on a few planes, for a lazy image or a long stack (half of
+    the channel's progress); or else plane by plane."""
+    groups = opened.channel_planes()
+    shape = opened.info.shape
+    share = 1 / len(groups)
+    for number, planes in enumerate(groups):
+        start, model = number * share, options.model
+        if model is None and (is_lazy(opened.data) or fits_once(len(planes))):
+            model = yield from _scaled(_fit_once(opened, settings, device, options, planes),
+                                       start, start + share / 2)
+            start += share / 2
+        if model is not None:
+            _made(out, shape)
+            run = model.apply_iter(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
+            yield from _scaled(run, start, (number + 1) * share)
+            continue
+        view, index = opened.channel_view(planes)
+        run = denoise_iter(view, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
+                           threads=options.threads)
+        try:
+            result = yield from _scaled(run, start, (number + 1) * share)
+        finally:
+            run.close()
+        if index == (Ellipsis,):  # the whole image: its results as they are
+            out.update({kind: getattr(result, kind) for kind in out})
+            continue
+        _made(out, shape)
+        for kind in out:
+            out[kind][index] = getattr(result, kind)
+
+
+def _made(out: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """The outputs not made yet (None in ``out``) made: float32 zeros shaped ``shape``."""
+    out.update({kind: np.zeros(shape, np.float32) for kind, array in out.items() if array is None})
+
+
+def fit_job(
+    job: _Job, settings: Settings, options: BatchOptions, flags: Sequence[Path] = (), planes: Sequence[int] = (),
+) -> bytes:
+    """Fit once on a few of ``planes`` (all: every plane) of a planned item, as a task on a
+    Dask worker: the model's bytes, for the tasks that apply it to blocks of those planes (see
+    :mod:`.cluster`). It stops between two steps once one of ``flags`` (its outputs' writing
+    flags) is gone: a running task cannot be cancelled by Dask, and the batch that wanted it
+    was cancelled."""
+    with _worker_task(options) as device:
+        opened = _open(job, options)
+        fitting = _fit_once(opened, settings, device, options, planes or range(opened.info.planes))
+        wanted = (lambda _event: all(flag.is_file() for flag in flags)) if flags else None
+        return drive(fitting, wanted, "fitting was cancelled: its outputs are being removed").to_bytes()
 
 
 def _fit_once(
-    opened: _Opened, settings: Settings, device: Any, options: BatchOptions
+    opened: _Opened, settings: Settings, device: Any, options: BatchOptions, planes: Sequence[int]
 ) -> Generator[Progress, None, Denoiser]:
-    """The model of an item fitted once on a few of its planes: in process and on a cluster alike."""
+    """The model of an item fitted once on a few of ``planes`` (spread evenly), for them
+    all: in process and on a cluster alike."""
+    chosen = [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
     return fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                    threads=options.threads)
+                    threads=options.threads, planes=chosen)
 
 
 def run_block(
@@ -564,12 +642,12 @@ def run_block(
     from .cluster import writing_flag
     from .engine.model_file import model_from_bytes
 
-    device = _ready_worker(options)
-    opened = _open(job, options)
-    denoiser = model_from_bytes(model, device)
-    dtype = opened.dtype(options)
-    out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
-    denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
+    with _worker_task(options) as device:
+        opened = _open(job, options)
+        denoiser = model_from_bytes(model, device)
+        dtype = opened.dtype(options)
+        out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
+        denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
     return len(planes)
 
 

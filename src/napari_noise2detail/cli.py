@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from .batch import DTYPES, BatchOptions, BatchSummary, collect_inputs, run_batch
 from .cluster import JOBQUEUE
@@ -68,8 +68,9 @@ def demo(outdir: Path, preset: str, device: str, steps: int | None = None, threa
 
 
 def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, preset: str, device: str,
-             seed: int, threads: int | None, settings: dict) -> int:
-    """Fit a model to one image (a file or a zarr store) and save it to ``output``."""
+             seed: int, threads: int | None, settings: dict, channel: int | None = None) -> int:
+    """Fit a model to one image (a file or a zarr store), or to one of its channels, and save
+    it to ``output``."""
     from .engine import fit
     from .io import read_image, write_problem
     from .io.zarr import colour_last, is_zarr, read_zarr
@@ -83,12 +84,14 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
         raise ValueError(problem)  # found now, not after the fit
     if is_zarr(path):
         source = read_zarr(path)  # lazy: only the planes fitted on are read
-        data = (colour_last(source) if rgb else source).data  # OME-Zarr holds colour in its c axis
+        source = colour_last(source) if rgb else source  # OME-Zarr holds colour in its c axis
+        data, meta = source.data, source.meta
     elif path.is_dir():
         raise ValueError(f"IMAGE is one image file or a zarr store; {path} is a folder")
     else:
         data, meta = read_image(path)
         rgb = rgb or meta.rgb
+    planes = _channel_planes(data, rgb, meta.axes, channel, planes)
     bar, update = _progress_bar(f"Fitting {path.name}")
     began = time.perf_counter()
     with bar:
@@ -104,6 +107,30 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with: "
           f"napari-noise2detail denoise --model {saved} IMAGES...")
     return 0
+
+
+def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
+                    planes: list[int] | None) -> list[int] | None:
+    """The planes to fit on: ``planes``, or a few of ``channel``'s. A stack with several
+    channels fitted on all of them gets a note: they are better fitted one at a time."""
+    from .batch import FIT_PLANES, channel_planes
+    from .engine.planes import inspect, spread_planes
+
+    channels = channel_planes(inspect(data, rgb)[1], axes)
+    if channel is None:
+        if len(channels) > 1 and planes is None:
+            print(f"Note: the image has {len(channels)} channels (axes {axes}); the model is fitted on planes "
+                  "of all of them. Channels that differ in brightness or gain are better fitted one at a "
+                  "time: --channel N.", file=sys.stderr)
+        return planes
+    if planes is not None:
+        raise ValueError("choose the planes to fit on with --planes or --channel, not both")
+    if len(channels) == 1:
+        raise ValueError(f"--channel: the image has no channel axis (its axes: {axes or 'unknown'})")
+    if not 0 <= channel < len(channels):
+        raise ValueError(f"--channel {channel}: the image has channels 0 to {len(channels) - 1}")
+    mine = channels[channel]
+    return [mine[i] for i in spread_planes(len(mine), FIT_PLANES)]
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -297,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_fit.add_argument("--planes", type=_planes, default=None,
                          help="planes to fit on, numbered through the leading axes, e.g. 0,10,20 "
                               "(default: 5 spread evenly)")
+    run_fit.add_argument("--channel", type=int, default=None,
+                         help="fit on the planes of this channel only (numbered from 0), for a stack "
+                              "with a channel axis (C); denoise fits each channel on its own")
     run_fit.add_argument("--rgb", action="store_true", help="the last axis (3 or 4) is colour")
     run_fit.add_argument("--seed", type=int, default=0, help="random seed of the fit (default 0)")
     for sub in (run_many, run_fit):
@@ -345,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fit":
             settings = {"steps": args.steps, "stabilise": args.stabilise or None}
             return fit_file(args.image, args.output, args.rgb, args.planes, args.preset, args.device,
-                            args.seed, args.threads, settings)
+                            args.seed, args.threads, settings, args.channel)
     except KeyboardInterrupt:
         print("napari-noise2detail: stopped; nothing was written", file=sys.stderr)
         return 130

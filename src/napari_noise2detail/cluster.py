@@ -3,7 +3,8 @@
 The work is the batch's own: one task per image runs ``batch.run_job`` on a worker, which
 reads, denoises and writes exactly as in process (atomically, skipping what exists, never
 writing an input). A zarr stack of more than :data:`BLOCK_PLANES` planes is shared out
-instead: one task fits the model once on a few planes (``batch.fit_job``), and one task per
+instead: one task fits the model once on a few planes (``batch.fit_job``; one per channel of a
+stack with a channel axis), and one task per
 block of planes applies it (``batch.run_block``), each writing its planes into the OME-Zarr
 outputs, which this process creates under temporary names and renames when every block is
 done. A saved model, or the one fitted, is sent to each worker once. A worker that dies
@@ -209,10 +210,11 @@ class _Split:
         self.outputs.__exit__(type(error), error, error.__traceback__)
 
 
-def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[range]] | None:
-    """A planned zarr item of more than :data:`BLOCK_PLANES` planes: the item opened lazily
-    and its blocks of planes; None for anything that is one task (or cannot be read here: its
-    task reports why)."""
+def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[tuple[list[int], list[list[int]]]]] | None:
+    """A planned zarr item of more than :data:`BLOCK_PLANES` planes: the item opened lazily,
+    and for each of its channels (one model each, see ``batch._Opened.channel_planes``) the
+    channel's planes and their blocks; None for anything that is one task (or cannot be read
+    here: its task reports why)."""
     from .batch import _is_zarr_item, _open
 
     if job.verdict is not None or not _is_zarr_item(job.item):
@@ -224,7 +226,8 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[range]] | N
     count = opened.info.planes
     if count <= BLOCK_PLANES:
         return None
-    return opened, [range(first, min(first + BLOCK_PLANES, count)) for first in range(0, count, BLOCK_PLANES)]
+    return opened, [(planes, [planes[first : first + BLOCK_PLANES] for first in range(0, len(planes), BLOCK_PLANES)])
+                    for planes in opened.channel_planes()]
 
 
 def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:
@@ -284,24 +287,25 @@ def run_on_cluster(
                 futures[client.submit(run_job, job, settings, worker_options, shipped, key=key, pure=False)] = index
                 continue
             if split is not None:
-                opened, blocks = split
+                opened, channels = split
                 try:
                     outputs, arrays, flags = _begin_outputs(job, opened, options)
                 except Exception as error:  # noqa: BLE001 - this item fails, the batch goes on
                     reason = f"cannot write: {failure_reason(error)}"
                     results[index] = ItemResult(job.name, job.source, "failed", reason)
                 else:
-                    fitted = shipped
-                    if fitted is None:  # fitted once, on a worker; every block waits for it
-                        fitted = client.submit(fit_job, job, settings, worker_options, flags, key=f"{key}-fit",
-                                               pure=False)
-                        fits.append(fitted)
-                    splits[index] = _Split(outputs, flags, set(), len(blocks))
-                    for number, planes in enumerate(blocks):
-                        future = client.submit(run_block, job, worker_options, fitted, planes, arrays,
-                                               key=f"{key}-{number}", pure=False)
-                        futures[future] = index
-                        splits[index].pending.add(future)
+                    splits[index] = _Split(outputs, flags, set(), sum(len(blocks) for _, blocks in channels))
+                    for channel, (planes, blocks) in enumerate(channels):
+                        fitted = shipped
+                        if fitted is None:  # fitted once per channel, on a worker; its blocks wait for it
+                            fitted = client.submit(fit_job, job, settings, worker_options, flags, planes,
+                                                   key=f"{key}-{channel}-fit", pure=False)
+                            fits.append(fitted)
+                        for number, block in enumerate(blocks):
+                            future = client.submit(run_block, job, worker_options, fitted, block, arrays,
+                                                   key=f"{key}-{channel}-{number}", pure=False)
+                            futures[future] = index
+                            splits[index].pending.add(future)
                     continue
             else:
                 results[index] = job.verdict

@@ -125,6 +125,12 @@ def read_plane(image: Any, info: ImageInfo, plane: int, rows: slice = slice(None
     return data if info.rgb else data[..., None]
 
 
+def planes_along(info: ImageInfo, axis: int) -> list[list[int]]:
+    """The plane numbers at each index of leading axis ``axis`` (e.g. each channel's)."""
+    numbers = np.arange(info.planes).reshape(info.lead)
+    return [np.take(numbers, i, axis=axis).ravel().tolist() for i in range(info.lead[axis])]
+
+
 def spread_planes(count: int, wanted: int) -> list[int]:
     """``wanted`` plane numbers spread evenly over ``count`` planes (all when there are fewer)."""
     if count <= wanted:
