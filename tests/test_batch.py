@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import drain, make_folder, snapshot
+from conftest import OnePlaneAtATime, drain, make_folder, snapshot
 from napari_noise2detail.batch import (
     ArrayItem,
     BatchOptions,
@@ -213,6 +213,23 @@ def test_layers_in_memory_keep_their_name_pixel_size_and_dtype(tmp_path):
     # a time-lapse layer: its t scale, in napari's time unit, is the frame interval
     movie = meta_from_scale((5.0, 0.1, 0.1), ("second", "micrometer", "micrometer"), ("t", "y", "x"))
     assert (movie.axes, movie.frame_interval, movie.time_unit, movie.unit) == ("TYX", 5.0, "s", "µm")
+
+
+def test_a_lazy_layer_is_read_a_plane_at_a_time_into_ome_zarr(tmp_path):
+    from napari_noise2detail import fit
+    from napari_noise2detail.io.zarr import read_zarr
+
+    stack = (np.random.default_rng(5).random((3, 16, 20)) * 1000).astype(np.uint16)
+    lazy = OnePlaneAtATime(stack)  # fails the test if read whole
+    meta = meta_from_scale((2.0, 0.1, 0.1), ("micrometer",) * 3, ("z", "y", "x"))
+    _, summary = drain(run_batch([ArrayItem(name="big", data=lazy, meta=meta)], tmp_path, OPTIONS))
+    (path,) = summary.done[0].outputs
+    assert path.name == "big_n2d_detail.ome.zarr"
+    detail = read_zarr(path)
+    assert detail.scale == [2.0, 0.1, 0.1] and [a["name"] for a in detail.axes] == ["z", "y", "x"]
+    expected = fit(stack, device="cpu", preset=resolve_settings("fast", **TINY)).apply(stack).detail
+    assert np.array_equal(detail.data.compute(), expected)
+    assert lazy.reads > 0
 
 
 def test_rgb_tiffs_are_recognised_and_stay_rgb(tmp_path):

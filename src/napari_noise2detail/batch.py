@@ -60,7 +60,8 @@ class ArrayItem:
 
     #: Shown in progress and summaries; the output stem is its sanitised form.
     name: str
-    #: Array-like; converted with ``np.asarray`` inside the batch, so it may be lazy (dask).
+    #: Array-like. A lazy one (dask, zarr: a layer too large for memory) is read a plane at a
+    #: time and its results written plane by plane into OME-Zarr outputs, as for a zarr input.
     data: Any
     meta: ImageMeta = ImageMeta()
     rgb: bool = False
@@ -326,7 +327,7 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
             folder = Path(outdir) if outdir is not None else item.parent
             item = item.absolute()
         folder = folder.absolute()
-        wanted = output_paths(stem, folder, options.save_smooth, zarr=_is_zarr_item(item))
+        wanted = output_paths(stem, folder, options.save_smooth, zarr=_streamed(item))
         job = _Job(name, source, item, wanted)
         for path in wanted.values():
             target = path.resolve()
@@ -458,8 +459,10 @@ class _ReadHere:
         return self.data[index].compute(scheduler="synchronous")
 
 
-def _is_zarr_item(item: Path | ArrayItem) -> bool:
-    return not isinstance(item, ArrayItem) and is_zarr(item)
+def _streamed(item: Path | ArrayItem) -> bool:
+    """Whether an item is read a plane at a time into OME-Zarr outputs: a zarr store, or a
+    lazy array (a layer backed by dask or zarr)."""
+    return is_lazy(item.data) if isinstance(item, ArrayItem) else is_zarr(item)
 
 
 @dataclass(frozen=True)
@@ -477,10 +480,10 @@ class _Opened:
 
     def ome_layout(self) -> tuple[list[dict], list[float], list[float] | None]:
         """The OME-Zarr axes, scale and translation of outputs written for a zarr input: the
-        input's (those other than colour, for RGB: see :func:`~.io.zarr.ome_zarr_outputs`)."""
+        input's (those other than colour, for RGB: see :func:`~.io.zarr.ome_zarr_outputs`);
+        for a lazy layer, from its pixel size and axes."""
         source, dims = self.zarr, len(self.info.shape) - self.rgb
-        assert source is not None
-        if len(source.axes) == dims:
+        if source is not None and len(source.axes) == dims:
             return source.axes, source.scale, source.translation
         axes = default_axes(dims, self.meta)
         return axes, scale_from_meta(axes, self.meta), None
@@ -515,7 +518,7 @@ def _open(job: _Job, options: BatchOptions) -> _Opened:
     """Open a planned item for reading (a zarr store lazily); a bad file is :class:`_ItemFailed`."""
     source = None
     if isinstance(job.item, ArrayItem):
-        data, meta, rgb = np.asarray(job.item.data), job.item.meta, job.item.rgb
+        data, meta, rgb = job.item.data, job.item.meta, job.item.rgb
     else:
         try:
             if is_zarr(job.item):
@@ -544,7 +547,7 @@ def _process(
     opened = _open(job, options)
     info, meta, rgb = opened.info, opened.meta, opened.rgb
     dtype = opened.dtype(options)
-    if opened.zarr is not None:
+    if is_lazy(opened.data):  # a zarr store or a lazy layer: OME-Zarr outputs, plane by plane
         axes, scale, translation = opened.ome_layout()
         try:
             with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype, rgb, translation) as out:

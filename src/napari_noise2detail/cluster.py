@@ -215,9 +215,9 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[tuple[list[
     and for each of its channels (one model each, see ``batch._Opened.channel_planes``) the
     channel's planes and their blocks; None for anything that is one task (or cannot be read
     here: its task reports why)."""
-    from .batch import _is_zarr_item, _open
+    from .batch import _open, _streamed
 
-    if job.verdict is not None or not _is_zarr_item(job.item):
+    if job.verdict is not None or not _streamed(job.item):
         return None
     try:
         opened = _open(job, options)

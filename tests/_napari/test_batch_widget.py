@@ -115,6 +115,23 @@ def test_selected_layers_from_the_menu(viewer, qtbot, tmp_path):
     assert meta.pixel_size == pytest.approx((0.1, 0.1))
 
 
+def test_a_lazy_layer_streams_into_ome_zarr(viewer, qtbot, tmp_path):
+    from conftest import OnePlaneAtATime
+    from napari_noise2detail.io.zarr import read_zarr
+
+    stack = OnePlaneAtATime((np.random.default_rng(2).random((3, 16, 16)) * 1000).astype(np.uint16))
+    viewer.add_image(stack, name="big", scale=(2.0, 0.1, 0.1), units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+    viewer.layers.selection.clear()
+    viewer.layers.selection.add(viewer.layers["big"])
+    widget = open_from_menu(viewer)
+    widget.output_folder.value = tmp_path
+
+    summary = run_and_wait(qtbot, widget)  # the layer, if read whole, fails the batch
+    assert summary.ok, summary.report()
+    result = read_zarr(tmp_path / "big_n2d_detail.ome.zarr")
+    assert result.data.shape == (3, 16, 16) and result.scale == [2.0, 0.1, 0.1]
+
+
 def test_without_a_choice_nothing_starts(viewer, qtbot, tmp_path):
     widget = open_from_menu(viewer)
     widget.run_button.native.click()  # no layer selected, no output folder
