@@ -422,9 +422,13 @@ def test_each_channel_of_a_stack_is_fitted_on_its_own(tmp_path, planes):
         tifffile.imwrite(tmp_path / f"c{channel}.tif", stack[:, channel], imagej=True, metadata={"axes": "ZYX"})
     inputs = [tmp_path / name for name in ("both.tif", "c0.tif", "c1.tif")]
     # the smooth output too: a fit of 5 steps leaves stage 3 where it started
-    _events, summary = drain(run_batch(inputs, tmp_path / "out", BatchOptions(device="cpu", settings=TINY,
-                                                                             save_smooth=True)))
+    events, summary = drain(run_batch(inputs, tmp_path / "out", BatchOptions(device="cpu", settings=TINY,
+                                                                            save_smooth=True)))
     assert summary.ok, summary.report()
+    both_events = [e.progress for e in events if e.name == "both.tif" and e.progress is not None]
+    assert all(e.plane < e.planes and e.planes in (1, 2 * planes) for e in both_events)  # (a fit: 1)
+    if planes == 2:  # plane by plane, each channel on its own: numbered in the whole stack
+        assert {e.plane for e in both_events} == set(range(2 * planes))
     for kind in ("detail", "smooth"):
         both = tifffile.imread(tmp_path / "out" / f"both_n2d_{kind}.tif")
         assert both.shape == stack.shape

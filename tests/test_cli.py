@@ -263,6 +263,18 @@ def test_fit_one_channel_of_a_stack(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "z.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX"})
     assert main(["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--channel", "0"]) == 2
     assert "no channel axis (its axes: ZYX)" in capsys.readouterr().err
+    # a channel axis of one channel: that channel is every plane
+    from napari_noise2detail.io import ImageMeta
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+
+    one = stack[:, :1].transpose(1, 0, 2, 3)  # CZYX, one channel
+    with ome_zarr_outputs({"image": tmp_path / "one.ome.zarr"}, one.shape, default_axes(4, ImageMeta(axes="CZYX")),
+                          [1.0] * 4, one.dtype) as out:
+        out["image"][...] = one
+    base = ["fit", str(tmp_path / "one.ome.zarr"), "-o", str(tmp_path / "one.n2d"), "--steps", "3", "--device", "cpu"]
+    assert main(base + ["--channel", "0"]) == 0
+    assert main(base + ["--channel", "1"]) == 2
+    assert "the image has one channel, 0" in capsys.readouterr().err
 
 
 def test_fit_reads_the_colours_of_an_ome_zarr_store(tmp_path, capsys):

@@ -13,6 +13,7 @@ import tifffile
 
 from conftest import drain, make_folder, snapshot
 from napari_noise2detail.batch import BatchOptions, collect_inputs, run_batch
+from napari_noise2detail.io.zarr import read_zarr
 
 pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
@@ -96,7 +97,8 @@ def _left_in(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client, monkeypatch):
+@pytest.mark.parametrize("saved_model", [False, True], ids=["fitted", "saved model"])
+def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client, monkeypatch, saved_model):
     import zarr
     from distributed import get_task_stream
 
@@ -112,17 +114,43 @@ def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client
                           data.dtype) as out:
         out["image"][...] = data
     inputs = collect_inputs([tmp_path / "in"])
-    _events, here = drain(run_batch(inputs, tmp_path / "here", BLOCK_OPTIONS))
+    options = BLOCK_OPTIONS
+    if saved_model:
+        from napari_noise2detail import fit
+
+        options = replace(options, settings={}, model=fit(data[0], device="cpu", steps=8, width=8))
+    _events, here = drain(run_batch(inputs, tmp_path / "here", options))
     with get_task_stream(client) as stream:
-        _events, there = drain(run_batch(inputs, tmp_path / "there", BLOCK_OPTIONS, client))
+        _events, there = drain(run_batch(inputs, tmp_path / "there", options, client))
     assert here.ok and there.ok
     keys = sorted(str(task["key"]).split("-", 3)[-1] for task in stream.data)
-    # a fit and its blocks per channel, and nothing else: the OME-Zarr input (a dask array) is
-    # read in those tasks, not plane by plane in tasks of its own
-    assert keys == ["0-0", "0-1", "0-fit", "1-0", "1-1", "1-fit"]
+    # a fit and its blocks per channel (one model for all: blocks through every plane), and
+    # nothing else: the OME-Zarr input (a dask array) is read in those tasks, not plane by
+    # plane in tasks of their own
+    assert keys == (["0-0", "0-1", "0-2", "0-3"] if saved_model else ["0-0", "0-1", "0-fit", "1-0", "1-1", "1-fit"])
     for name in ("cells_n2d_detail.ome.zarr", "cells_n2d_smooth.ome.zarr"):
         ours, theirs = (zarr.open_array(str(tmp_path / where / name / "0"), mode="r")[:] for where in ("here", "there"))
         assert np.array_equal(theirs, ours)
+
+
+def test_a_lazy_layer_even_one_held_by_the_cluster_is_one_task(tmp_path, client, monkeypatch):
+    import dask.array as da
+    from distributed import get_task_stream
+
+    from napari_noise2detail import cluster
+    from napari_noise2detail.batch import ArrayItem
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)  # not shared out: its graph would go with each block
+    stack = (np.random.default_rng(3).random((5, 24, 24)) * 1000).astype(np.uint16)
+    held = da.from_array(stack, chunks=(1, 24, 24)).persist()  # its chunks live on the workers
+    item = ArrayItem(name="held", data=held)
+    _events, here = drain(run_batch([item], tmp_path / "here", OPTIONS))
+    with get_task_stream(client) as stream:
+        _events, there = drain(run_batch([item], tmp_path / "there", OPTIONS, client))
+    assert here.ok and there.ok, (here.report(), there.report())
+    assert sum(str(task["key"]).startswith("n2d-") for task in stream.data) == 1
+    ours, theirs = (read_zarr(tmp_path / where / "held_n2d_detail.ome.zarr").data.compute() for where in ("here", "there"))
+    assert np.array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("case", ["fitted", "saved model", "colour"])

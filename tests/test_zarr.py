@@ -92,6 +92,25 @@ def test_a_failed_run_leaves_no_store_under_the_final_name(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_spacings_stay_on_their_axes_when_ome_zarr_cannot_name_them():
+    # ZCYX cannot be written in OME-Zarr's order: the axes get other names, the z spacing stays put
+    meta = ImageMeta(axes="ZCYX", pixel_size=(0.5, 0.25), z_spacing=2.0)
+    axes = default_axes(4, meta)
+    assert [a["name"] for a in axes] == ["t", "z", "y", "x"]
+    assert scale_from_meta(axes, meta) == [2.0, 1.0, 0.5, 0.25]
+    rgb = ImageMeta(axes="TZYXS", z_spacing=3.0, frame_interval=10.0)  # colour: not one of the axes
+    assert scale_from_meta(default_axes(4, rgb), rgb) == [10.0, 3.0, 1.0, 1.0]
+
+
+def test_a_plain_zarr_has_no_axes_of_its_own(tmp_path):
+    import zarr
+
+    zarr.save_array(str(tmp_path / "plain.zarr"), np.zeros((2, 3, 4, 16, 16), np.uint16))
+    image = read_zarr(tmp_path / "plain.zarr")
+    assert [a["name"] for a in image.axes] == ["t", "c", "z", "y", "x"]  # for its outputs
+    assert image.meta.axes is None  # a guess, not to be taken for channels
+
+
 def test_axes_for_images_without_ome_names():
     assert [a["name"] for a in default_axes(4)] == ["t", "z", "y", "x"]
     assert [a["name"] for a in default_axes(3, ImageMeta(axes="TYX"))] == ["t", "y", "x"]

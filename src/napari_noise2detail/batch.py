@@ -1,4 +1,4 @@
-"""Denoise many images in one go: files, folders, globs or in-memory arrays, into output TIFFs.
+"""Denoise many images in one go: files, folders, globs or in-memory arrays (layers).
 
 Qt-free and napari-free. :func:`run_batch` is a generator, like the engine's ``denoise_iter``:
 it yields :class:`BatchProgress` events and returns a :class:`BatchSummary`; closing it cancels
@@ -8,13 +8,14 @@ decided here only.
 
 Each input ``<stem>.<ext>`` gives ``<stem>_n2d_detail.tif`` (and ``<stem>_n2d_smooth.tif`` when
 asked) in the output folder, written under a temporary name and renamed when complete. A zarr
-or OME-Zarr input gives OME-Zarr outputs (``<stem>_n2d_detail.ome.zarr``) written plane by plane,
-so that it is never loaded whole. Inputs are only ever opened for reading, and an output that
-would land on an input is refused.
+or OME-Zarr input, and a lazy (dask, zarr) array, gives OME-Zarr outputs
+(``<stem>_n2d_detail.ome.zarr``) written plane by plane, so that it is never loaded whole.
+Inputs are only ever opened for reading, and an output that would land on an input is refused.
 
 How each image is denoised: with a saved model (``BatchOptions.model``) when one is given, no
-fitting; otherwise a zarr input, or a stack long enough (``engine.model.fits_once``), is fitted
-once on a few planes and the model applied to all; anything else is denoised plane by plane.
+fitting; otherwise a channel at a time (a stack with a channel axis: see :func:`channel_planes`),
+a lazy input, or a channel of enough planes (``engine.model.fits_once``), fitted once on a few
+planes and the model applied to all; anything else plane by plane.
 """
 
 from __future__ import annotations
@@ -446,17 +447,18 @@ def _worker_task(options: BatchOptions) -> Iterator[Any]:
 
 
 class _ReadHere:
-    """A dask array (an OME-Zarr input) whose parts are read by the thread that asks. Left to
-    Dask's defaults, a plane read in a task on a Dask worker became two tasks of its own on
-    another worker, its pixels sent back (117 tasks for 3 stacks of 12 planes in 16 blocks,
-    instead of 15). The scheduler is given to each ``compute``: ``dask.config`` would change
-    it for every thread of the process, the client's too."""
+    """An OME-Zarr input (a dask array over its store) read in this process. Left to Dask's
+    defaults, a plane read in a task on a Dask worker became two tasks of its own on another
+    worker, its pixels sent back (117 tasks for 3 stacks of 12 planes in 16 blocks, instead of
+    15). The scheduler is given to each ``compute``: ``dask.config`` would change it for every
+    thread of the process, the client's too. (Not for a layer's dask array: that may hold
+    results persisted on a cluster, which only the cluster can read.)"""
 
     def __init__(self, data: Any) -> None:
         self.data, self.shape, self.dtype = data, data.shape, data.dtype
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        return self.data[index].compute(scheduler="synchronous")
+        return self.data[index].compute(scheduler="threads")  # the chunks of a plane side by side
 
 
 def _streamed(item: Path | ArrayItem) -> bool:
@@ -534,7 +536,7 @@ def _open(job: _Job, options: BatchOptions) -> _Opened:
     if rgb and source is not None:  # OME-Zarr keeps colour in its channel axis
         source = colour_last(source)
         data, meta = source.data, source.meta
-    if hasattr(data, "dask"):  # read through dask (OME-Zarr)
+    if source is not None and hasattr(data, "dask"):  # an OME-Zarr store, read through dask
         data = _ReadHere(data)
     data, info = inspect(data, rgb)
     return _Opened(data, info, meta, rgb, source)
@@ -577,7 +579,8 @@ def _denoise_into(
     made here, float32), a channel at a time (:meth:`_Opened.channel_planes`): with the
     batch's model; or fitted once on a few planes, for a lazy image or a long stack (half of
     the channel's progress); or else plane by plane."""
-    groups = opened.channel_planes()
+    # one model for all: nothing to fit per channel
+    groups = opened.channel_planes() if options.model is None else [list(range(opened.info.planes))]
     shape = opened.info.shape
     share = 1 / len(groups)
     for number, planes in enumerate(groups):
@@ -592,8 +595,10 @@ def _denoise_into(
             yield from _scaled(run, start, (number + 1) * share)
             continue
         view, index = opened.channel_view(planes)
-        run = denoise_iter(view, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                           threads=options.threads)
+        run = relabelled(  # its planes numbered in the whole image, as the other ways number them
+            denoise_iter(view, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
+                         threads=options.threads),
+            lambda event: replace(event, plane=planes[event.plane], planes=opened.info.planes))
         try:
             result = yield from _scaled(run, start, (number + 1) * share)
         finally:

@@ -125,10 +125,14 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
         return planes
     if planes is not None:
         raise ValueError("choose the planes to fit on with --planes or --channel, not both")
-    if len(channels) == 1:
+    count = len(channels) if len(channels) > 1 else int(bool(axes) and "C" in axes)
+    if count == 0:
         raise ValueError(f"--channel: the image has no channel axis (its axes: {axes or 'unknown'})")
-    if not 0 <= channel < len(channels):
-        raise ValueError(f"--channel {channel}: the image has channels 0 to {len(channels) - 1}")
+    if not 0 <= channel < count:
+        which = "one channel, 0" if count == 1 else f"channels 0 to {count - 1}"
+        raise ValueError(f"--channel {channel}: the image has {which}")
+    if count == 1:
+        return planes  # its one channel: every plane
     mine = channels[channel]
     return [mine[i] for i in spread_planes(len(mine), FIT_PLANES)]
 

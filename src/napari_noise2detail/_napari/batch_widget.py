@@ -118,7 +118,8 @@ def layer_item(layer: Any) -> ArrayItem:
 class BatchWidget(Container):
     """Denoise the selected image layers, or every image file of a folder, into an output folder.
 
-    Outputs are ``<name>_n2d_detail.tif`` (and ``_n2d_smooth.tif``); existing ones are skipped
+    Outputs are ``<name>_n2d_detail.tif`` (and ``_n2d_smooth.tif``; ``.ome.zarr``, written
+    plane by plane, for zarr stores and lazy layers); existing ones are skipped
     unless "overwrite" is ticked, so running again resumes an interrupted batch. The work runs in
     a background thread; Cancel stops it between two fitting steps.
     """
@@ -132,8 +133,9 @@ class BatchWidget(Container):
         )
         self.input_folder = FileEdit(label="Input folder", mode="d")
         self.output_folder = FileEdit(label="Output folder", mode="d")
-        self.output_folder.tooltip = ("Where to write <name>_n2d_detail.tif. For a folder of images, "
-                                      "leave empty to write beside the inputs.")
+        self.output_folder.tooltip = ("Where to write <name>_n2d_detail.tif (.ome.zarr for zarr stores and "
+                                      "layers too large for memory). For a folder of images, leave empty "
+                                      "to write beside the inputs.")
         self.model = FileEdit(label="Model", mode="r", filter="*.n2d")
         self.model.tooltip = ("A model saved with the Noise2Detail dock's Save model... (or "
                               "napari-noise2detail fit), applied to every image with no fitting. "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -71,7 +71,9 @@ def read_zarr(path: str | os.PathLike) -> ZarrImage:
             raise ValueError("the zarr store holds no image")
         node = node[arrays[0]]
     axes = default_axes(len(node.shape))
-    return ZarrImage(node, meta_from_axes(axes, [1.0] * len(axes)), axes, [1.0] * len(axes))
+    # the axes' names are a guess (the store has none): outputs need some, the data's meta not
+    meta = replace(meta_from_axes(axes, [1.0] * len(axes)), axes=None)
+    return ZarrImage(node, meta, axes, [1.0] * len(axes))
 
 
 def _read_ome(path: Path) -> ZarrImage | None:
@@ -143,11 +145,17 @@ def _ome_order(letters: str) -> bool:
 
 def scale_from_meta(axes: Sequence[dict], meta: ImageMeta) -> list[float]:
     """The OME-Zarr scale of each axis from ``meta``'s pixel size, z spacing and frame interval
-    (1 where unknown)."""
+    (1 where unknown). Where ``meta`` names the axes, each is found by its place there:
+    axes that OME-Zarr cannot hold in their order (ZCYX, say) are given other names by
+    :func:`default_axes`, but their spacing stays where the data has it."""
     scale = [1.0] * len(axes)
     names = [a["name"] for a in axes]
+    letters = (meta.axes or "").lower()
+    if len(letters) in (len(axes), len(axes) + 1):  # (and the colour axis of RGB)
+        names = list(letters[: len(axes)])
     if meta.pixel_size:
-        scale[names.index("y")], scale[names.index("x")] = (float(v) for v in meta.pixel_size)
+        y, x = (names.index(a) if a in names else len(axes) - 2 + i for i, a in enumerate("yx"))
+        scale[y], scale[x] = (float(v) for v in meta.pixel_size)
     if meta.z_spacing and "z" in names:
         scale[names.index("z")] = float(meta.z_spacing)
     if meta.frame_interval and "t" in names:
