@@ -156,11 +156,15 @@ def test_empty_nan_and_unreadable_files_fail_with_their_reason_and_the_rest_goes
         tifffile.imwrite(tmp_path / "zero.tif", np.zeros((0, 16), np.float32))
     (tmp_path / "notes.nd2").write_bytes(b"not really")
     tifffile.imwrite(tmp_path / "good.tif", np.random.default_rng(3).random((16, 16)).astype(np.float32))
+    # a stack cut short (a copy interrupted): tifffile reads its first plane and says little
+    tifffile.imwrite(tmp_path / "short.tif", np.ones((6, 32, 32), np.uint16), imagej=True, metadata={"axes": "ZYX"})
+    (tmp_path / "short.tif").write_bytes((tmp_path / "short.tif").read_bytes()[:8000])
     inputs = collect_inputs([tmp_path])
-    assert [p.name for p in inputs] == ["empty.tif", "good.tif", "nan.tif", "notes.nd2", "zero.tif"]
+    assert [p.name for p in inputs] == ["empty.tif", "good.tif", "nan.tif", "notes.nd2", "short.tif", "zero.tif"]
     _, summary = drain(run_batch(inputs, tmp_path / "out", OPTIONS))
     reasons = {r.name: r.reason for r in summary.failed}
-    assert set(reasons) == {"empty.tif", "nan.tif", "notes.nd2", "zero.tif"}
+    assert set(reasons) == {"empty.tif", "nan.tif", "notes.nd2", "short.tif", "zero.tif"}
+    assert "truncated or damaged: its ImageJ header counts 6 planes, 1 can be read" in reasons["short.tif"]
     assert "NaN" in reasons["nan.tif"]
     assert "empty" in reasons["empty.tif"] and "empty" in reasons["zero.tif"]
     assert "reader" in reasons["notes.nd2"]

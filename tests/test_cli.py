@@ -232,6 +232,9 @@ def test_fit_then_denoise_with_the_saved_model(tmp_path, capsys):
     (["denoise", "{tmp}/b.tif", "-o", "{tmp}/a.tif"], "it is a file, not a folder"),
     (["demo", "-o", "{tmp}/a.tif/demo"], "cannot write in"),
     (["fit", "{tmp}", "-o", "{tmp}/new/deeper/m.n2d"], "is one image file"),  # and no folder made
+    # a model is only ever written over a model: never over the image, nor another file
+    (["fit", "{tmp}/b.tif", "-o", "{tmp}/b.tif"], "-o is IMAGE itself"),
+    (["fit", "{tmp}/b.tif", "-o", "{tmp}/a.tif"], "exists and is not a Noise2Detail model"),
 ])
 def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message, monkeypatch):
     before = make_folder(tmp_path)

@@ -33,3 +33,28 @@ def test_side_by_side_shares_contrast_limits():
     assert picture.shape == (10, 34) and picture.dtype == np.uint8
     assert (picture[:, 10:12] == 255).all()  # the white gap
     assert np.array_equal(picture[:, :10], picture[:, 24:])
+
+
+@pytest.mark.parametrize("shape, axes", [((3, 16, 16), "ZYX"), ((2, 3, 16, 16), "TZYX"), ((3, 16, 16, 3), "ZYXS")])
+def test_a_stack_of_unknown_axes_is_written_as_slices_not_channels(tmp_path, shape, axes):
+    # tifffile's own guess made a stack of 3 planes ImageJ channels, and 2 x 3 planes Z x C
+    from napari_noise2detail.io import ImageMeta, write_image
+
+    write_image(tmp_path / "s.tif", np.zeros(shape, np.uint8), ImageMeta(), rgb=shape[-1] == 3)
+    with tifffile.TiffFile(tmp_path / "s.tif") as tif:
+        assert tif.series[0].axes == axes and tif.is_imagej
+
+
+def test_axes_imagej_cannot_order_are_written_as_ome_tiff_with_their_calibration(tmp_path):
+    from napari_noise2detail.io import ImageMeta, read_image, write_image
+
+    meta = ImageMeta(axes="CZYX", pixel_size=(0.2, 0.3), z_spacing=0.7, unit="µm")
+    write_image(tmp_path / "c.tif", np.zeros((2, 3, 16, 16), np.uint16), meta)
+    with tifffile.TiffFile(tmp_path / "c.tif") as tif:
+        assert tif.is_ome  # Fiji reads it through Bio-Formats with its channels and spacing
+    data, again = read_image(tmp_path / "c.tif")
+    assert data.shape == (2, 3, 16, 16) and again == meta
+    # a pixel size in a unit OME cannot name stays in the plain description, not miscalled µm
+    write_image(tmp_path / "p.tif", np.zeros((2, 3, 16, 16), np.uint16), ImageMeta(axes="CZYX", pixel_size=(2, 2)))
+    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+        assert not tif.is_ome

@@ -44,6 +44,10 @@ def test_ome_zarr_round_trip_keeps_axes_scale_and_unit(tmp_path):
     assert image.meta == ImageMeta(axes="ZYX", pixel_size=(0.5, 0.25), z_spacing=2.0, unit="µm")
     assert not isinstance(image.data, np.ndarray)  # lazy
     assert np.array_equal(np.asarray(image.data[2]), data[2])
+    from napari_noise2detail.io import read_image
+
+    whole, meta = read_image(path)  # read whole, as any image: no axis added, the same metadata
+    assert np.array_equal(whole, data) and meta == image.meta
 
 
 def test_a_time_lapse_keeps_its_frame_interval_as_the_t_scale(tmp_path):

@@ -72,6 +72,7 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     """Fit a model to one image (a file or a zarr store), or to one of its channels, and save
     it to ``output``."""
     from .engine import fit
+    from .engine.model_file import is_model_file
     from .io import read_image, write_problem
     from .io.zarr import colour_last, is_zarr, read_zarr
 
@@ -80,6 +81,11 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
         raise FileNotFoundError(f"no such file or folder: {image!r}")
     if output.is_dir():
         raise ValueError(f"-o names the model file to write; {output} is a folder")
+    if output.exists() and output.resolve() == path.resolve():
+        raise ValueError(f"-o is IMAGE itself ({output}): name a new file for the model, e.g. model.n2d")
+    if output.exists() and not is_model_file(output):
+        raise ValueError(f"{output} exists and is not a Noise2Detail model: a model is only written over a "
+                         "model. Choose another name, e.g. model.n2d")
     if problem := write_problem(output.parent):
         raise ValueError(problem)  # found now, not after the fit
     if is_zarr(path):

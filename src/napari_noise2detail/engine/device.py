@@ -30,7 +30,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(
                 f"device {device!r} was asked for, but this torch build sees no CUDA GPU "
-                "(install a CUDA build of torch, or use device='auto' or 'cpu')"
+                "(install a CUDA build of torch, or choose the device 'auto' or 'cpu')"
             )
         index = dev.index or 0
         if index >= torch.cuda.device_count():

@@ -60,6 +60,19 @@ def save(model: Denoiser, path: str | os.PathLike) -> Path:
     return write_atomic(path, lambda temp: Path(temp).write_bytes(contents))
 
 
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a model file (only its header is read): what may be written over."""
+    try:
+        with open(path, "rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            if not 0 < size <= 1 << 20:  # a model's header is a few kB
+                return False
+            header = json.loads(file.read(size))
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and (header.get("__metadata__") or {}).get("format") == FORMAT
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> Denoiser:
     """A model saved with :meth:`Denoiser.save`, on ``device``. A file that is not such a
     model, is damaged or truncated, or was saved by a newer version is refused (ValueError)."""

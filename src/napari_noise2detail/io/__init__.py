@@ -31,14 +31,20 @@ __all__ = [
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     """Read the first image of a file and its metadata; the file is only opened for reading.
 
-    TIFF (including ImageJ and OME-TIFF) is read with tifffile; other formats with whatever napari
+    TIFF (including ImageJ and OME-TIFF) is read with tifffile, zarr and OME-Zarr stores with
+    zarr (whole: :func:`.zarr.read_zarr` reads them lazily); other formats with whatever napari
     reader is installed for them. Raises an exception whose message says what went wrong.
     """
+    from .zarr import is_zarr, read_zarr
+
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError("the file is empty (0 bytes)")
     if path.suffix.lower() in TIFF_SUFFIXES:
         return read_tiff(path)
+    if is_zarr(path):
+        image = read_zarr(path)
+        return np.asarray(image.data), image.meta
     from .napari_reader import read_with_napari
 
     return read_with_napari(path)

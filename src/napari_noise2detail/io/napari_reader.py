@@ -42,8 +42,8 @@ def read_with_napari(path: Path) -> tuple[np.ndarray, ImageMeta]:
         if (kind or "image") != "image":
             continue
         kwargs = kwargs or {}
-        if kwargs.get("multiscale") or (isinstance(data, list) and len(data) > 1):
-            data = data[0]  # the full-resolution level of a pyramid
+        if kwargs.get("multiscale") or (isinstance(data, (list, tuple)) and data and hasattr(data[0], "shape")):
+            data = data[0]  # the full-resolution level of a pyramid (of one level, too: OME-Zarr)
         arr = np.asarray(data)
         # napari's own rule when a reader does not say: a last axis of 3 or 4 is colour.
         rgb = kwargs.get("rgb")

@@ -27,6 +27,7 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
         if not tif.series:
             raise ValueError("the TIFF holds no image (a damaged or truncated file?)")
         series = tif.series[0]
+        _check_complete(tif, series)
         data = series.asarray()
         axes = series.axes if len(series.axes) == data.ndim else None
         if axes and axes.endswith("S") and data.shape[-1] not in (3, 4):
@@ -43,6 +44,19 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
         interval, time_unit = _frame_interval(tif)
     return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
                            frame_interval=interval, time_unit=time_unit)
+
+
+def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
+    """Refuse a stack cut short: tifffile reads what is left of a truncated ImageJ stack (its
+    first plane, say) with no more than a log line, and that plane would be denoised as if it
+    were the image."""
+    images = (tif.imagej_metadata or {}).get("images")
+    if images is None:
+        return
+    found = int(np.prod([n for n, axis in zip(series.shape, series.axes) if axis not in "YXS"], dtype=np.int64))
+    if found < int(images):
+        raise ValueError(f"the TIFF is truncated or damaged: its ImageJ header counts {int(images)} planes, "
+                         f"{found} can be read")
 
 
 def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
@@ -99,6 +113,9 @@ def _tag_sizes(
 
 
 _IMAGEJ_ORDER = "TZCYXS"
+#: The axes of an image whose axes are not known, by its number of axes (colour aside): as
+#: OME-Zarr outputs name them (``zarr.default_axes``).
+_PLAIN_AXES = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}
 
 
 def _imagej_axes(axes: str | None, ndim: int) -> str | None:
@@ -117,8 +134,9 @@ def write_image(
     """Write ``array`` as a TIFF atomically, with the axes, pixel size and unit of ``meta``.
 
     uint8, uint16 and float32 images are written as ImageJ TIFFs (which Fiji and napari read with
-    their calibration); other dtypes, and axes that ImageJ cannot hold, as plain TIFFs with the
-    resolution tags and tifffile's axes description. ``rgb`` (default: ``meta.rgb``) stores the
+    their calibration); axes that ImageJ cannot hold in their order (CZYX), and other dtypes, as
+    OME-TIFF where OME can say them; anything else as a plain TIFF with the resolution tags and
+    tifffile's axes description. ``rgb`` (default: ``meta.rgb``) stores the
     last axis as colour samples.
     """
     meta = meta or ImageMeta()
@@ -130,10 +148,13 @@ def write_image(
         array.dtype in (np.uint8, np.uint16, np.float32)
         and not (rgb and array.dtype != np.uint8)  # ImageJ's RGB is 8-bit only
         and (axes is None or ij_axes is not None)
-        and array.ndim <= 6
+        and array.ndim - rgb <= 5  # TZCYX, and the colour samples
     )
     if imagej:
         metadata: dict[str, Any] = {}
+        if not ij_axes and array.ndim - rgb in _PLAIN_AXES:
+            # a plain stack is slices to ImageJ; tifffile's own guess made 2 or 3 planes channels
+            ij_axes = _PLAIN_AXES[array.ndim - rgb] + ("S" if rgb else "")
         if ij_axes:
             metadata["axes"] = ij_axes
         if meta.unit:
@@ -148,6 +169,8 @@ def write_image(
         if meta.pixel_size:
             y, x = meta.pixel_size
             kwargs["resolution"] = (1 / x, 1 / y)
+    elif (ome := _ome_metadata(meta, axes, rgb)) is not None:
+        kwargs.update(ome=True, metadata=ome)
     else:
         # tifffile keeps axes (and here the z spacing) in a JSON description of its own.
         metadata = {"axes": axes} if axes else {}
@@ -167,6 +190,33 @@ def write_image(
         metadata.update(_interval(meta, {}))
         kwargs["metadata"] = metadata
     return write_tiff(path, array, **kwargs)
+
+
+#: Units as OME-XML spells them (UnitsLength, UnitsTime).
+_OME_LENGTH = {"nm": "nm", "µm": "µm", "mm": "mm", "cm": "cm", "m": "m", "inch": "in"}
+_OME_TIME = {"s": "s", "ms": "ms", "µs": "µs", "ns": "ns", "min": "min", "h": "h", "d": "d"}
+
+
+def _ome_metadata(meta: ImageMeta, axes: str | None, rgb: bool) -> dict[str, Any] | None:
+    """OME-TIFF metadata for axes that ImageJ cannot hold in their order (CZYX, say), which
+    Fiji (Bio-Formats) and napari then read with their calibration; None where OME cannot say
+    it either (other axes, or a pixel size without a unit OME knows)."""
+    plane = "YXS" if rgb else "YX"
+    if (not axes or not axes.endswith(plane) or len(set(axes)) != len(axes)
+            or not set(axes) <= set(_IMAGEJ_ORDER) or (not rgb and "S" in axes)):
+        return None
+    unit = _OME_LENGTH.get(meta.unit or "")
+    if meta.pixel_size and unit is None:
+        return None
+    found: dict[str, Any] = {"axes": axes}
+    if meta.pixel_size:
+        y, x = meta.pixel_size
+        found.update(PhysicalSizeY=y, PhysicalSizeYUnit=unit, PhysicalSizeX=x, PhysicalSizeXUnit=unit)
+        if meta.z_spacing and "Z" in axes:
+            found.update(PhysicalSizeZ=meta.z_spacing, PhysicalSizeZUnit=unit)
+    if meta.frame_interval and "T" in axes and (time := _OME_TIME.get(meta.time_unit or "")):
+        found.update(TimeIncrement=meta.frame_interval, TimeIncrementUnit=time)
+    return found
 
 
 def _interval(meta: ImageMeta, spelling: dict[str, str]) -> dict[str, object]:
