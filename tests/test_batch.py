@@ -384,6 +384,20 @@ def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
     assert [r.status for r in again.results] == ["skipped"]
 
 
+def test_a_zarr_input_keeps_its_channel_names_and_colours(tmp_path):
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs, read_zarr
+
+    data = np.random.default_rng(2).poisson(50, (2, 3, 16, 16)).astype(np.uint16)
+    named = [{"label": "DAPI", "color": "0000FF"}, {"label": "GFP", "color": "00FF00"}]
+    with ome_zarr_outputs({"image": tmp_path / "in.ome.zarr"}, data.shape, default_axes(4, ImageMeta(axes="CZYX")),
+                          [1.0] * 4, data.dtype, channels=named) as out:
+        out["image"][...] = data
+    assert read_zarr(tmp_path / "in.ome.zarr").channels == named
+    _events, summary = drain(run_batch([tmp_path / "in.ome.zarr"], tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    assert read_zarr(tmp_path / "out" / "in_n2d_detail.ome.zarr").channels == named  # napari shows them so
+
+
 @pytest.mark.parametrize("layout", ["plain zarr, colour last", "OME-Zarr, colour as channels"])
 def test_a_colour_zarr_input_gives_ome_zarr_with_colour_as_channels(tmp_path, layout):
     import zarr

@@ -480,15 +480,17 @@ class _Opened:
     def dtype(self, options: BatchOptions) -> np.dtype:
         return np.dtype(self.info.dtype) if options.dtype == "input" else np.dtype(np.float32)
 
-    def ome_layout(self) -> tuple[list[dict], list[float], list[float] | None]:
-        """The OME-Zarr axes, scale and translation of outputs written for a zarr input: the
-        input's (those other than colour, for RGB: see :func:`~.io.zarr.ome_zarr_outputs`);
-        for a lazy layer, from its pixel size and axes."""
+    def ome_outputs(self, paths: Mapping[str, Path], dtype: np.dtype) -> Any:
+        """New OME-Zarr outputs at ``paths`` (see :func:`~.io.zarr.ome_zarr_outputs`, a context
+        manager), with the input's axes, scale, translation and channel names (those other
+        than colour, for RGB); for a lazy layer, from its pixel size and axes."""
         source, dims = self.zarr, len(self.info.shape) - self.rgb
         if source is not None and len(source.axes) == dims:
-            return source.axes, source.scale, source.translation
-        axes = default_axes(dims, self.meta)
-        return axes, scale_from_meta(axes, self.meta), None
+            axes, scale, translation, channels = source.axes, source.scale, source.translation, source.channels
+        else:
+            axes = default_axes(dims, self.meta)
+            scale, translation, channels = scale_from_meta(axes, self.meta), None, None
+        return ome_zarr_outputs(paths, self.info.shape, axes, scale, dtype, self.rgb, translation, channels)
 
     def channel_planes(self) -> list[list[int]]:
         """Each channel's plane numbers (see :func:`channel_planes`)."""
@@ -547,12 +549,11 @@ def _process(
 ) -> Generator[Progress, None, tuple[Path, ...]]:
     """Read, denoise and write one item; yields the engine's progress, returns the outputs."""
     opened = _open(job, options)
-    info, meta, rgb = opened.info, opened.meta, opened.rgb
+    meta, rgb = opened.meta, opened.rgb
     dtype = opened.dtype(options)
     if is_lazy(opened.data):  # a zarr store or a lazy layer: OME-Zarr outputs, plane by plane
-        axes, scale, translation = opened.ome_layout()
         try:
-            with ome_zarr_outputs(job.outputs, info.shape, axes, scale, dtype, rgb, translation) as out:
+            with opened.ome_outputs(job.outputs, dtype) as out:
                 yield from _denoise_into({kind: _Converted(array, dtype) for kind, array in out.items()},
                                          opened, settings, device, options)
         except OSError as err:

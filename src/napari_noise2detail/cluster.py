@@ -235,13 +235,9 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[tuple[list[
 
 def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:
     """A stack's OME-Zarr outputs under temporary names, each with its :data:`WRITING` flag."""
-    from .io.zarr import ome_zarr_outputs
-
-    axes, scale, translation = opened.ome_layout()
     outputs = ExitStack()
     try:
-        arrays = outputs.enter_context(ome_zarr_outputs(job.outputs, opened.info.shape, axes, scale,
-                                                        opened.dtype(options), opened.rgb, translation))
+        arrays = outputs.enter_context(opened.ome_outputs(job.outputs, opened.dtype(options)))
         flags = [writing_flag(array) for array in arrays.values()]
         for flag in flags:
             flag.touch()

@@ -48,6 +48,8 @@ class ZarrImage:
     scale: list[float]
     #: Its translation (where its first pixel lies, in the scale's units), if it has one.
     translation: list[float] | None = None
+    #: The names and colours of its channels (OME-Zarr's ``omero`` channels: label, color).
+    channels: list[dict] | None = None
 
 
 def read_zarr(path: str | os.PathLike) -> ZarrImage:
@@ -93,8 +95,18 @@ def _read_ome(path: Path) -> ZarrImage | None:
             scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), [1.0] * len(axes))
             shift = next((t["translation"] for t in transforms if t.get("type") == "translation"), None)
             return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale],
-                             [float(t) for t in shift] if shift else None)
+                             [float(t) for t in shift] if shift else None, _channels(location.root_attrs))
     return None
+
+
+def _channels(attrs: Mapping[str, Any]) -> list[dict] | None:
+    """Each channel's name and colour from OME-Zarr's ``omero`` block, if it has them (the
+    display window is left out: the results' intensities are not the input's)."""
+    channels = (attrs.get("omero") or {}).get("channels")
+    if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
+        return None
+    kept = [{k: c[k] for k in ("label", "color") if isinstance(c.get(k), str)} for c in channels]
+    return kept if any(kept) else None
 
 
 def colour_last(image: ZarrImage) -> ZarrImage:
@@ -243,7 +255,7 @@ class ColourLast:
 def ome_zarr_outputs(
     paths: Mapping[str, str | os.PathLike], shape: Sequence[int], axes: Sequence[dict],
     scale: Sequence[float], dtype: Any = np.float32, rgb: bool = False,
-    translation: Sequence[float] | None = None,
+    translation: Sequence[float] | None = None, channels: Sequence[dict] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """New OME-Zarr images, one per kind (``{"detail": path, ...}``), as writable zarr arrays
     to fill inside the block. Each is built in a hidden folder and renamed to its path when the
@@ -253,7 +265,8 @@ def ome_zarr_outputs(
     channel axis (:func:`colour_as_channel`; ``axes`` and ``scale`` then name the other axes)
     and the arrays yielded are :class:`ColourLast` views, written colour-last all the same.
     ``translation`` (one per axis but colour): where the image lies, kept so that viewers place
-    the results over their source."""
+    the results over their source. ``channels``: the names and colours of the image's channels
+    (its ``c`` axis), kept for viewers (see :attr:`ZarrImage.channels`)."""
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
@@ -274,9 +287,18 @@ def ome_zarr_outputs(
             array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype)
             arrays[kind] = ColourLast(array, at) if rgb else array
             datasets = [{"path": "0", "coordinateTransformations": transforms}]
-            extra = {"metadata": {"omero": {"channels": [dict(c) for c in _COLOURS[: shape[-1]]]}}} if rgb else {}
+            named = [dict(c) for c in _COLOURS[: shape[-1]]] if rgb else _channels_for(axes, stored, channels)
+            extra = {"metadata": {"omero": {"channels": named}}} if named else {}
             write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}", **extra)
         yield arrays
+
+
+def _channels_for(axes: Sequence[dict], shape: Sequence[int], channels: Sequence[dict] | None) -> list[dict] | None:
+    """``channels`` where they match the image's ``c`` axis, one each; else None."""
+    names = [a.get("name") for a in axes]
+    if not channels or "c" not in names or shape[names.index("c")] != len(channels):
+        return None
+    return [dict(c) for c in channels]
 
 
 def open_output(path: str | os.PathLike, rgb: bool = False) -> Any:
