@@ -196,7 +196,7 @@ def test_an_interrupted_write_leaves_nothing_under_the_final_name(tmp_path, monk
     monkeypatch.setattr(tifffile, "imwrite", crash)
     with pytest.raises(KeyboardInterrupt):
         drain(run_batch([tmp_path / "in" / "a.tif"], tmp_path / "out", OPTIONS))
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # nothing, not even the folder it made
 
 
 def test_layers_in_memory_keep_their_name_pixel_size_and_dtype(tmp_path):
@@ -217,6 +217,11 @@ def test_layers_in_memory_keep_their_name_pixel_size_and_dtype(tmp_path):
     # a time-lapse layer: its t scale, in napari's time unit, is the frame interval
     movie = meta_from_scale((5.0, 0.1, 0.1), ("second", "micrometer", "micrometer"), ("t", "y", "x"))
     assert (movie.axes, movie.frame_interval, movie.time_unit, movie.unit) == ("TYX", 5.0, "s", "µm")
+    # napari's default labels: the axes are written as a plain stack's (z y x, t z y x), spacings too
+    stack = meta_from_scale((2.0, 0.1, 0.1), ("micrometer",) * 3, ("-3", "-2", "-1"))
+    assert (stack.axes, stack.z_spacing) == (None, 2.0)
+    movie = meta_from_scale((5.0, 2.0, 0.1, 0.1), ("second",) + ("micrometer",) * 3, ("-4", "-3", "-2", "-1"))
+    assert (movie.axes, movie.z_spacing, movie.frame_interval, movie.time_unit) == (None, 2.0, 5.0, "s")
 
 
 def test_a_lazy_layer_is_read_a_plane_at_a_time_into_ome_zarr(tmp_path):
@@ -226,11 +231,13 @@ def test_a_lazy_layer_is_read_a_plane_at_a_time_into_ome_zarr(tmp_path):
     stack = (np.random.default_rng(5).random((3, 16, 20)) * 1000).astype(np.uint16)
     lazy = OnePlaneAtATime(stack)  # fails the test if read whole
     meta = meta_from_scale((2.0, 0.1, 0.1), ("micrometer",) * 3, ("z", "y", "x"))
-    _, summary = drain(run_batch([ArrayItem(name="big", data=lazy, meta=meta)], tmp_path, OPTIONS))
+    item = ArrayItem(name="big", data=lazy, meta=meta, translation=(4.0, 10.0, 5.0))
+    _, summary = drain(run_batch([item], tmp_path, OPTIONS))
     (path,) = summary.done[0].outputs
     assert path.name == "big_n2d_detail.ome.zarr"
     detail = read_zarr(path)
     assert detail.scale == [2.0, 0.1, 0.1] and [a["name"] for a in detail.axes] == ["z", "y", "x"]
+    assert detail.translation == [4.0, 10.0, 5.0]  # placed over the layer in a viewer
     expected = fit(stack, device="cpu", preset=resolve_settings("fast", **TINY)).apply(stack).detail
     assert np.array_equal(detail.data.compute(), expected)
     assert lazy.reads > 0

@@ -27,6 +27,20 @@ def test_interrupted_write_leaves_the_old_file_and_no_partial(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
 
 
+def test_a_failed_write_leaves_no_folder_it_made(tmp_path):
+    from napari_noise2detail.io import atomic_directory
+
+    def crash(temp):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(tmp_path / "new" / "deeper" / "out.tif", crash)
+    with pytest.raises(KeyboardInterrupt), atomic_directory(tmp_path / "new" / "out.ome.zarr") as temp:
+        temp.mkdir()
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []  # a batch cancelled at its first image leaves no empty folder
+
+
 def test_side_by_side_shares_contrast_limits():
     a = np.linspace(0, 1, 100).reshape(10, 10)
     picture = side_by_side([a, a * 0 + 0.5, a], gap=2)

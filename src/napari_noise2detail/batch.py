@@ -66,6 +66,9 @@ class ArrayItem:
     data: Any
     meta: ImageMeta = ImageMeta()
     rgb: bool = False
+    #: Where it lies (a layer's translate, one per axis but colour): kept in OME-Zarr outputs,
+    #: which viewers then place over it.
+    translation: tuple[float, ...] | None = None
 
 
 Item = Union[str, os.PathLike, ArrayItem]
@@ -476,6 +479,7 @@ class _Opened:
     meta: ImageMeta
     rgb: bool
     zarr: ZarrImage | None
+    translation: tuple[float, ...] | None = None
 
     def dtype(self, options: BatchOptions) -> np.dtype:
         return np.dtype(self.info.dtype) if options.dtype == "input" else np.dtype(np.float32)
@@ -489,7 +493,7 @@ class _Opened:
             axes, scale, translation, channels = source.axes, source.scale, source.translation, source.channels
         else:
             axes = default_axes(dims, self.meta)
-            scale, translation, channels = scale_from_meta(axes, self.meta), None, None
+            scale, translation, channels = scale_from_meta(axes, self.meta), self.translation, None
         return ome_zarr_outputs(paths, self.info.shape, axes, scale, dtype, self.rgb, translation, channels)
 
     def channel_planes(self) -> list[list[int]]:
@@ -520,9 +524,9 @@ def channel_planes(info: ImageInfo, axes: str | None) -> list[list[int]]:
 
 def _open(job: _Job, options: BatchOptions) -> _Opened:
     """Open a planned item for reading (a zarr store lazily); a bad file is :class:`_ItemFailed`."""
-    source = None
+    source, translation = None, None
     if isinstance(job.item, ArrayItem):
-        data, meta, rgb = job.item.data, job.item.meta, job.item.rgb
+        data, meta, rgb, translation = job.item.data, job.item.meta, job.item.rgb, job.item.translation
     else:
         try:
             if is_zarr(job.item):
@@ -541,7 +545,7 @@ def _open(job: _Job, options: BatchOptions) -> _Opened:
     if source is not None and hasattr(data, "dask"):  # an OME-Zarr store, read through dask
         data = _ReadHere(data)
     data, info = inspect(data, rgb)
-    return _Opened(data, info, meta, rgb, source)
+    return _Opened(data, info, meta, rgb, source, translation)
 
 
 def _process(

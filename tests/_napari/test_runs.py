@@ -87,3 +87,23 @@ def test_a_colour_lazy_image_with_a_channel_axis_is_refused_before_fitting(tmp_p
     axes = default_axes(3, ImageMeta(axes="CYX"))
     with pytest.raises(ValueError, match="channel axis as well"):
         start_run(Job(lazy, True, stores=Stores({"detail": tmp_path / "d.ome.zarr"}, axes, [1.0] * 3)))
+
+
+def test_a_layer_never_takes_over_another_layers_results(tmp_path):
+    import dask.array as da
+    from napari.layers import Image
+
+    from napari_noise2detail._napari.stores import layer_stores
+    from napari_noise2detail.io.zarr import ome_zarr_outputs
+
+    def results(layer):
+        stores = layer_stores(layer, tmp_path, ("detail",))
+        with ome_zarr_outputs(stores.paths, layer.data.shape, stores.axes, stores.scale, source=stores.source) as out:
+            out["detail"][...] = 1
+        return stores
+
+    data = da.zeros((2, 16, 16), chunks=(1, 16, 16))
+    first = results(Image(data, name="cells (1)"))
+    assert results(Image(data, name="cells (1)")).paths == first.paths  # its own: replaced
+    with pytest.raises(ValueError, match=r"holds the results of layer 'cells \(1\)'; rename this layer"):
+        layer_stores(Image(data, name="cells [1]"), tmp_path, ("detail",))  # the same name once cleaned

@@ -108,11 +108,12 @@ def _readable(path: Path) -> str:
 
 
 def layer_item(layer: Any) -> ArrayItem:
-    """An image layer as a batch item: its full-resolution data, name, pixel size and units."""
+    """An image layer as a batch item: its full-resolution data, name, pixel size, units and place."""
     data = layer.data[0] if layer.multiscale else layer.data
     meta = meta_from_scale(layer.scale, getattr(layer, "units", None),
                            getattr(layer, "axis_labels", None), rgb=layer.rgb)
-    return ArrayItem(name=layer.name, data=data, meta=meta, rgb=layer.rgb)
+    shift = tuple(float(t) for t in layer.translate)
+    return ArrayItem(name=layer.name, data=data, meta=meta, rgb=layer.rgb, translation=shift if any(shift) else None)
 
 
 class BatchWidget(Container):

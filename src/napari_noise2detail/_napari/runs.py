@@ -41,6 +41,8 @@ class Stores:
     axes: Sequence[dict]
     scale: Sequence[float]
     translation: Sequence[float] | None = None
+    #: The layer they are the results of, recorded in them.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def _apply(job: Job, model: Denoiser, before: float) -> Generator[Step, None, Ou
         return Outcome(out, result, model, "", 0.0)
     paths = {kind: job.stores.paths[kind] for kind in job.kinds}
     with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb,
-                          translation=job.stores.translation) as out:
+                          translation=job.stores.translation, source=job.stores.source) as out:
         result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
     # The stores were filled under temporary names; what is shown is read from the final ones.
     return Outcome({kind: open_output(path, job.rgb) for kind, path in paths.items()}, result, model, "", 0.0,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..batch import safe_name
 from ..io import meta_from_scale, write_problem
-from ..io.zarr import default_axes, scale_from_meta
+from ..io.zarr import default_axes, results_of, scale_from_meta
 from .runs import Stores
 
 
@@ -30,5 +30,10 @@ def layer_stores(layer: Any, folder: Path, kinds: tuple[str, ...]) -> Stores:
     meta = meta_from_scale(layer.scale, getattr(layer, "units", None), getattr(layer, "axis_labels", None))
     axes = default_axes(layer.ndim, meta)
     stem = safe_name(layer.name)
-    return Stores({kind: folder / f"{stem}_n2d_{kind}.ome.zarr" for kind in kinds}, axes,
-                  scale_from_meta(axes, meta), [float(t) for t in layer.translate])
+    paths = {kind: folder / f"{stem}_n2d_{kind}.ome.zarr" for kind in kinds}
+    for path in paths.values():  # a run replaces its layer's results, never another layer's
+        other = results_of(path)
+        if other is not None and other != layer.name:
+            raise ValueError(f"{path.name} in {folder} holds the results of layer {other!r}; rename this "
+                             "layer or choose another results folder")
+    return Stores(paths, axes, scale_from_meta(axes, meta), [float(t) for t in layer.translate], layer.name)

@@ -20,18 +20,33 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
     only a hidden ``.<name>.<random>.partial`` file behind, never a truncated ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # A fresh random name, not mkstemp: mkstemp's file is private (0600) and the rename would
     # keep that, while the writer creating the file gives it the user's usual permissions.
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        with suppress(OSError):  # a read-only folder refuses even this: its own error is the one to see
-            Path(temp).unlink(missing_ok=True)
-        raise
+    with _folder_of(path):
+        try:
+            write(temp)
+            os.replace(temp, path)
+        except BaseException:
+            with suppress(OSError):  # a read-only folder refuses even this: its own error is the one to see
+                Path(temp).unlink(missing_ok=True)
+            raise
     return path
+
+
+@contextmanager
+def _folder_of(path: Path) -> Iterator[None]:
+    """``path``'s folder, made where missing; what was made is removed again (if still empty)
+    when the block fails or is cancelled, so that a run stopped early leaves no empty folders."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # the deepest first
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for made in missing:
+            with suppress(OSError):
+                made.rmdir()
+        raise
 
 
 def write_problem(folder: str | os.PathLike) -> str | None:
@@ -69,17 +84,17 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     block ends without error it is renamed to ``path``, otherwise removed. An existing
     ``path`` is replaced only once the new one is complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
-    try:
-        yield temp
-        if path.exists():
-            old = path.parent / f".{path.name}.{secrets.token_hex(6)}.old"
-            os.replace(path, old)
-            os.replace(temp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(temp, path)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    with _folder_of(path):
+        try:
+            yield temp
+            if path.exists():
+                old = path.parent / f".{path.name}.{secrets.token_hex(6)}.old"
+                os.replace(path, old)
+                os.replace(temp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(temp, path)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise

@@ -77,6 +77,12 @@ class ImageMeta:
         return bool(self.axes and self.axes.endswith("S"))
 
 
+#: The axes of an image whose axes are not known, by its number of axes (colour aside): how
+#: TIFF outputs (ImageJ slices) and OME-Zarr outputs (``zarr.default_axes``) both name them.
+#: (Five axes they name apart: ImageJ's order is TZCYX, OME's TCZYX.)
+PLAIN_AXES = {2: "YX", 3: "ZYX", 4: "TZYX"}
+
+
 def meta_from_scale(
     scale: Sequence[float] | None,
     units: Sequence[object] | None = None,
@@ -96,10 +102,13 @@ def meta_from_scale(
         # Only one-letter names that tifffile knows count as axes; napari's defaults don't.
         if len(letters) == len(axis_labels) and letters.isalpha() and len(set(letters)) == len(letters):
             axes = letters + ("S" if rgb else "")
+    # Unnamed axes (napari's default labels) are written as a plain stack is (io.tiff, and
+    # OME-Zarr's default axes: z y x, t z y x), so their spacings go to those names, not lost.
+    named = axes or (PLAIN_AXES.get(len(scale), "") if scale is not None else "")
     z_spacing = frame_interval = time_unit = None
-    if axes and "Z" in axes and scale is not None:
-        z_spacing = float(scale[axes.index("Z")])
-    if axes and "T" in axes and scale is not None:
-        frame_interval, time_unit = frame_time(scale[axes.index("T")], units[axes.index("T")] if units else None)
+    if "Z" in named and scale is not None:
+        z_spacing = float(scale[named.index("Z")])
+    if "T" in named and scale is not None:
+        frame_interval, time_unit = frame_time(scale[named.index("T")], units[named.index("T")] if units else None)
     return ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
                      frame_interval=frame_interval, time_unit=time_unit)

@@ -10,7 +10,7 @@ import numpy as np
 import tifffile
 
 from .atomic import write_atomic
-from .meta import MICRONS, ImageMeta, canonical_unit, frame_time
+from .meta import MICRONS, PLAIN_AXES, ImageMeta, canonical_unit, frame_time
 
 #: TIFF files are read with tifffile; any other format goes through napari's readers (npe2).
 TIFF_SUFFIXES = (".tif", ".tiff", ".lsm", ".btf")
@@ -113,9 +113,6 @@ def _tag_sizes(
 
 
 _IMAGEJ_ORDER = "TZCYXS"
-#: The axes of an image whose axes are not known, by its number of axes (colour aside): as
-#: OME-Zarr outputs name them (``zarr.default_axes``).
-_PLAIN_AXES = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}
 
 
 def _imagej_axes(axes: str | None, ndim: int) -> str | None:
@@ -152,9 +149,10 @@ def write_image(
     )
     if imagej:
         metadata: dict[str, Any] = {}
-        if not ij_axes and array.ndim - rgb in _PLAIN_AXES:
+        plain = {**PLAIN_AXES, 5: "TZCYX"}.get(array.ndim - rgb)
+        if not ij_axes and plain:
             # a plain stack is slices to ImageJ; tifffile's own guess made 2 or 3 planes channels
-            ij_axes = _PLAIN_AXES[array.ndim - rgb] + ("S" if rgb else "")
+            ij_axes = plain + ("S" if rgb else "")
         if ij_axes:
             metadata["axes"] = ij_axes
         if meta.unit:

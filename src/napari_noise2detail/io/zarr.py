@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .atomic import atomic_directory
-from .meta import ImageMeta, canonical_unit, frame_time
+from .meta import PLAIN_AXES, ImageMeta, canonical_unit, frame_time
 
 #: Planes are stored in chunks of at most this many pixels a side.
 CHUNK = 2048
@@ -132,7 +132,7 @@ def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
     y, x in that order), else z (3D), t z (4D) or t c z (5D) before y x."""
     letters = (meta.axes or "").lower() if meta else ""
     if len(letters) != ndim or not _ome_order(letters):
-        letters = {2: "yx", 3: "zyx", 4: "tzyx", 5: "tczyx"}.get(ndim, "")
+        letters = {**PLAIN_AXES, 5: "TCZYX"}.get(ndim, "").lower()
     if not letters:
         raise ValueError(f"the image has {ndim} axes, and OME-Zarr, which the results of zarr images are "
                          "written as, holds 2 to 5 (t, c, z, y, x); merge or split some first")
@@ -256,6 +256,7 @@ def ome_zarr_outputs(
     paths: Mapping[str, str | os.PathLike], shape: Sequence[int], axes: Sequence[dict],
     scale: Sequence[float], dtype: Any = np.float32, rgb: bool = False,
     translation: Sequence[float] | None = None, channels: Sequence[dict] | None = None,
+    source: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """New OME-Zarr images, one per kind (``{"detail": path, ...}``), as writable zarr arrays
     to fill inside the block. Each is built in a hidden folder and renamed to its path when the
@@ -266,7 +267,9 @@ def ome_zarr_outputs(
     and the arrays yielded are :class:`ColourLast` views, written colour-last all the same.
     ``translation`` (one per axis but colour): where the image lies, kept so that viewers place
     the results over their source. ``channels``: the names and colours of the image's channels
-    (its ``c`` axis), kept for viewers (see :attr:`ZarrImage.channels`)."""
+    (its ``c`` axis), kept for viewers (see :attr:`ZarrImage.channels`). ``source``: what the
+    results are of (a layer's name), recorded so that they are not taken for another's
+    (:func:`results_of`)."""
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
@@ -290,7 +293,24 @@ def ome_zarr_outputs(
             named = [dict(c) for c in _COLOURS[: shape[-1]]] if rgb else _channels_for(axes, stored, channels)
             extra = {"metadata": {"omero": {"channels": named}}} if named else {}
             write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}", **extra)
+            if source is not None:
+                root.attrs[_OURS] = {"source": source}
         yield arrays
+
+
+_OURS = "napari-noise2detail"
+
+
+def results_of(path: str | os.PathLike) -> str | None:
+    """What the results in the OME-Zarr store at ``path`` are of, as :func:`ome_zarr_outputs`
+    recorded it; None if it did not (or there is no such store)."""
+    import zarr
+
+    try:
+        found = zarr.open_group(str(path), mode="r").attrs.get(_OURS)
+    except Exception:  # noqa: BLE001 - no store, or not one of ours
+        return None
+    return str(found["source"]) if isinstance(found, dict) and "source" in found else None
 
 
 def _channels_for(axes: Sequence[dict], shape: Sequence[int], channels: Sequence[dict] | None) -> list[dict] | None:
