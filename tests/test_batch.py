@@ -243,6 +243,22 @@ def test_a_lazy_layer_is_read_a_plane_at_a_time_into_ome_zarr(tmp_path):
     assert lazy.reads > 0
 
 
+def test_a_lazy_layer_with_axes_out_of_ome_order_is_stored_in_it(tmp_path):
+    from napari_noise2detail.io.zarr import read_zarr
+
+    stack = np.random.default_rng(6).poisson(40, (8, 2, 16, 16)).astype(np.uint16)  # Z C Y X: fitted once both ways
+    meta = meta_from_scale((2.0, 1.0, 0.1, 0.1), ("micrometer",) * 4, ("z", "c", "y", "x"))
+    items = [ArrayItem(name="lazy", data=OnePlaneAtATime(stack), meta=meta),
+             ArrayItem(name="here", data=stack, meta=meta)]
+    _, summary = drain(run_batch(items, tmp_path, OPTIONS))
+    assert summary.ok, summary.report()
+    stored = read_zarr(tmp_path / "lazy_n2d_detail.ome.zarr")
+    # named truly (c before z, as OME-Zarr wants), each spacing on its own axis
+    assert [a["name"] for a in stored.axes] == ["c", "z", "y", "x"] and stored.scale == [1.0, 2.0, 0.1, 0.1]
+    here, here_meta = read_image(tmp_path / "here_n2d_detail.tif")  # the same, in memory: ImageJ ZCYX
+    assert here_meta.axes == "ZCYX" and np.array_equal(stored.data.compute(), here.transpose(1, 0, 2, 3))
+
+
 def test_rgb_tiffs_are_recognised_and_stay_rgb(tmp_path):
     rgb = (np.random.default_rng(5).random((16, 16, 3)) * 255).astype(np.uint8)
     tifffile.imwrite(tmp_path / "colour.tif", rgb, photometric="rgb")

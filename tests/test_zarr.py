@@ -106,6 +106,32 @@ def test_spacings_stay_on_their_axes_when_ome_zarr_cannot_name_them():
     assert scale_from_meta(default_axes(4, rgb), rgb) == [10.0, 3.0, 1.0, 1.0]
 
 
+def test_axes_in_an_order_ome_zarr_cannot_hold_are_stored_in_its_order():
+    from napari_noise2detail.io.zarr import in_ome_order, ome_order
+
+    assert ome_order(ImageMeta(axes="ZCYX"), 4) == (1, 0)  # stored C Z Y X
+    assert ome_order(ImageMeta(axes="TZCYX"), 5) == (0, 2, 1)
+    assert ome_order(ImageMeta(axes="ZTYXS"), 4) == (1, 0)  # colour aside
+    for fine in ("CZYX", "TZYX", "ZYX", "YX", None, "QZYX", "ZYXC"):
+        assert ome_order(ImageMeta(axes=fine), len(fine or "ZYX")) is None
+    assert in_ome_order(ImageMeta(axes="TZCYX", z_spacing=2.0), (0, 2, 1)).axes == "TCZYX"
+
+
+def test_a_reordered_store_is_written_and_read_in_the_image_order(tmp_path):
+    data = np.arange(3 * 2 * 8 * 8, dtype=np.uint16).reshape(3, 2, 8, 8)  # Z C Y X
+    axes = default_axes(4, ImageMeta(axes="CZYX"))
+    with ome_zarr_outputs({"d": tmp_path / "d.ome.zarr"}, data.shape, axes, [1.0, 2.0, 0.5, 0.5], data.dtype,
+                          order=(1, 0)) as out:
+        assert out["d"].shape == data.shape
+        for z in range(3):
+            for c in range(2):
+                out["d"][z, c, :, :] = data[z, c]
+    stored = read_zarr(tmp_path / "d.ome.zarr")
+    assert [a["name"] for a in stored.axes] == ["c", "z", "y", "x"] and stored.scale == [1.0, 2.0, 0.5, 0.5]
+    assert np.array_equal(stored.data.compute(), data.transpose(1, 0, 2, 3))
+    assert np.array_equal(np.asarray(open_output(tmp_path / "d.ome.zarr", order=(1, 0))), data)
+
+
 def test_a_plain_zarr_has_no_axes_of_its_own(tmp_path):
     import zarr
 

@@ -39,7 +39,8 @@ from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
-from .io.zarr import ZarrImage, colour_last, default_axes, is_zarr, ome_zarr_outputs, read_zarr, scale_from_meta
+from .io.zarr import (ZarrImage, colour_last, default_axes, in_ome_order, is_zarr, ome_order, ome_zarr_outputs, read_zarr,
+                      scale_from_meta)
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -490,11 +491,16 @@ class _Opened:
         than colour, for RGB); for a lazy layer, from its pixel size and axes."""
         source, dims = self.zarr, len(self.info.shape) - self.rgb
         if source is not None and len(source.axes) == dims:
-            axes, scale, translation, channels = source.axes, source.scale, source.translation, source.channels
-        else:
-            axes = default_axes(dims, self.meta)
-            scale, translation, channels = scale_from_meta(axes, self.meta), self.translation, None
-        return ome_zarr_outputs(paths, self.info.shape, axes, scale, dtype, self.rgb, translation, channels)
+            return ome_zarr_outputs(paths, self.info.shape, source.axes, source.scale, dtype, self.rgb,
+                                    source.translation, source.channels)
+        meta, translation = self.meta, self.translation
+        order = ome_order(meta, dims)  # (a layer whose axes are named ZCYX, say: stored CZYX)
+        if order is not None:
+            meta = in_ome_order(meta, order)
+            translation = translation and tuple(translation[i] for i in order) + tuple(translation[len(order):])
+        axes = default_axes(dims, meta)
+        return ome_zarr_outputs(paths, self.info.shape, axes, scale_from_meta(axes, meta), dtype, self.rgb,
+                                translation, order=order)
 
     def channel_planes(self) -> list[list[int]]:
         """Each channel's plane numbers (see :func:`channel_planes`)."""

@@ -107,3 +107,20 @@ def test_a_layer_never_takes_over_another_layers_results(tmp_path):
     assert results(Image(data, name="cells (1)")).paths == first.paths  # its own: replaced
     with pytest.raises(ValueError, match=r"holds the results of layer 'cells \(1\)'; rename this layer"):
         layer_stores(Image(data, name="cells [1]"), tmp_path, ("detail",))  # the same name once cleaned
+
+
+def test_a_lazy_layer_with_axes_out_of_ome_order_is_stored_in_it_and_shown_as_it_is(tmp_path):
+    import dask.array as da
+    from napari.layers import Image
+
+    from napari_noise2detail._napari.stores import layer_stores
+    from napari_noise2detail.io.zarr import read_zarr
+
+    data = da.from_array(np.random.default_rng(0).poisson(40, (3, 2, 16, 16)).astype(np.uint16), chunks=(1, 1, 16, 16))
+    layer = Image(data, name="zc", scale=(2.0, 1.0, 0.5, 0.5), axis_labels=("z", "c", "y", "x"))
+    stores = layer_stores(layer, tmp_path, ("detail",))
+    _steps, outcome = finish(start_run(Job(data, False, settings=QUICK, kinds=("detail",), stores=stores)))
+    assert outcome.arrays["detail"].shape == (3, 2, 16, 16)  # shown over the layer as it is
+    stored = read_zarr(stores.paths["detail"])
+    assert [a["name"] for a in stored.axes] == ["c", "z", "y", "x"] and stored.scale == [1.0, 2.0, 0.5, 0.5]
+    assert np.array_equal(stored.data.compute().transpose(1, 0, 2, 3), np.asarray(outcome.arrays["detail"]))

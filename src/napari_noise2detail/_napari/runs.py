@@ -43,6 +43,9 @@ class Stores:
     translation: Sequence[float] | None = None
     #: The layer they are the results of, recorded in them.
     source: str | None = None
+    #: The layer's leading axes in the order they are stored in (``io.zarr.ome_order``; the
+    #: axes, scale and translation above are as stored), or None: as the layer has them.
+    order: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ def start_run(job: Job) -> Generator[Step, None, Outcome]:
             raise ValueError("a lazy (dask or zarr) image needs a folder for its results")
         if job.rgb:  # stored with colour as an OME channel axis: refused now, not after the fit
             colour_as_channel(job.image.shape, job.stores.axes, job.stores.scale)
+            if job.stores.order is not None:
+                raise ValueError("a colour image whose axes OME-Zarr cannot hold in their order cannot be "
+                                 "stored as OME-Zarr; transpose it to t, z, y, x first")
     if how == "apply":
         job.model.apply_iter(job.image, rgb=job.rgb, out={})  # checks the channels, allocates nothing
         return _apply_only(job)
@@ -163,11 +169,12 @@ def _apply(job: Job, model: Denoiser, before: float) -> Generator[Step, None, Ou
         return Outcome(out, result, model, "", 0.0)
     paths = {kind: job.stores.paths[kind] for kind in job.kinds}
     with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb,
-                          translation=job.stores.translation, source=job.stores.source) as out:
+                          translation=job.stores.translation, source=job.stores.source,
+                          order=job.stores.order) as out:
         result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
     # The stores were filled under temporary names; what is shown is read from the final ones.
-    return Outcome({kind: open_output(path, job.rgb) for kind, path in paths.items()}, result, model, "", 0.0,
-                   paths)
+    arrays = {kind: open_output(path, job.rgb, job.stores.order) for kind, path in paths.items()}
+    return Outcome(arrays, result, model, "", 0.0, paths)
 
 
 def _steps(

@@ -251,12 +251,57 @@ class ColourLast:
         self.array[stored] = np.moveaxis(np.asarray(values), -1, kept)
 
 
+def ome_order(meta: ImageMeta, ndim: int) -> tuple[int, ...] | None:
+    """Where ``meta`` names an image's axes (``ndim`` of them, colour aside) in an order that
+    OME-Zarr cannot hold (ZCYX: it wants t, c, z before y, x), the order of its leading axes
+    that it can: stored so, and named and scaled truly. None where no reordering is needed or
+    the axes are not all known."""
+    letters = (meta.axes or "").upper()
+    letters = letters[:-1] if letters.endswith("S") else letters
+    lead = letters[:-2]
+    if (len(letters) != ndim or not letters.endswith("YX") or not set(lead) <= set("TCZ")
+            or len(set(lead)) != len(lead)):
+        return None
+    order = tuple(sorted(range(len(lead)), key=lambda i: "TCZ".index(lead[i])))
+    return order if order != tuple(range(len(lead))) else None
+
+
+def in_ome_order(meta: ImageMeta, order: Sequence[int]) -> ImageMeta:
+    """``meta`` with its axes named in the order :func:`ome_order` found."""
+    letters = meta.axes or ""
+    return replace(meta, axes="".join(letters[i] for i in order) + letters[len(order):])
+
+
+class LeadingOrder:
+    """A zarr array whose leading axes are stored in another order (``order[j]``: the image
+    axis stored j-th), written plane by plane in the image's order: indices are an integer
+    per leading axis, then anything over the plane."""
+
+    def __init__(self, array: Any, order: Sequence[int]) -> None:
+        self.array, self.order = array, tuple(order)
+        stored = tuple(array.shape)
+        lead = len(self.order)
+        self.shape = tuple(stored[self.order.index(i)] for i in range(lead)) + stored[lead:]
+        self.dtype, self.ndim = array.dtype, len(self.shape)
+
+    @property
+    def store(self) -> Any:
+        return self.array.store
+
+    def __setitem__(self, index: Any, values: Any) -> None:
+        index = index if isinstance(index, tuple) else (index,)
+        lead = len(self.order)
+        if len(index) < lead or not all(isinstance(i, (int, np.integer)) for i in index[:lead]):
+            raise IndexError(f"index {index} of a reordered store: a plane at a time")
+        self.array[tuple(index[i] for i in self.order) + tuple(index[lead:])] = values
+
+
 @contextmanager
 def ome_zarr_outputs(
     paths: Mapping[str, str | os.PathLike], shape: Sequence[int], axes: Sequence[dict],
     scale: Sequence[float], dtype: Any = np.float32, rgb: bool = False,
     translation: Sequence[float] | None = None, channels: Sequence[dict] | None = None,
-    source: str | None = None,
+    source: str | None = None, order: Sequence[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """New OME-Zarr images, one per kind (``{"detail": path, ...}``), as writable zarr arrays
     to fill inside the block. Each is built in a hidden folder and renamed to its path when the
@@ -269,11 +314,17 @@ def ome_zarr_outputs(
     the results over their source. ``channels``: the names and colours of the image's channels
     (its ``c`` axis), kept for viewers (see :attr:`ZarrImage.channels`). ``source``: what the
     results are of (a layer's name), recorded so that they are not taken for another's
-    (:func:`results_of`)."""
+    (:func:`results_of`). ``order``: the leading axes stored in this order (:func:`ome_order`;
+    ``axes``, ``scale`` and ``translation`` then describe them as stored), the arrays yielded
+    being :class:`LeadingOrder` views, written in the image's order all the same."""
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
     shape = tuple(int(n) for n in shape)
+    if order is not None and rgb:
+        raise ValueError("a colour image whose axes OME-Zarr cannot hold in their order cannot be stored as OME-Zarr")
+    if order is not None:
+        shape = tuple(shape[i] for i in order) + shape[len(order):]
     if len(axes) != len(shape) - rgb:
         raise ValueError(f"{len(axes)} axes for an image of {len(shape) - rgb} dimensions"
                          + (" besides colour" if rgb else ""))
@@ -288,7 +339,7 @@ def ome_zarr_outputs(
             temp = stack.enter_context(atomic_directory(path))
             root = zarr.open_group(str(temp), mode="w", zarr_format=3)
             array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype)
-            arrays[kind] = ColourLast(array, at) if rgb else array
+            arrays[kind] = ColourLast(array, at) if rgb else LeadingOrder(array, order) if order else array
             datasets = [{"path": "0", "coordinateTransformations": transforms}]
             named = [dict(c) for c in _COLOURS[: shape[-1]]] if rgb else _channels_for(axes, stored, channels)
             extra = {"metadata": {"omero": {"channels": named}}} if named else {}
@@ -321,11 +372,18 @@ def _channels_for(axes: Sequence[dict], shape: Sequence[int], channels: Sequence
     return [dict(c) for c in channels]
 
 
-def open_output(path: str | os.PathLike, rgb: bool = False) -> Any:
+def open_output(path: str | os.PathLike, rgb: bool = False, order: Sequence[int] | None = None) -> Any:
     """The full-resolution array of an OME-Zarr image written by :func:`ome_zarr_outputs`,
-    lazily; an RGB one colour-last (:func:`colour_last`), the way napari shows RGB."""
+    lazily; an RGB one colour-last (:func:`colour_last`), the way napari shows RGB; one stored
+    in another ``order`` in the image's own."""
     if rgb:
         return colour_last(read_zarr(path)).data
     import zarr
 
-    return zarr.open_group(str(path), mode="r")["0"]
+    array = zarr.open_group(str(path), mode="r")["0"]
+    if order is None:
+        return array
+    import dask.array as da
+
+    back = [order.index(i) for i in range(len(order))]
+    return da.from_zarr(array).transpose(back + list(range(len(order), array.ndim)))
