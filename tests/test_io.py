@@ -68,7 +68,13 @@ def test_axes_imagej_cannot_order_are_written_as_ome_tiff_with_their_calibration
         assert tif.is_ome  # Fiji reads it through Bio-Formats with its channels and spacing
     data, again = read_image(tmp_path / "c.tif")
     assert data.shape == (2, 3, 16, 16) and again == meta
-    # a pixel size in a unit OME cannot name stays in the plain description, not miscalled µm
-    write_image(tmp_path / "p.tif", np.zeros((2, 3, 16, 16), np.uint16), ImageMeta(axes="CZYX", pixel_size=(2, 2)))
-    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
-        assert not tif.is_ome
+    # a pixel size or z spacing in a unit OME cannot name stays in the plain description, not miscalled µm
+    for odd in (ImageMeta(axes="CZYX", pixel_size=(2, 2)), ImageMeta(axes="CZYX", z_spacing=4.0)):
+        write_image(tmp_path / "p.tif", np.zeros((2, 3, 16, 16), np.uint16), odd)
+        with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+            assert not tif.is_ome
+        assert read_image(tmp_path / "p.tif")[1] == odd
+    # OME-TIFF carries the resolution tags too, for readers that know no OME
+    write_image(tmp_path / "f.tif", np.zeros((8, 8)), ImageMeta(axes="YX", pixel_size=(0.5, 0.5), unit="µm"))
+    with tifffile.TiffFile(tmp_path / "f.tif") as tif:
+        assert tif.is_ome and tif.pages[0].resolution == (20000.0, 20000.0)

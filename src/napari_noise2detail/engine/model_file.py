@@ -70,7 +70,8 @@ def is_model_file(path: str | os.PathLike) -> bool:
             header = json.loads(file.read(size))
     except (OSError, ValueError):
         return False
-    return isinstance(header, dict) and (header.get("__metadata__") or {}).get("format") == FORMAT
+    about = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(about, dict) and about.get("format") == FORMAT
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> Denoiser:

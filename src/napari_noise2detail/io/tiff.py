@@ -168,26 +168,31 @@ def write_image(
             y, x = meta.pixel_size
             kwargs["resolution"] = (1 / x, 1 / y)
     elif (ome := _ome_metadata(meta, axes, rgb)) is not None:
-        kwargs.update(ome=True, metadata=ome)
+        kwargs.update(ome=True, metadata=ome, **_resolution_tags(meta))  # the tags too, for readers without OME
     else:
         # tifffile keeps axes (and here the z spacing) in a JSON description of its own.
         metadata = {"axes": axes} if axes else {}
+        kwargs.update(_resolution_tags(meta))
         spacing = meta.z_spacing
-        if meta.pixel_size:
-            y, x = meta.pixel_size
-            if meta.unit in MICRONS:  # standard tags: pixels per centimetre; read back in µm
-                per_cm = 1e4 / MICRONS[meta.unit]
-                spacing = spacing * MICRONS[meta.unit] if spacing else None
-                kwargs.update(resolution=(per_cm / x, per_cm / y), resolutionunit="CENTIMETER")
-            elif meta.unit == "inch":
-                kwargs.update(resolution=(1 / x, 1 / y), resolutionunit="INCH")
-            else:
-                kwargs.update(resolution=(1 / x, 1 / y), resolutionunit="NONE")
+        if spacing and meta.pixel_size and meta.unit in MICRONS:  # read back in µm, as the tags are
+            spacing = spacing * MICRONS[meta.unit]
         if spacing:
             metadata["spacing"] = spacing
         metadata.update(_interval(meta, {}))
         kwargs["metadata"] = metadata
     return write_tiff(path, array, **kwargs)
+
+
+def _resolution_tags(meta: ImageMeta) -> dict[str, Any]:
+    """The pixel size as TIFF's resolution tags: pixels per centimetre (read back in µm) for
+    metric units, per inch, or with no unit."""
+    if not meta.pixel_size:
+        return {}
+    y, x = meta.pixel_size
+    if meta.unit in MICRONS:
+        per_cm = 1e4 / MICRONS[meta.unit]
+        return {"resolution": (per_cm / x, per_cm / y), "resolutionunit": "CENTIMETER"}
+    return {"resolution": (1 / x, 1 / y), "resolutionunit": "INCH" if meta.unit == "inch" else "NONE"}
 
 
 #: Units as OME-XML spells them (UnitsLength, UnitsTime).
@@ -203,17 +208,19 @@ def _ome_metadata(meta: ImageMeta, axes: str | None, rgb: bool) -> dict[str, Any
     if (not axes or not axes.endswith(plane) or len(set(axes)) != len(axes)
             or not set(axes) <= set(_IMAGEJ_ORDER) or (not rgb and "S" in axes)):
         return None
-    unit = _OME_LENGTH.get(meta.unit or "")
-    if meta.pixel_size and unit is None:
-        return None
+    unit, time = _OME_LENGTH.get(meta.unit or ""), _OME_TIME.get(meta.time_unit or "")
+    z_spacing = meta.z_spacing if "Z" in axes else None
+    interval = meta.frame_interval if "T" in axes else None
+    if ((meta.pixel_size or z_spacing) and unit is None) or (interval and time is None):
+        return None  # OME would take them for µm and s: the plain description keeps them as they are
     found: dict[str, Any] = {"axes": axes}
     if meta.pixel_size:
         y, x = meta.pixel_size
         found.update(PhysicalSizeY=y, PhysicalSizeYUnit=unit, PhysicalSizeX=x, PhysicalSizeXUnit=unit)
-        if meta.z_spacing and "Z" in axes:
-            found.update(PhysicalSizeZ=meta.z_spacing, PhysicalSizeZUnit=unit)
-    if meta.frame_interval and "T" in axes and (time := _OME_TIME.get(meta.time_unit or "")):
-        found.update(TimeIncrement=meta.frame_interval, TimeIncrementUnit=time)
+    if z_spacing:
+        found.update(PhysicalSizeZ=z_spacing, PhysicalSizeZUnit=unit)
+    if interval:
+        found.update(TimeIncrement=interval, TimeIncrementUnit=time)
     return found
 
 
