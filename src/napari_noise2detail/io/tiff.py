@@ -51,7 +51,9 @@ def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
     first plane, say) with no more than a log line, and that plane would be denoised as if it
     were the image."""
     images = (tif.imagej_metadata or {}).get("images")
-    if images is None:
+    # Micro-Manager and OME files may count every position in their ImageJ header, and the
+    # first series holds one: only a plain ImageJ file is held to it
+    if images is None or tif.is_ome or tif.is_micromanager or tif.is_mmstack or tif.is_ndtiff:
         return
     found = int(np.prod([n for n, axis in zip(series.shape, series.axes) if axis not in "YXS"], dtype=np.int64))
     if found < int(images):
