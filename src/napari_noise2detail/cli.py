@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit a model to one image and save it (.n2d), to apply to other images without fitting",
         description="Fit N2D to IMAGE (a file, or a zarr / OME-Zarr store, of which only the planes "
                     "fitted on are read) and save the model to OUTPUT. Stacks: a few planes spread "
-                    "evenly, or --planes.",
+                    "evenly (of one channel, with --channel), or --planes.",
         epilog=EXIT_STATUS,
     )
     run_fit.add_argument("image", metavar="IMAGE", help="an image file or a zarr store")
