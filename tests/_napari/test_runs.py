@@ -124,3 +124,17 @@ def test_a_lazy_layer_with_axes_out_of_ome_order_is_stored_in_it_and_shown_as_it
     stored = read_zarr(stores.paths["detail"])
     assert [a["name"] for a in stored.axes] == ["c", "z", "y", "x"] and stored.scale == [1.0, 2.0, 0.5, 0.5]
     assert np.array_equal(stored.data.compute().transpose(1, 0, 2, 3), np.asarray(outcome.arrays["detail"]))
+
+
+def test_a_layer_whose_channels_are_fitted_together_is_told_so():
+    from napari.layers import Image
+
+    from napari_noise2detail._napari.layers import layer_channels
+
+    data = stack(4).reshape(2, 2, 32, 32)
+    assert layer_channels(Image(data, axis_labels=("z", "c", "y", "x"))) == 2
+    assert layer_channels(Image(data)) == 1  # napari's default labels name no channel
+    _steps, outcome = finish(start_run(Job(data, False, settings=QUICK, channels=2)))
+    assert "its 2 channels were fitted together: split the layer" in outcome.how
+    _steps, outcome = finish(start_run(Job(data, False, settings=QUICK)))
+    assert "channels" not in outcome.how

@@ -125,3 +125,9 @@ def put_results(
     viewer.layers.move(viewer.layers.index(top), len(viewer.layers))
     viewer.layers.selection.active = top
     return touched
+
+
+def layer_channels(layer: Any) -> int:
+    """How many channels a layer's axis labels name (a "c" axis), 1 if none."""
+    labels = [str(label).lower() for label in getattr(layer, "axis_labels", ()) or ()]
+    return int(layer.data.shape[labels.index("c")]) if "c" in labels else 1

@@ -63,6 +63,8 @@ class Job:
     model: Denoiser | None = None
     #: Lazy images only: where their results are written (required for them).
     stores: Stores | None = None
+    #: The channels its axis labels name (a "c" axis): fitted together here, which the outcome says.
+    channels: int = 1
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,16 @@ def _every_plane(job: Job, run: Generator[Progress, None, DenoiseResult]) -> Gen
     began = time.perf_counter()
     result = yield from _steps(run, "denoising", 0.0, 1.0)
     arrays = {kind: getattr(result, kind) for kind in job.kinds}
-    how = f"every plane fitted in turn ({planes_of(job.image, job.rgb)} planes)"
+    how = f"every plane fitted in turn ({planes_of(job.image, job.rgb)} planes)" + _together(job)
     return Outcome(arrays, result, None, how, time.perf_counter() - began)
+
+
+def _together(job: Job) -> str:
+    """What to say of a layer whose channels were fitted together (the batch fits them apart)."""
+    if job.channels < 2:
+        return ""
+    return (f"; its {job.channels} channels were fitted together: split the layer, or use Batch "
+            "denoise..., to fit each on its own")
 
 
 def _fit_then_apply(job: Job, fit: Generator[Progress, None, Denoiser]) -> Generator[Step, None, Outcome]:
@@ -149,7 +159,7 @@ def _fit_then_apply(job: Job, fit: Generator[Progress, None, Denoiser]) -> Gener
     model = yield from _steps(fit, "fitting", 0.0, share)
     outcome = yield from _apply(job, model, share)
     how = ("fitted and applied" if planes == 1 else
-           f"fitted once on {len(model.planes)} of {planes} planes, applied to every plane")
+           f"fitted once on {len(model.planes)} of {planes} planes, applied to every plane") + _together(job)
     return Outcome(outcome.arrays, outcome.result, model, how, time.perf_counter() - began, outcome.stores)
 
 

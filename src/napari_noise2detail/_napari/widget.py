@@ -37,7 +37,7 @@ from . import remembered
 from .remembered import chosen_path
 from .activity import Level
 from .compare import Comparison
-from .layers import SUFFIXES, image_data, put_results, result_name
+from .layers import SUFFIXES, image_data, layer_channels, put_results, result_name
 from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
@@ -240,7 +240,8 @@ class DenoiseWidget(Container):
         # unticked: None, as on the command line: a fit on several planes stabilises all the same
         # (one model for bright and dim planes), a plane by plane fit does not
         settings = {"steps": self.steps.value, "stabilise": self.stabilise.value or None, "report_every": 2}
-        return Job(image, rgb, self.preset.value, settings if model is None else {}, kinds, "auto", model, stores)
+        return Job(image, rgb, self.preset.value, settings if model is None else {}, kinds, "auto", model, stores,
+                   layer_channels(source))
 
     # -- running --------------------------------------------------------------------------
     @property
