@@ -33,14 +33,13 @@ import numpy as np
 
 from .engine import Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
-from .engine.model import FIT_PLANES, drive, fits_once
-from .engine.planes import ImageInfo, inspect, is_lazy, planes_along, spread_planes
+from .engine.model import drive, fits_once, planes_to_fit
+from .engine.planes import ImageInfo, inspect, is_lazy, planes_along
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
-from .io.zarr import (ZarrImage, colour_last, default_axes, in_ome_order, is_zarr, ome_order, ome_zarr_outputs, read_zarr,
-                      scale_from_meta)
+from .io.zarr import ZarrImage, colour_last, is_zarr, ome_layout, ome_zarr_outputs, read_zarr
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -493,39 +492,41 @@ class _Opened:
         if source is not None and len(source.axes) == dims:
             return ome_zarr_outputs(paths, self.info.shape, source.axes, source.scale, dtype, self.rgb,
                                     source.translation, source.channels)
-        meta, translation = self.meta, self.translation
-        order = ome_order(meta, dims)  # (a layer whose axes are named ZCYX, say: stored CZYX)
-        if order is not None:
-            meta = in_ome_order(meta, order)
-            translation = translation and tuple(translation[i] for i in order) + tuple(translation[len(order):])
-        axes = default_axes(dims, meta)
-        return ome_zarr_outputs(paths, self.info.shape, axes, scale_from_meta(axes, meta), dtype, self.rgb,
-                                translation, order=order)
+        # a lazy layer: a ZCYX one, say, is stored CZYX
+        axes, scale, translation, order = ome_layout(self.meta, dims, self.translation, self.rgb)
+        return ome_zarr_outputs(paths, self.info.shape, axes, scale, dtype, self.rgb, translation, order=order)
 
-    def channel_planes(self) -> list[list[int]]:
-        """Each channel's plane numbers (see :func:`channel_planes`)."""
+    def model_planes(self, options: BatchOptions) -> list[list[int]]:
+        """The planes each model is for: every channel's own (see :func:`channel_planes`), or
+        all of them for the batch's saved model (one model for all, nothing fitted per channel)."""
+        if options.model is not None:
+            return [list(range(self.info.planes))]
         return channel_planes(self.info, self.meta.axes)
 
     def channel_view(self, planes: Sequence[int]) -> tuple[Any, tuple]:
         """The image restricted to the channel whose planes are ``planes`` (a view, not a
         copy), and its index in the whole image."""
-        if len(planes) == self.info.planes:
+        at = channel_axis(self.info, self.meta.axes)
+        if at is None or len(planes) == self.info.planes:
             return self.data, (Ellipsis,)
-        axes = self.meta.axes or ""
-        at = axes.find("C")
         index = (slice(None),) * at + (self.info.index(planes[0])[at],)
         return self.data[index], index
 
 
-def channel_planes(info: ImageInfo, axes: str | None) -> list[list[int]]:
-    """The plane numbers of each channel of a stack with a channel axis ("C" in ``axes``, not
-    the colour of RGB), which are fitted apart: channels differ in structure, brightness and
-    often in gain (on 2 channels of a confocal stack whose gains differ 5x, one model for both
-    lost 1.1 dB on one; docs/benchmarks.md#channels). One list of every plane for anything else."""
+def channel_axis(info: ImageInfo, axes: str | None) -> int | None:
+    """Where a stack's channel axis ("C" in ``axes``, not the colour of RGB) lies among its
+    leading axes, if it has one of more than one channel."""
     at = axes.find("C") if axes and len(axes) == len(info.shape) else -1
-    if not 0 <= at < len(info.lead) or info.lead[at] < 2:
-        return [list(range(info.planes))]
-    return planes_along(info, at)
+    return at if 0 <= at < len(info.lead) and info.lead[at] > 1 else None
+
+
+def channel_planes(info: ImageInfo, axes: str | None) -> list[list[int]]:
+    """The plane numbers of each channel of a stack with a channel axis (:func:`channel_axis`),
+    which are fitted apart: channels differ in structure, brightness and often in gain (on 2
+    channels of a confocal stack whose gains differ 5x, one model for both lost 1.1 dB on one;
+    docs/benchmarks.md#channels). One list of every plane for anything else."""
+    at = channel_axis(info, axes)
+    return [list(range(info.planes))] if at is None else planes_along(info, at)
 
 
 def _open(job: _Job, options: BatchOptions) -> _Opened:
@@ -587,11 +588,10 @@ def _denoise_into(
     out: dict[str, Any], opened: _Opened, settings: Settings, device: Any, options: BatchOptions
 ) -> Generator[Progress, None, None]:
     """Denoise an opened item into ``out`` (its results by kind, shaped like the image; None:
-    made here, float32), a channel at a time (:meth:`_Opened.channel_planes`): with the
+    made here, float32), a channel at a time (:meth:`_Opened.model_planes`): with the
     batch's model; or fitted once on a few planes, for a lazy image or a long stack (half of
     the channel's progress); or else plane by plane."""
-    # one model for all: nothing to fit per channel
-    groups = opened.channel_planes() if options.model is None else [list(range(opened.info.planes))]
+    groups = opened.model_planes(options)
     shape = opened.info.shape
     share = 1 / len(groups)
     for number, planes in enumerate(groups):
@@ -647,9 +647,8 @@ def _fit_once(
 ) -> Generator[Progress, None, Denoiser]:
     """The model of an item fitted once on a few of ``planes`` (spread evenly), for them
     all: in process and on a cluster alike."""
-    chosen = [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
     return fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                    threads=options.threads, planes=chosen)
+                    threads=options.threads, planes=planes_to_fit(planes))
 
 
 def run_block(

@@ -119,8 +119,9 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
                     planes: list[int] | None) -> list[int] | None:
     """The planes to fit on: ``planes``, or a few of ``channel``'s. A stack with several
     channels fitted on all of them gets a note: they are better fitted one at a time."""
-    from .batch import FIT_PLANES, channel_planes
-    from .engine.planes import inspect, spread_planes
+    from .batch import channel_planes
+    from .engine.model import planes_to_fit
+    from .engine.planes import inspect
 
     channels = channel_planes(inspect(data, rgb)[1], axes)
     if channel is None:
@@ -139,8 +140,7 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
         raise ValueError(f"--channel {channel}: the image has {which}")
     if count == 1:
         return planes  # its one channel: every plane
-    mine = channels[channel]
-    return [mine[i] for i in spread_planes(len(mine), FIT_PLANES)]
+    return planes_to_fit(channels[channel])
 
 
 def _option(text: str) -> tuple[str, object]:

@@ -212,13 +212,14 @@ class _Split:
 
 def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[tuple[list[int], list[list[int]]]]] | None:
     """A planned zarr item of more than :data:`BLOCK_PLANES` planes: the item opened lazily,
-    and for each of its channels (one model each, see ``batch._Opened.channel_planes``) the
-    channel's planes and their blocks; None for anything that is one task (or cannot be read
+    and for each model (one per channel, see ``batch._Opened.model_planes``) its planes and
+    their blocks; None for anything that is one task (or cannot be read
     here: its task reports why)."""
-    from .batch import ArrayItem, _open, _streamed
+    from .batch import ArrayItem, _open
+    from .io.zarr import is_zarr
 
     # a lazy layer stays one task: its dask graph would travel with every block
-    if job.verdict is not None or isinstance(job.item, ArrayItem) or not _streamed(job.item):
+    if job.verdict is not None or isinstance(job.item, ArrayItem) or not is_zarr(job.item):
         return None
     try:
         opened = _open(job, options)
@@ -227,10 +228,8 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[tuple[list[
     count = opened.info.planes
     if count <= BLOCK_PLANES:
         return None
-    # one model for all (a saved one): nothing to fit per channel, and blocks as long as they may be
-    groups = opened.channel_planes() if options.model is None else [list(range(count))]
     return opened, [(planes, [planes[first : first + BLOCK_PLANES] for first in range(0, len(planes), BLOCK_PLANES)])
-                    for planes in groups]
+                    for planes in opened.model_planes(options)]
 
 
 def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:

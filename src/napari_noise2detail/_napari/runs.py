@@ -123,9 +123,6 @@ def start_run(job: Job) -> Generator[Step, None, Outcome]:
             raise ValueError("a lazy (dask or zarr) image needs a folder for its results")
         if job.rgb:  # stored with colour as an OME channel axis: refused now, not after the fit
             colour_as_channel(job.image.shape, job.stores.axes, job.stores.scale)
-            if job.stores.order is not None:
-                raise ValueError("a colour image whose axes OME-Zarr cannot hold in their order cannot be "
-                                 "stored as OME-Zarr; transpose it to t, z, y, x first")
     if how == "apply":
         job.model.apply_iter(job.image, rgb=job.rgb, out={})  # checks the channels, allocates nothing
         return _apply_only(job)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..batch import safe_name
 from ..io import meta_from_scale, write_problem
-from ..io.zarr import default_axes, in_ome_order, ome_order, results_of, scale_from_meta
+from ..io.zarr import ome_layout, results_of
 from .runs import Stores
 
 
@@ -28,12 +28,8 @@ def layer_stores(layer: Any, folder: Path, kinds: tuple[str, ...]) -> Stores:
     if problem := write_problem(folder):
         raise ValueError(f"{problem}; choose another results folder")
     meta = meta_from_scale(layer.scale, getattr(layer, "units", None), getattr(layer, "axis_labels", None))
-    translation = [float(t) for t in layer.translate]
-    order = ome_order(meta, layer.ndim)  # axes named ZCYX, say: stored CZYX, shown as the layer is
-    if order is not None:
-        meta = in_ome_order(meta, order)
-        translation = [translation[i] for i in order] + translation[len(order):]
-    axes = default_axes(layer.ndim, meta)
+    # axes named ZCYX, say: stored CZYX, shown as the layer is; a colour one so is refused now, not after the fit
+    axes, scale, translation, order = ome_layout(meta, layer.ndim, [float(t) for t in layer.translate], layer.rgb)
     stem = safe_name(layer.name)
     paths = {kind: folder / f"{stem}_n2d_{kind}.ome.zarr" for kind in kinds}
     for path in paths.values():  # a run replaces its layer's results, never another layer's
@@ -41,4 +37,4 @@ def layer_stores(layer: Any, folder: Path, kinds: tuple[str, ...]) -> Stores:
         if other is not None and other != layer.name:
             raise ValueError(f"{path.name} in {folder} holds the results of layer {other!r}; rename this "
                              "layer or choose another results folder")
-    return Stores(paths, axes, scale_from_meta(axes, meta), translation, layer.name, order)
+    return Stores(paths, axes, scale, translation, layer.name, order)

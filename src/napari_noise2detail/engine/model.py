@@ -48,6 +48,11 @@ FIT_PLANES = 5
 FIT_ONCE_FROM = 8
 
 
+def planes_to_fit(planes: Sequence[int]) -> list[int]:
+    """The few of ``planes`` (:data:`FIT_PLANES`, spread evenly) a model for them all is fitted on."""
+    return [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
+
+
 def fits_once(planes: int) -> bool:
     """Whether a stack of ``planes`` planes is better fitted once than plane by plane."""
     return planes >= FIT_ONCE_FROM
@@ -327,7 +332,7 @@ def fit_iter(
     """
     image, info = inspect(image, rgb)
     if planes is None:
-        planes = spread_planes(info.planes, FIT_PLANES)
+        planes = planes_to_fit(range(info.planes))
     planes = _check_planes(planes, info.planes)
     if len(planes) > 1 and settings.get("stabilise") is None:
         # One model for planes of different brightness: with shot noise their noise differs

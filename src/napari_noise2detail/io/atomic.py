@@ -23,7 +23,7 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
     # A fresh random name, not mkstemp: mkstemp's file is private (0600) and the rename would
     # keep that, while the writer creating the file gives it the user's usual permissions.
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
-    with _folder_of(path):
+    with _folder(path.parent):
         try:
             write(temp)
             os.replace(temp, path)
@@ -35,18 +35,21 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
 
 
 @contextmanager
-def _folder_of(path: Path) -> Iterator[None]:
-    """``path``'s folder, made where missing; what was made is removed again (if still empty)
-    when the block fails or is cancelled, so that a run stopped early leaves no empty folders."""
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # the deepest first
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _folder(folder: Path, keep: bool = True) -> Iterator[None]:
+    """``folder``, made where missing; what was made is removed again (if still empty) when
+    the block fails or is cancelled, so that a run stopped early leaves no empty folders, and
+    always when not ``keep``."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # the deepest first
+    done = False
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         yield
-    except BaseException:
-        for made in missing:
-            with suppress(OSError):
-                made.rmdir()
-        raise
+        done = True
+    finally:
+        if not (done and keep):
+            for made in missing:
+                with suppress(OSError):
+                    made.rmdir()
 
 
 def write_problem(folder: str | os.PathLike) -> str | None:
@@ -56,18 +59,13 @@ def write_problem(folder: str | os.PathLike) -> str | None:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         return f"cannot write in {folder}: it is a file, not a folder"
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # the deepest first
     probe = folder / f".n2d-probe.{secrets.token_hex(6)}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.touch(exist_ok=False)
-        probe.unlink()
+        with _folder(folder, keep=False):
+            probe.touch(exist_ok=False)
+            probe.unlink()
     except OSError as err:
         return f"cannot write in {folder}: {err.strerror or err}"
-    finally:
-        for made in missing:
-            with suppress(OSError):
-                made.rmdir()
     return None
 
 
@@ -85,7 +83,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` is replaced only once the new one is complete."""
     path = Path(path)
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
-    with _folder_of(path):
+    with _folder(path.parent):
         try:
             yield temp
             if path.exists():

@@ -272,6 +272,29 @@ def in_ome_order(meta: ImageMeta, order: Sequence[int]) -> ImageMeta:
     return replace(meta, axes="".join(letters[i] for i in order) + letters[len(order):])
 
 
+#: Why a colour image whose axes need reordering is refused (OME-Zarr keeps colour as its
+#: channel axis, which the reordering would have to move as well).
+_COLOUR_REORDERED = ("a colour image whose axes OME-Zarr cannot hold in their order cannot be stored as "
+                     "OME-Zarr; transpose it to t, z, y, x first")
+
+
+def ome_layout(
+    meta: ImageMeta, ndim: int, translation: Sequence[float] | None = None, rgb: bool = False,
+) -> tuple[list[dict], list[float], list[float] | None, tuple[int, ...] | None]:
+    """How an image described by ``meta`` (``ndim`` axes, colour aside) is stored as OME-Zarr:
+    its axes, scale and translation as stored, and the order its leading axes are stored in
+    (:func:`ome_order`; None: as they are). A colour image that would need reordering is refused."""
+    order = ome_order(meta, ndim)
+    if order is not None:
+        if rgb:
+            raise ValueError(_COLOUR_REORDERED)
+        meta = in_ome_order(meta, order)
+        if translation:
+            translation = [translation[i] for i in order] + list(translation[len(order):])
+    axes = default_axes(ndim, meta)
+    return axes, scale_from_meta(axes, meta), list(translation) if translation else None, order
+
+
 class LeadingOrder:
     """A zarr array whose leading axes are stored in another order (``order[j]``: the image
     axis stored j-th), written plane by plane in the image's order: indices are an integer
@@ -322,7 +345,7 @@ def ome_zarr_outputs(
 
     shape = tuple(int(n) for n in shape)
     if order is not None and rgb:
-        raise ValueError("a colour image whose axes OME-Zarr cannot hold in their order cannot be stored as OME-Zarr")
+        raise ValueError(_COLOUR_REORDERED)
     if order is not None:
         shape = tuple(shape[i] for i in order) + shape[len(order):]
     if len(axes) != len(shape) - rgb:
