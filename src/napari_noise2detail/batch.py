@@ -24,10 +24,9 @@ import glob
 import os
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generator, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Any, Generator, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -433,20 +432,18 @@ def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes |
     (``options.device``), ``model`` the saved model's bytes when one is applied."""
     from .engine.model_file import model_from_bytes
 
-    with _worker_task(options) as device:
-        if model is not None:
-            options = replace(options, model=model_from_bytes(model, device))
-        return drive(_item(job, settings, device, options), None)
+    device = _ready_worker(options)
+    if model is not None:
+        options = replace(options, model=model_from_bytes(model, device))
+    return drive(_item(job, settings, device, options), None)
 
 
-@contextmanager
-def _worker_task(options: BatchOptions) -> Iterator[Any]:
-    """A task on a Dask worker, given its device; the worker's process readied for it (see
-    :func:`~.cluster.undo_malloc_trim`)."""
+def _ready_worker(options: BatchOptions) -> Any:
+    """Ready a Dask worker's process for a task (see :func:`~.cluster.undo_malloc_trim`); its device."""
     from .cluster import undo_malloc_trim
 
     undo_malloc_trim()
-    yield resolve_device(options.device)
+    return resolve_device(options.device)
 
 
 class _ReadHere:
@@ -635,11 +632,11 @@ def fit_job(
     :mod:`.cluster`). It stops between two steps once one of ``flags`` (its outputs' writing
     flags) is gone: a running task cannot be cancelled by Dask, and the batch that wanted it
     was cancelled."""
-    with _worker_task(options) as device:
-        opened = _open(job, options)
-        fitting = _fit_once(opened, settings, device, options, planes or range(opened.info.planes))
-        wanted = (lambda _event: all(flag.is_file() for flag in flags)) if flags else None
-        return drive(fitting, wanted, "fitting was cancelled: its outputs are being removed").to_bytes()
+    device = _ready_worker(options)
+    opened = _open(job, options)
+    fitting = _fit_once(opened, settings, device, options, planes or range(opened.info.planes))
+    wanted = (lambda _event: all(flag.is_file() for flag in flags)) if flags else None
+    return drive(fitting, wanted, "fitting was cancelled: its outputs are being removed").to_bytes()
 
 
 def _fit_once(
@@ -660,12 +657,12 @@ def run_block(
     from .cluster import writing_flag
     from .engine.model_file import model_from_bytes
 
-    with _worker_task(options) as device:
-        opened = _open(job, options)
-        denoiser = model_from_bytes(model, device)
-        dtype = opened.dtype(options)
-        out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
-        denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
+    device = _ready_worker(options)
+    opened = _open(job, options)
+    denoiser = model_from_bytes(model, device)
+    dtype = opened.dtype(options)
+    out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
+    denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
     return len(planes)
 
 
