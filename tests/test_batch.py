@@ -421,6 +421,16 @@ def test_a_zarr_input_keeps_its_channel_names_and_colours(tmp_path):
     assert read_zarr(tmp_path / "out" / "in_n2d_detail.ome.zarr").channels == named  # napari shows them so
 
 
+def test_an_ome_tiff_input_keeps_its_channel_names(tmp_path):
+    data = np.random.default_rng(2).poisson(50, (2, 2, 16, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "in.ome.tif", data, ome=True, metadata={
+        "axes": "ZCYX", "Channel": {"Name": ["DAPI", "GFP"]}, "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    _events, summary = drain(run_batch([tmp_path / "in.ome.tif"], tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    meta = read_image(tmp_path / "out" / "in_n2d_detail.tif")[1]
+    assert meta.channel_names == ("DAPI", "GFP") and meta.axes == "ZCYX" and meta.pixel_size == (0.5, 0.5)
+
+
 @pytest.mark.parametrize("layout", ["plain zarr, colour last", "OME-Zarr, colour as channels"])
 def test_a_colour_zarr_input_gives_ome_zarr_with_colour_as_channels(tmp_path, layout):
     import zarr

@@ -78,3 +78,22 @@ def test_axes_imagej_cannot_order_are_written_as_ome_tiff_with_their_calibration
     write_image(tmp_path / "f.tif", np.zeros((8, 8)), ImageMeta(axes="YX", pixel_size=(0.5, 0.5), unit="µm"))
     with tifffile.TiffFile(tmp_path / "f.tif") as tif:
         assert tif.is_ome and tif.pages[0].resolution == (20000.0, 20000.0)
+
+
+def test_channel_names_of_an_ome_tiff_are_kept(tmp_path):
+    from napari_noise2detail.io import ImageMeta, read_image, write_image
+
+    tifffile.imwrite(tmp_path / "in.ome.tif", np.zeros((3, 2, 16, 16), np.uint16), ome=True,
+                     metadata={"axes": "ZCYX", "Channel": {"Name": ["DAPI", "GFP"]}})
+    data, meta = read_image(tmp_path / "in.ome.tif")
+    assert meta.axes == "ZCYX" and meta.channel_names == ("DAPI", "GFP")
+    # ZCYX uint16 is ImageJ's order, but ImageJ's description cannot name channels: OME it is
+    write_image(tmp_path / "out.tif", data, meta)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.is_ome
+    assert read_image(tmp_path / "out.tif")[1] == meta
+    # names that do not match the channel axis are not written (nor read back)
+    write_image(tmp_path / "odd.tif", data, ImageMeta(axes="ZCYX", channel_names=("DAPI",)))
+    with tifffile.TiffFile(tmp_path / "odd.tif") as tif:
+        assert tif.is_imagej and not tif.is_ome
+    assert read_image(tmp_path / "odd.tif")[1].channel_names is None

@@ -70,6 +70,8 @@ class ImageMeta:
     frame_interval: float | None = None
     #: ``"s"``, ``"ms"``, ``"min"`` or ``"h"``; None when unknown.
     time_unit: str | None = None
+    #: The names of the channels (one per plane of the ``C`` axis), if the file names them.
+    channel_names: tuple[str, ...] | None = None
 
     @property
     def rgb(self) -> bool:

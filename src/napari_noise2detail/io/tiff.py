@@ -42,8 +42,25 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
             if z_spacing is None and tif.is_shaped and tif.shaped_metadata:
                 z_spacing = tif.shaped_metadata[0].get("spacing")  # written by write_image
         interval, time_unit = _frame_interval(tif)
+        names = _ome_channel_names(tif.ome_metadata, axes, data.shape) if tif.is_ome and tif.ome_metadata else None
     return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
-                           frame_interval=interval, time_unit=time_unit)
+                           frame_interval=interval, time_unit=time_unit, channel_names=names)
+
+
+def _ome_pixels(xml: str) -> dict:
+    """The first image's Pixels element of OME-XML, as a dict."""
+    image = tifffile.xml2dict(xml).get("OME", {}).get("Image", {})
+    return (image[0] if isinstance(image, list) else image).get("Pixels", {})
+
+
+def _ome_channel_names(xml: str, axes: str | None, shape: tuple[int, ...]) -> tuple[str, ...] | None:
+    """The channels' names in OME-XML, where there is one for each plane of the C axis."""
+    channels = _ome_pixels(xml).get("Channel", [])
+    channels = channels if isinstance(channels, list) else [channels]
+    names = tuple(str(c.get("Name", "")) for c in channels if isinstance(c, dict))
+    if not axes or "C" not in axes or len(names) != shape[axes.index("C")] or not all(names):
+        return None
+    return names
 
 
 def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
@@ -64,8 +81,7 @@ def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
 def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
     """A time-lapse's frame interval and its unit: ImageJ's, OME's or write_image's own."""
     if tif.is_ome and tif.ome_metadata:
-        image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
-        pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+        pixels = _ome_pixels(tif.ome_metadata)
         if "TimeIncrement" in pixels:
             return frame_time(float(pixels["TimeIncrement"]), pixels.get("TimeIncrementUnit", "s"))
     for found in (tif.imagej_metadata, tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None):
@@ -75,8 +91,7 @@ def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
 
 
 def _ome_sizes(xml: str) -> tuple[tuple[float, float] | None, float | None, str | None]:
-    image = tifffile.xml2dict(xml).get("OME", {}).get("Image", {})
-    pixels = (image[0] if isinstance(image, list) else image).get("Pixels", {})
+    pixels = _ome_pixels(xml)
     if "PhysicalSizeX" not in pixels:
         return None, None, None
     x = float(pixels["PhysicalSizeX"])
@@ -133,8 +148,8 @@ def write_image(
     """Write ``array`` as a TIFF atomically, with the axes, pixel size and unit of ``meta``.
 
     uint8, uint16 and float32 images are written as ImageJ TIFFs (which Fiji and napari read with
-    their calibration); axes that ImageJ cannot hold in their order (CZYX), and other dtypes, as
-    OME-TIFF where OME can say them; anything else as a plain TIFF with the resolution tags and
+    their calibration); axes that ImageJ cannot hold in their order (CZYX), named channels, and
+    other dtypes, as OME-TIFF where OME can say them; anything else as a plain TIFF with the resolution tags and
     tifffile's axes description. ``rgb`` (default: ``meta.rgb``) stores the
     last axis as colour samples.
     """
@@ -143,8 +158,10 @@ def write_image(
     kwargs: dict[str, Any] = {"photometric": "rgb" if rgb else "minisblack"}
     axes = meta.axes if meta.axes and len(meta.axes) == array.ndim else None
     ij_axes = _imagej_axes(axes, array.ndim)
+    ome = _ome_metadata(meta, axes, rgb, array.shape)
     imagej = (
-        array.dtype in (np.uint8, np.uint16, np.float32)
+        not (ome and "Channel" in ome)  # ImageJ's description cannot name channels; OME can
+        and array.dtype in (np.uint8, np.uint16, np.float32)
         and not (rgb and array.dtype != np.uint8)  # ImageJ's RGB is 8-bit only
         and (axes is None or ij_axes is not None)
         and array.ndim - rgb <= 5  # TZCYX, and the colour samples
@@ -169,7 +186,7 @@ def write_image(
         if meta.pixel_size:
             y, x = meta.pixel_size
             kwargs["resolution"] = (1 / x, 1 / y)
-    elif (ome := _ome_metadata(meta, axes, rgb)) is not None:
+    elif ome is not None:
         kwargs.update(ome=True, metadata=ome, **_resolution_tags(meta))  # the tags too, for readers without OME
     else:
         # tifffile keeps axes (and here the z spacing) in a JSON description of its own.
@@ -202,10 +219,10 @@ _OME_LENGTH = {"nm": "nm", "µm": "µm", "mm": "mm", "cm": "cm", "m": "m", "inch
 _OME_TIME = {"s": "s", "ms": "ms", "µs": "µs", "ns": "ns", "min": "min", "h": "h", "d": "d"}
 
 
-def _ome_metadata(meta: ImageMeta, axes: str | None, rgb: bool) -> dict[str, Any] | None:
-    """OME-TIFF metadata for axes that ImageJ cannot hold in their order (CZYX, say), which
-    Fiji (Bio-Formats) and napari then read with their calibration; None where OME cannot say
-    it either (other axes, or a pixel size without a unit OME knows)."""
+def _ome_metadata(meta: ImageMeta, axes: str | None, rgb: bool, shape: tuple[int, ...]) -> dict[str, Any] | None:
+    """OME-TIFF metadata for axes that ImageJ cannot hold in their order (CZYX, say) or named
+    channels, which Fiji (Bio-Formats) and napari then read with their calibration; None where
+    OME cannot say it either (other axes, or a pixel size without a unit OME knows)."""
     plane = "YXS" if rgb else "YX"
     if (not axes or not axes.endswith(plane) or len(set(axes)) != len(axes)
             or not set(axes) <= set(_IMAGEJ_ORDER) or (not rgb and "S" in axes)):
@@ -223,6 +240,9 @@ def _ome_metadata(meta: ImageMeta, axes: str | None, rgb: bool) -> dict[str, Any
         found.update(PhysicalSizeZ=z_spacing, PhysicalSizeZUnit=unit)
     if interval:
         found.update(TimeIncrement=interval, TimeIncrementUnit=time)
+    names = meta.channel_names
+    if names and "C" in axes and len(names) == shape[axes.index("C")]:
+        found["Channel"] = {"Name": list(names)}
     return found
 
 
