@@ -264,8 +264,11 @@ def test_fit_one_channel_of_a_stack(tmp_path, capsys):
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err
     tifffile.imwrite(tmp_path / "z.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX"})
-    assert main(["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--channel", "0"]) == 2
-    assert "no channel axis (its axes: ZYX)" in capsys.readouterr().err
+    # no channel axis (an OME-TIFF of one channel reads so): one channel, 0, every plane
+    z = ["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--steps", "3", "--device", "cpu"]
+    assert main(z + ["--channel", "0"]) == 0
+    assert main(z + ["--channel", "1"]) == 2
+    assert "the image has one channel, 0" in capsys.readouterr().err
     # a channel axis of one channel: that channel is every plane
     from napari_noise2detail.io import ImageMeta
     from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs

@@ -132,9 +132,9 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
         return planes
     if planes is not None:
         raise ValueError("choose the planes to fit on with --planes or --channel, not both")
-    count = len(channels) if len(channels) > 1 else int(bool(axes) and "C" in axes)
-    if count == 0:
-        raise ValueError(f"--channel: the image has no channel axis (its axes: {axes or 'unknown'})")
+    # An image with no channel axis has one channel, 0: tifffile drops a C axis of one (an
+    # OME-TIFF of one channel reads as ZYX), and a script looping over channels asks for 0.
+    count = len(channels)
     if not 0 <= channel < count:
         which = "one channel, 0" if count == 1 else f"channels 0 to {count - 1}"
         raise ValueError(f"--channel {channel}: the image has {which}")
