@@ -419,6 +419,33 @@ def test_a_zarr_input_keeps_its_channel_names_and_colours(tmp_path):
     _events, summary = drain(run_batch([tmp_path / "in.ome.zarr"], tmp_path / "out", OPTIONS))
     assert summary.ok, summary.report()
     assert read_zarr(tmp_path / "out" / "in_n2d_detail.ome.zarr").channels == named  # napari shows them so
+    # colours spelled as some tools write them ('#', RGBA) are read as OME-Zarr's writer takes
+    # them; one it cannot take is dropped, not a reason to fail the image
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "in.ome.zarr"), mode="r+")
+    ome = dict(group.attrs["ome"])
+    ome["omero"] = {"channels": [{"label": "DAPI", "color": "#0000ffFF"}, {"label": "GFP", "color": "green"}]}
+    group.attrs["ome"] = ome
+    assert read_zarr(tmp_path / "in.ome.zarr").channels == [{"label": "DAPI", "color": "0000ff"}, {"label": "GFP"}]
+    _events, summary = drain(run_batch([tmp_path / "in.ome.zarr"], tmp_path / "again", OPTIONS))
+    assert summary.ok, summary.report()
+
+
+def test_a_lazy_colour_layer_keeps_its_time_axis_in_ome_zarr(tmp_path):
+    import dask.array as da
+
+    from napari_noise2detail.batch import ArrayItem
+    from napari_noise2detail.io.zarr import read_zarr
+
+    data = da.from_array(np.random.default_rng(0).integers(0, 255, (2, 16, 16, 3), dtype=np.uint8))
+    meta = meta_from_scale([5.0, 0.5, 0.5], ["s", "µm", "µm"], ["t", "y", "x"], rgb=True)  # as the batch dock makes it
+    _events, summary = drain(run_batch([ArrayItem("tl", data, meta, rgb=True)], tmp_path, OPTIONS))
+    assert summary.ok, summary.report()
+    written = read_zarr(tmp_path / "tl_n2d_detail.ome.zarr")
+    assert [(a["name"], a.get("unit")) for a in written.axes] == [
+        ("t", "second"), ("c", None), ("y", "micrometer"), ("x", "micrometer")]  # t was stored as z, in µm
+    assert written.scale == [5.0, 1.0, 0.5, 0.5]
 
 
 def test_an_ome_tiff_input_keeps_its_channel_names(tmp_path):

@@ -50,13 +50,27 @@ def test_side_by_side_shares_contrast_limits():
 
 
 @pytest.mark.parametrize("shape, axes", [((3, 16, 16), "ZYX"), ((2, 3, 16, 16), "TZYX"), ((3, 16, 16, 3), "ZYXS")])
-def test_a_stack_of_unknown_axes_is_written_as_slices_not_channels(tmp_path, shape, axes):
-    # tifffile's own guess made a stack of 3 planes ImageJ channels, and 2 x 3 planes Z x C
-    from napari_noise2detail.io import ImageMeta, write_image
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16])
+def test_a_stack_of_unknown_axes_is_written_as_slices_not_channels(tmp_path, shape, axes, dtype):
+    # tifffile's own guess made a stack of 3 planes ImageJ channels, and 2 x 3 planes Z x C;
+    # in a dtype ImageJ cannot hold (OME-TIFF) it named them Q
+    from napari_noise2detail.io import ImageMeta, read_image, write_image
 
-    write_image(tmp_path / "s.tif", np.zeros(shape, np.uint8), ImageMeta(), rgb=shape[-1] == 3)
+    write_image(tmp_path / "s.tif", np.zeros(shape, dtype), ImageMeta(), rgb=shape[-1] == 3)
     with tifffile.TiffFile(tmp_path / "s.tif") as tif:
-        assert tif.series[0].axes == axes and tif.is_imagej
+        assert tif.series[0].axes == axes and (tif.is_imagej if dtype == np.uint8 else tif.is_ome)
+    assert read_image(tmp_path / "s.tif")[1].axes == axes
+
+
+def test_axes_named_in_words_are_not_guessed_at():
+    from napari_noise2detail.io import meta_from_scale
+
+    # napari's default labels: a plain stack's axes (t z y x), their spacings kept
+    unnamed = meta_from_scale([2.0, 3.0, 0.5, 0.5], ["s", "µm", "µm", "µm"], ["-4", "-3", "-2", "-1"])
+    assert (unnamed.frame_interval, unnamed.time_unit, unnamed.z_spacing) == (2.0, "s", 3.0)
+    # a time step labelled in words is not taken for a z spacing
+    worded = meta_from_scale([2.0, 10.0, 0.5, 0.5], ["µm", "s", "µm", "µm"], ["z", "time", "y", "x"])
+    assert worded.z_spacing is None and worded.frame_interval is None and worded.pixel_size == (0.5, 0.5)
 
 
 def test_axes_imagej_cannot_order_are_written_as_ome_tiff_with_their_calibration(tmp_path):

@@ -3,6 +3,7 @@ and a time-lapse's frame interval and its unit."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -85,6 +86,10 @@ class ImageMeta:
 PLAIN_AXES = {2: "YX", 3: "ZYX", 4: "TZYX"}
 
 
+#: napari's own labels for axes nobody named ("-3", "-2", "-1"; "axis -3" in older napari).
+_DEFAULT_LABEL = re.compile(r"(axis )?-?\d+")
+
+
 def meta_from_scale(
     scale: Sequence[float] | None,
     units: Sequence[object] | None = None,
@@ -105,8 +110,10 @@ def meta_from_scale(
         if len(letters) == len(axis_labels) and letters.isalpha() and len(set(letters)) == len(letters):
             axes = letters + ("S" if rgb else "")
     # Unnamed axes (napari's default labels) are written as a plain stack is (io.tiff, and
-    # OME-Zarr's default axes: z y x, t z y x), so their spacings go to those names, not lost.
-    named = axes or (PLAIN_AXES.get(len(scale), "") if scale is not None else "")
+    # OME-Zarr's default axes: z y x, t z y x), so their spacings go to those names, not lost;
+    # axes named in words ("time") are not guessed at: a time step is not a z spacing.
+    unnamed = not axis_labels or all(_DEFAULT_LABEL.fullmatch(str(label)) for label in axis_labels)
+    named = axes or (PLAIN_AXES.get(len(scale), "") if scale is not None and unnamed else "")
     z_spacing = frame_interval = time_unit = None
     if "Z" in named and scale is not None:
         z_spacing = float(scale[named.index("Z")])

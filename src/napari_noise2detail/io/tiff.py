@@ -158,7 +158,11 @@ def write_image(
     kwargs: dict[str, Any] = {"photometric": "rgb" if rgb else "minisblack"}
     axes = meta.axes if meta.axes and len(meta.axes) == array.ndim else None
     ij_axes = _imagej_axes(axes, array.ndim)
-    ome = _ome_metadata(meta, axes, rgb, array.shape)
+    # A stack whose axes are not known is written as a plain stack (ImageJ's slices, TZYX);
+    # five axes are ImageJ's TZCYX there, and left unnamed elsewhere.
+    plain = PLAIN_AXES.get(array.ndim - rgb)
+    known = axes or (plain + ("S" if rgb else "") if plain else None)
+    ome = _ome_metadata(meta, known, rgb, array.shape)
     imagej = (
         not (ome and "Channel" in ome)  # ImageJ's description cannot name channels; OME can
         and array.dtype in (np.uint8, np.uint16, np.float32)
@@ -168,10 +172,9 @@ def write_image(
     )
     if imagej:
         metadata: dict[str, Any] = {}
-        plain = {**PLAIN_AXES, 5: "TZCYX"}.get(array.ndim - rgb)
-        if not ij_axes and plain:
+        if not ij_axes:
             # a plain stack is slices to ImageJ; tifffile's own guess made 2 or 3 planes channels
-            ij_axes = plain + ("S" if rgb else "")
+            ij_axes = known or ("TZCYX" + ("S" if rgb else "") if array.ndim - rgb == 5 else None)
         if ij_axes:
             metadata["axes"] = ij_axes
         if meta.unit:
@@ -190,7 +193,7 @@ def write_image(
         kwargs.update(ome=True, metadata=ome, **_resolution_tags(meta))  # the tags too, for readers without OME
     else:
         # tifffile keeps axes (and here the z spacing) in a JSON description of its own.
-        metadata = {"axes": axes} if axes else {}
+        metadata = {"axes": known} if known else {}
         kwargs.update(_resolution_tags(meta))
         spacing = meta.z_spacing
         if spacing and meta.pixel_size and meta.unit in MICRONS:  # read back in µm, as the tags are

@@ -105,8 +105,21 @@ def _channels(attrs: Mapping[str, Any]) -> list[dict] | None:
     channels = (attrs.get("omero") or {}).get("channels")
     if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
         return None
-    kept = [{k: c[k] for k in ("label", "color") if isinstance(c.get(k), str)} for c in channels]
+    kept = [{k: v for k, v in (("label", c.get("label")), ("color", _hex_colour(c.get("color"))))
+             if isinstance(v, str)} for c in channels]
     return kept if any(kept) else None
+
+
+def _hex_colour(colour: object) -> str | None:
+    """A channel colour as OME-Zarr's writer takes it (six hex digits, RRGGBB), from the
+    spellings viewers write ("#0000FF"; RRGGBBAA); None for anything else, which is dropped:
+    a colour is not worth failing an image for."""
+    if not isinstance(colour, str):
+        return None
+    digits = colour.strip().lstrip("#")
+    if len(digits) not in (6, 8) or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        return None
+    return digits[:6]
 
 
 def colour_last(image: ZarrImage) -> ZarrImage:
@@ -130,7 +143,7 @@ def colour_last(image: ZarrImage) -> ZarrImage:
 def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
     """OME-Zarr axes for an image: from ``meta``'s axis letters where they are OME's (t, c, z,
     y, x in that order), else z (3D), t z (4D) or t c z (5D) before y x."""
-    letters = (meta.axes or "").lower() if meta else ""
+    letters = _letters(meta, ndim)
     if len(letters) != ndim or not _ome_order(letters):
         letters = {**PLAIN_AXES, 5: "TCZYX"}.get(ndim, "").lower()
     if not letters:
@@ -149,6 +162,13 @@ def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
     return axes
 
 
+def _letters(meta: ImageMeta | None, ndim: int) -> str:
+    """``meta``'s axis letters, lower case, without the colour axis of RGB (``ndim``: the
+    axes other than colour)."""
+    letters = (meta.axes or "").lower() if meta else ""
+    return letters[:-1] if len(letters) == ndim + 1 and letters.endswith("s") else letters
+
+
 def _ome_order(letters: str) -> bool:
     order = "tczyx"
     return (set(letters) <= set(order) and letters.endswith("yx") and len(set(letters)) == len(letters)
@@ -162,9 +182,9 @@ def scale_from_meta(axes: Sequence[dict], meta: ImageMeta) -> list[float]:
     :func:`default_axes`, but their spacing stays where the data has it."""
     scale = [1.0] * len(axes)
     names = [a["name"] for a in axes]
-    letters = (meta.axes or "").lower()
-    if len(letters) in (len(axes), len(axes) + 1):  # (and the colour axis of RGB)
-        names = list(letters[: len(axes)])
+    letters = _letters(meta, len(axes))
+    if len(letters) == len(axes):
+        names = list(letters)
     if meta.pixel_size:
         y, x = (names.index(a) if a in names else len(axes) - 2 + i for i, a in enumerate("yx"))
         scale[y], scale[x] = (float(v) for v in meta.pixel_size)
@@ -256,8 +276,7 @@ def ome_order(meta: ImageMeta, ndim: int) -> tuple[int, ...] | None:
     OME-Zarr cannot hold (ZCYX: it wants t, c, z before y, x), the order of its leading axes
     that it can: stored so, and named and scaled truly. None where no reordering is needed or
     the axes are not all known."""
-    letters = (meta.axes or "").upper()
-    letters = letters[:-1] if letters.endswith("S") else letters
+    letters = _letters(meta, ndim).upper()
     lead = letters[:-2]
     if (len(letters) != ndim or not letters.endswith("YX") or not set(lead) <= set("TCZ")
             or len(set(lead)) != len(lead)):
