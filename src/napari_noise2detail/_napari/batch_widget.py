@@ -38,10 +38,10 @@ from ..batch import (
 )
 from ..engine import PRESETS
 from ..engine.presets import presets_explained
-from ..io import meta_from_scale
 from . import remembered
 from .remembered import chosen_path
 from .activity import Level
+from .layers import layer_meta
 from .steady import SteadyLabel, steady_width
 from .worker import Failed, Handlers, Runner
 
@@ -110,9 +110,7 @@ def _readable(path: Path) -> str:
 def layer_item(layer: Any) -> ArrayItem:
     """An image layer as a batch item: its full-resolution data, name, pixel size, units and place."""
     data = layer.data[0] if layer.multiscale else layer.data
-    meta = meta_from_scale(layer.scale, getattr(layer, "units", None),
-                           getattr(layer, "axis_labels", None), rgb=layer.rgb)
-    shift = tuple(float(t) for t in layer.translate)
+    meta, shift = layer_meta(layer)
     return ArrayItem(name=layer.name, data=data, meta=meta, rgb=layer.rgb, translation=shift if any(shift) else None)
 
 

@@ -9,6 +9,7 @@ from napari.layers import Image, Layer
 from napari.utils.transforms import CompositeAffine
 
 from ..engine.planes import is_lazy
+from ..io import ImageMeta, meta_from_scale
 
 #: Suffixes of the result layers, by DenoiseResult attribute (and of the preview).
 SUFFIXES = {"partial": "[N2D stage 1]", "smooth": "[N2D smooth]", "detail": "[N2D detail]",
@@ -25,6 +26,14 @@ def image_data(layer: Layer) -> tuple[Any, bool]:
     # A pyramid is denoised at full resolution, as batch denoising does.
     data = layer.data[0] if layer.multiscale else layer.data
     return (data if is_lazy(data) else np.asarray(data)), bool(layer.rgb)
+
+
+def layer_meta(layer: Layer) -> tuple[ImageMeta, tuple[float, ...]]:
+    """What an output of ``layer`` inherits: its axes, pixel size, spacings and units, and its
+    place (translate) in the viewer."""
+    meta = meta_from_scale(layer.scale, getattr(layer, "units", None), getattr(layer, "axis_labels", None),
+                           rgb=bool(layer.rgb))
+    return meta, tuple(float(t) for t in layer.translate)
 
 
 def result_name(source: Layer, kind: str) -> str:

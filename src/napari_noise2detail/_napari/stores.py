@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import safe_name
-from ..io import meta_from_scale, write_problem
+from ..io import write_problem
 from ..io.zarr import ome_layout, results_of
+from .layers import layer_meta
 from .runs import Stores
 
 
@@ -27,9 +28,9 @@ def layer_stores(layer: Any, folder: Path, kinds: tuple[str, ...]) -> Stores:
     pixel size, units and place (translation)."""
     if problem := write_problem(folder):
         raise ValueError(f"{problem}; choose another results folder")
-    meta = meta_from_scale(layer.scale, getattr(layer, "units", None), getattr(layer, "axis_labels", None))
+    meta, shift = layer_meta(layer)
     # axes named ZCYX, say: stored CZYX, shown as the layer is; a colour one so is refused now, not after the fit
-    axes, scale, translation, order = ome_layout(meta, layer.ndim, [float(t) for t in layer.translate], layer.rgb)
+    axes, scale, translation, order = ome_layout(meta, layer.ndim, list(shift), layer.rgb)
     stem = safe_name(layer.name)
     paths = {kind: folder / f"{stem}_n2d_{kind}.ome.zarr" for kind in kinds}
     for path in paths.values():  # a run replaces its layer's results, never another layer's
