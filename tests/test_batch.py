@@ -328,7 +328,9 @@ def test_a_saved_model_is_applied_to_every_image_without_fitting(tmp_path, monke
 
     before = make_folder(tmp_path / "in")
     image = tifffile.imread(tmp_path / "in" / "a.tif")
-    model_path = fit(image, device="cpu", **TINY).save(tmp_path / "a.n2d")
+    # fitted on b, in [0, 1]: a, in [0, 1000], is brighter, which a model takes in (the other
+    # way round is refused: darker than all it saw)
+    model_path = fit(tifffile.imread(tmp_path / "in" / "b.tif")[0], device="cpu", **TINY).save(tmp_path / "a.n2d")
 
     def no_fitting(*args, **kwargs):
         raise AssertionError("a saved model was given: nothing may be fitted")

@@ -80,11 +80,37 @@ def test_a_stabilised_model_refuses_an_image_below_its_cameras_offset(monkeypatc
     model = fit(stack, device="cpu", **QUICK)
     assert model.noise.stabilised  # several planes: shot noise stabilised
     model.apply(stack)  # its own planes are covered
-    with pytest.raises(ValueError, match="100 % of plane 0 lies below 1000, the darkest level"):
+    with pytest.raises(ValueError, match="100 % of plane 0 is darker than nearly all of what this model was fitted on"):
         model.apply(stack[0] - 1000)  # the same scene from a camera without the offset: it would be flat
     monkeypatch.setattr(model_module, "PLANE_TILE", 16)  # a plane in tiles is counted whole
     with pytest.raises(ValueError, match="100 % of plane 0"):
         model.apply(stack[0] - 1000)
+
+
+@pytest.mark.parametrize("planes", [1, 3], ids=["one plane", "stabilised"])
+def test_a_model_refuses_an_image_mostly_darker_than_all_it_was_fitted_on(planes, tmp_path):
+    """The networks lift values darker than any they were fitted on to the darkest they saw:
+    a model of a confocal stack gave the same planes divided by 3 a mean of 3200 for 2100."""
+    rng = np.random.default_rng(0)
+    clean = np.stack([synthetic_cells(48, seed=s) for s in range(planes)])
+    stack = 1000 + 4 * rng.poisson(200 * clean + 20) + rng.normal(0, 3, clean.shape)  # offset 1000, gain 4
+    model = fit(stack, device="cpu", **QUICK)
+    assert model.dark is not None and model.dark[0] > 0
+    model.apply(stack)  # its own planes
+    model.apply(stack * 3)  # brighter is taken in (the range widens)
+    with pytest.raises(ValueError, match=r"of plane 0 is darker than nearly all .* \(below [0-9.]+\)"):
+        model.apply(stack[0] / 3)  # rescaled: its background below everything the model saw
+    # the file keeps it; one saved before it existed loads, unchecked
+    again = load_model(model.save(tmp_path / "m.n2d"), device="cpu")
+    assert again.dark == model.dark
+    with pytest.raises(ValueError, match="darker than nearly all"):
+        again.apply(stack[0] / 3)
+    import dataclasses
+
+    older = model_from_bytes(dataclasses.replace(model, dark=None).to_bytes(), "cpu")
+    assert older.dark is None
+    if planes == 1:
+        older.apply(stack[0] / 3)
 
 
 def test_isolated_bright_pixels_on_an_empty_image_are_not_called_signal():

@@ -68,6 +68,13 @@ PLANE_TILE = 4096
 #: with 1 electron of read noise about 8 % of a plane of background lies under it, flattened
 #: but harmless. Refused: most of the plane, where the result no longer follows the image.
 UNCOVERED_LIMIT = 0.5
+#: A model also refuses a plane with most of it darker than nearly all of what it was fitted
+#: on: below this percentile of the fitted planes (after the noise-aware transforms). The
+#: networks have never seen such values, and lift them to the darkest they saw: a model of a
+#: confocal stack (camera offset about 1.7k) applied to the same planes divided by 3 put their
+#: background at the stack's, a mean of 3200 for 2100. Every plane of that 60-plane stack
+#: has at most 2.2 % of its pixels below the 1st percentile of the 5 planes a model is fitted on.
+DARK_PERCENTILE = 1.0
 #: Planes of at most this many pixels in all go through the networks together.
 BATCH_PIXELS = 1024 * 1024
 
@@ -97,6 +104,11 @@ class Denoiser:
     #: Gaussian or could not be estimated: the noise's sigma and the clipping limits, whose
     #: bias every result is freed of (see :mod:`.clipping`).
     clipping: Clipping | None = None
+    #: The :data:`DARK_PERCENTILE` of the planes fitted on, after the noise-aware transforms,
+    #: per channel (opponent colours: of their luminance only, the colour ones vary from image
+    #: to image): what a plane to apply it to must mostly lie above. None: not known (a file
+    #: saved by an older version), not checked.
+    dark: tuple[float, ...] | None = None
 
     @property
     def rgb(self) -> bool:
@@ -267,18 +279,35 @@ class Denoiser:
         return self.noise is not None and self.noise.stabilised
 
     def _uncovered(self, plane: np.ndarray) -> int:
-        """Values of a raw ``(H, W, C)`` plane below what the stabilising transform tells apart."""
-        if not self._stabilised:
-            return 0
-        return int(np.count_nonzero(plane[..., : self.channels] < floor(self.noise)))
+        """Values of a raw ``(H, W, C)`` plane that the model does not cover: below what the
+        stabilising transform tells apart, or darker than nearly all it was fitted on (:attr:`dark`)."""
+        raw = plane[..., : self.channels]
+        below = raw < floor(self.noise) if self._stabilised else np.zeros(raw.shape, bool)
+        if self.dark is not None:
+            checked = len(self.dark)
+            below[..., :checked] |= self._prepare(plane)[..., :checked] < np.asarray(self.dark)
+        return int(np.count_nonzero(below))
 
     def _check_covered(self, uncovered: int, pixels: int, plane: int) -> None:
         if uncovered > UNCOVERED_LIMIT * pixels * self.channels:
             share = 100 * uncovered / (pixels * self.channels)
+            level = self._darkest()
+            below = f" (below {level:.4g})" if level is not None else ""
             raise ValueError(
-                f"{share:.0f} % of plane {plane} lies below {floor(self.noise):.4g}, the darkest level this "
-                "model's noise model tells apart: it was fitted on brighter images, or on a camera with "
-                "another offset, and would flatten those pixels. Fit a model on this image instead")
+                f"{share:.0f} % of plane {plane} is darker than nearly all of what this model was fitted "
+                f"on{below}: it was fitted on brighter images, or on a camera with another offset, and "
+                "would lift or flatten those pixels. Fit a model on this image instead")
+
+    def _darkest(self) -> float | None:
+        """The level :meth:`_uncovered` counts below, in the data's units (grey images)."""
+        levels = [floor(self.noise)] if self._stabilised else []
+        if self.dark is not None and not self._decorrelate:
+            dark = self.dark[0]
+            if self._stabilised:  # forward() undone: 2/a sqrt(a z + 3/8 a^2 + b) = dark
+                a, b = self.noise.a, self.noise.b
+                dark = ((dark * a / 2) ** 2 - 0.375 * a * a - b) / a
+            levels.append(dark)
+        return max(levels) if levels and self.channels == 1 else None
 
     def _prepare(self, plane: np.ndarray) -> np.ndarray:
         """A raw ``(H, W, C)`` plane as the networks' float64 data (before the [0, 1] map)."""
@@ -420,7 +449,7 @@ def fit_planes(
             residual = tuple(float(v) for v in residual_variance(y, s3).cpu().numpy() * scale**2)
     stages = (s1, s2, finish(y, s3, noise, [(low, high)] * len(raw), tiled, residual=residual))
     model = Denoiser(f, g, settings, channels, low, high, noise, seed, tuple(int(p) for p in planes),
-                     residual=residual)
+                     residual=residual, dark=darkest(prepared, 1 if decorrelate else channels))
     if settings.declip and not decorrelate:  # the clipping's bias, measured against the result
         height, width = raw.shape[1:3]
         model.clipping = find_clipping(raw, noise, lambda: np.stack(
@@ -502,6 +531,12 @@ def prepare(plane: np.ndarray, stabilising: NoiseModel | None, decorrelate: bool
     if decorrelate:
         data = to_opponent(data)
     return data
+
+
+def darkest(prepared: Sequence[np.ndarray], channels: int) -> tuple[float, ...]:
+    """:attr:`Denoiser.dark` of the prepared ``(H, W, C)`` planes, for the first ``channels``."""
+    return tuple(float(np.percentile(np.concatenate([p[..., c].ravel() for p in prepared]), DARK_PERCENTILE))
+                 for c in range(channels))
 
 
 def data_range(data: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,8 @@ def to_bytes(model: Denoiser) -> bytes:
         "settings": dataclasses.asdict(model.settings),
         "residual": list(model.residual) if model.residual is not None else None,
         "clipping": dataclasses.asdict(model.clipping) if model.clipping is not None else None,
+        # (a check, not a result: readers that do not know it give the same results)
+        "dark": list(model.dark) if model.dark is not None else None,
     }
     return save(tensors, {"format": FORMAT, "format_version": str(FORMAT_VERSION), "model": json.dumps(about)})
 
@@ -120,6 +122,7 @@ def model_from_bytes(data: bytes, device: str | torch.device = "auto", where: st
             int(about["seed"]), tuple(int(p) for p in about["planes"]), str(about["version"]),
             tuple(float(v) for v in about["residual"]) if about.get("residual") is not None else None,
             _clipping(about.get("clipping")),
+            tuple(float(v) for v in about["dark"]) if about.get("dark") is not None else None,
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{where} is damaged: {error}") from None
