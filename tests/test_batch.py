@@ -159,12 +159,19 @@ def test_empty_nan_and_unreadable_files_fail_with_their_reason_and_the_rest_goes
     # a stack cut short (a copy interrupted): tifffile reads its first plane and says little
     tifffile.imwrite(tmp_path / "short.tif", np.ones((6, 32, 32), np.uint16), imagej=True, metadata={"axes": "ZYX"})
     (tmp_path / "short.tif").write_bytes((tmp_path / "short.tif").read_bytes()[:8000])
+    # and so were OME-TIFFs and plain ones, of which nothing says how many planes there were
+    for name, kwargs in [("cut.ome.tif", {"ome": True, "metadata": {"axes": "ZYX"}}), ("plain.tif", {"metadata": None})]:
+        tifffile.imwrite(tmp_path / name, np.ones((6, 32, 32), np.uint16), **kwargs)
+        (tmp_path / name).write_bytes((tmp_path / name).read_bytes()[:8000])
     inputs = collect_inputs([tmp_path])
-    assert [p.name for p in inputs] == ["empty.tif", "good.tif", "nan.tif", "notes.nd2", "short.tif", "zero.tif"]
+    assert [p.name for p in inputs] == ["cut.ome.tif", "empty.tif", "good.tif", "nan.tif", "notes.nd2", "plain.tif",
+                                        "short.tif", "zero.tif"]
     _, summary = drain(run_batch(inputs, tmp_path / "out", OPTIONS))
     reasons = {r.name: r.reason for r in summary.failed}
-    assert set(reasons) == {"empty.tif", "nan.tif", "notes.nd2", "short.tif", "zero.tif"}
+    assert set(reasons) == {"cut.ome.tif", "empty.tif", "nan.tif", "notes.nd2", "plain.tif", "short.tif", "zero.tif"}
     assert "truncated or damaged: its ImageJ header counts 6 planes, 1 can be read" in reasons["short.tif"]
+    for name in ("plain.tif", "cut.ome.tif"):
+        assert "truncated or damaged: a page lies past its end" in reasons[name]
     assert "NaN" in reasons["nan.tif"]
     assert "empty" in reasons["empty.tif"] and "empty" in reasons["zero.tif"]
     assert "reader" in reasons["notes.nd2"]

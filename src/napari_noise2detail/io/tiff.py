@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import tifffile
@@ -23,7 +26,14 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, **tiff_kwargs: Any) -
 
 def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     """Read the first series of a TIFF with its axes, pixel size, z spacing and unit."""
-    with tifffile.TiffFile(path) as tif:  # opens the file read-only ("rb")
+    with _broken_chain() as broken, tifffile.TiffFile(path) as tif:  # opens the file read-only ("rb")
+        # Every page found now, so that a broken chain of them is heard here. Not in ImageJ
+        # files, whose stacks over 4 GB chain their pages past 32-bit offsets (tifffile reads
+        # them from the first page) and whose header counts the planes (_check_complete).
+        if not tif.is_imagej:
+            len(tif.pages)
+        if broken and not tif.is_imagej:
+            raise ValueError(f"the TIFF is truncated or damaged: a page lies past its end ({broken[0]})")
         if not tif.series:
             raise ValueError("the TIFF holds no image (a damaged or truncated file?)")
         series = tif.series[0]
@@ -61,6 +71,27 @@ def _ome_channel_names(xml: str, axes: str | None, shape: tuple[int, ...]) -> tu
     if not axes or "C" not in axes or len(names) != shape[axes.index("C")] or not all(names):
         return None
     return names
+
+
+@contextmanager
+def _broken_chain() -> Iterator[list[str]]:
+    """What tifffile says, in this thread, of a chain of pages that leads past the end of the
+    file: a truncated file, of which tifffile reads the pages before the break (the first plane
+    of a stack, say) with no more than a log line."""
+    found: list[str] = []
+    thread = threading.get_ident()
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread and "invalid page offset" in record.getMessage():
+                found.append(record.getMessage())
+
+    heard, log = Heard(logging.ERROR), logging.getLogger("tifffile")
+    log.addHandler(heard)
+    try:
+        yield found
+    finally:
+        log.removeHandler(heard)
 
 
 def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
