@@ -531,3 +531,28 @@ def test_the_planes_of_each_channel():
     assert planes_along(info, 1) == [[0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19],
                                      [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23]]
     assert planes_along(info, 0)[2] == list(range(16, 24))
+
+
+def test_each_image_of_a_bioformats2raw_store_is_denoised_beside_it(tmp_path):
+    """bioformats2raw and NGFF-Converter store a file of several series as one OME-Zarr image
+    per series (groups 0, 1, ...) under a root that is not an image itself."""
+    import zarr
+    from ome_zarr.writer import write_image as write_ome
+
+    from napari_noise2detail.io.zarr import read_zarr
+
+    root = zarr.open_group(str(tmp_path / "plate.ome.zarr"), mode="w")
+    root.attrs["ome"] = {"version": "0.5", "bioformats2raw.layout": 3}
+    rng = np.random.default_rng(0)
+    for series in "01":
+        write_ome(rng.poisson(50, (2, 16, 16)).astype(np.uint16), root.create_group(series), axes="zyx",
+                  scale_factors=())
+    inputs = collect_inputs([tmp_path])
+    assert inputs == [tmp_path / "plate.ome.zarr" / "0", tmp_path / "plate.ome.zarr" / "1"]
+    events, summary = drain(run_batch(inputs, None, OPTIONS))
+    assert summary.ok, summary.report()
+    assert {e.name for e in events} == {"plate.ome.zarr/0", "plate.ome.zarr/1"}
+    for series in "01":  # beside the store, not inside it, and named apart
+        assert read_zarr(tmp_path / f"plate_{series}_n2d_detail.ome.zarr").data.shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="holds 2 images .bioformats2raw's layout.*plate.ome.zarr/0"):
+        read_zarr(tmp_path / "plate.ome.zarr")

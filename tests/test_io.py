@@ -111,3 +111,13 @@ def test_channel_names_of_an_ome_tiff_are_kept(tmp_path):
     with tifffile.TiffFile(tmp_path / "odd.tif") as tif:
         assert tif.is_imagej and not tif.is_ome
     assert read_image(tmp_path / "odd.tif")[1].channel_names is None
+
+
+def test_an_ome_tiff_of_several_series_is_refused_not_cut_to_the_first(tmp_path):
+    from napari_noise2detail.io import read_image
+
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        for name in ("position 1", "position 2"):
+            tif.write(np.zeros((3, 16, 16), np.uint16), metadata={"axes": "ZYX", "Name": name})
+    with pytest.raises(ValueError, match="holds 2 images .series.*bioformats2raw"):
+        read_image(tmp_path / "two.ome.tif")

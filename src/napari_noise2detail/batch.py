@@ -38,7 +38,7 @@ from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
-from .io.zarr import ZarrImage, colour_last, is_zarr, ome_layout, ome_zarr_outputs, read_zarr
+from .io.zarr import ZarrImage, colour_last, is_zarr, ome_layout, ome_zarr_outputs, read_zarr, zarr_images
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -210,8 +210,12 @@ def safe_name(name: str) -> str:
 
 
 def output_stem(path: str | os.PathLike) -> str:
-    """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``; ``a.ome.zarr`` -> ``a``."""
-    name = Path(path).name
+    """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``; ``a.ome.zarr`` -> ``a``; an image inside a
+    store (``a.ome.zarr/0``, bioformats2raw's layout) -> ``a_0``."""
+    path = Path(path)
+    if is_zarr(path.parent) and is_zarr(path):
+        return f"{output_stem(path.parent)}_{path.name}"
+    name = path.name
     for double in (".ome.tif", ".ome.tiff", ".ome.zarr"):
         if name.lower().endswith(double):
             return name[: -len(double)]
@@ -246,8 +250,9 @@ def collect_inputs(specs: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files, folders (not recursive) and globs into a list of input files.
 
     A file named explicitly is taken whatever its name; folders and globs give image files only
-    (see :func:`is_image_file`). A zarr store is one input, not a folder to scan. Duplicates
-    are dropped. Raises ``FileNotFoundError`` for a
+    (see :func:`is_image_file`). A zarr store is one input, not a folder to scan; one in
+    bioformats2raw's layout gives each of its images (:func:`~.io.zarr.zarr_images`).
+    Duplicates are dropped. Raises ``FileNotFoundError`` for a
     path or a glob that matches nothing, so a typo is not a silently empty batch.
     """
     found: list[Path] = []
@@ -264,6 +269,7 @@ def collect_inputs(specs: Iterable[str | os.PathLike]) -> list[Path]:
             found += [m for m in matches if is_image_file(m)]
         else:
             raise FileNotFoundError(f"no such file or folder: {str(spec)!r}")
+    found = [image for path in found for image in (zarr_images(path) if is_zarr(path) else []) or [path]]
     unique: dict[Path, Path] = {}
     for path in found:
         unique.setdefault(path.resolve(), path)
@@ -326,8 +332,10 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
         else:
             # absolute: the workers of a cluster may start in another folder
             item = Path(item)
-            name, source, stem = item.name, str(item), output_stem(item)
-            folder = Path(outdir) if outdir is not None else item.parent
+            name, source, stem, beside = item.name, str(item), output_stem(item), item.parent
+            if is_zarr(item.parent):  # an image of a store (bioformats2raw's): named, and written beside, as the store
+                name, beside = f"{item.parent.name}/{item.name}", item.parent.parent
+            folder = Path(outdir) if outdir is not None else beside
             item = item.absolute()
         folder = folder.absolute()
         wanted = output_paths(stem, folder, options.save_smooth, zarr=_streamed(item))

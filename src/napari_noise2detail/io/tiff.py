@@ -36,6 +36,10 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
             raise ValueError(f"the TIFF is truncated or damaged: a page lies past its end ({broken[0]})")
         if not tif.series:
             raise ValueError("the TIFF holds no image (a damaged or truncated file?)")
+        if tif.is_ome and len(tif.series) > 1:  # positions, fields, wells: not cut to the first
+            raise ValueError(f"the OME-TIFF holds {len(tif.series)} images (series), and one image per file is "
+                             "read: convert it with bioformats2raw (each image of the OME-Zarr it makes is "
+                             "denoised), or save each series from Fiji")
         series = tif.series[0]
         _check_complete(tif, series)
         data = series.asarray()

@@ -37,6 +37,22 @@ def is_zarr(path: str | os.PathLike) -> bool:
     )
 
 
+def zarr_images(path: str | os.PathLike) -> list[Path]:
+    """The images of a store in bioformats2raw's layout (what bioformats2raw and NGFF-Converter
+    make of a file of several series: one OME-Zarr image per series, in groups 0, 1, ...), in
+    their order; [] for any other store."""
+    import zarr
+
+    path = Path(path)
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:  # noqa: BLE001 - not a group, or not zarr at all
+        return []
+    if "bioformats2raw.layout" not in {**attrs, **(attrs.get("ome") or {})}:
+        return []
+    return sorted((p for p in path.iterdir() if p.name.isdigit() and is_zarr(p)), key=lambda p: int(p.name))
+
+
 @dataclass(frozen=True)
 class ZarrImage:
     """A zarr image opened for reading: its lazy data and what the outputs inherit."""
@@ -60,6 +76,9 @@ def read_zarr(path: str | os.PathLike) -> ZarrImage:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no such zarr store: {path}")
+    if images := zarr_images(path):
+        raise ValueError(f"the store holds {len(images)} images (bioformats2raw's layout, one per series): "
+                         f"give them one at a time, e.g. {images[0]}")
     ome = _read_ome(path)
     if ome is not None:
         return ome
