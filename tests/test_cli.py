@@ -247,6 +247,26 @@ def test_fit_and_model_errors_are_exit_status_2(tmp_path, capsys, args, message,
     assert snapshot(tmp_path) == before  # nothing written
 
 
+def test_one_model_per_channel_each_applied_to_its_channel(tmp_path, capsys):
+    from napari_noise2detail import load_model
+
+    rng = np.random.default_rng(0)
+    stack = np.stack([rng.poisson(50, (3, 16, 16)), 5 * rng.poisson(8, (3, 16, 16))], axis=1).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "zc.tif", stack, imagej=True, metadata={"axes": "ZCYX"})
+    for c in range(2):
+        assert main(["fit", str(tmp_path / "zc.tif"), "-o", str(tmp_path / f"c{c}.n2d"), "--channel", str(c),
+                     "--steps", "3", "--device", "cpu"]) == 0
+    models = [str(tmp_path / f"c{c}.n2d") for c in range(2)]
+    denoise = ["denoise", str(tmp_path / "zc.tif"), "--device", "cpu", "--dtype", "float32"]
+    assert main(denoise + ["-o", str(tmp_path / "out"), "--model", models[0], "--model", models[1]]) == 0
+    detail = tifffile.imread(tmp_path / "out" / "zc_n2d_detail.tif")
+    for c in range(2):  # each channel as its model alone gives it (the second was not dropped)
+        assert np.array_equal(detail[:, c], load_model(models[c], device="cpu").apply(stack[:, c]).detail)
+    capsys.readouterr()
+    assert main(denoise + ["-o", str(tmp_path / "three"), *sum((["--model", m] for m in models + models[:1]), [])]) == 1
+    assert "3 models were given, one per channel, and the image has 2 channels (its axes: ZCYX)" in capsys.readouterr().out
+
+
 def test_fit_one_channel_of_a_stack(tmp_path, capsys):
     from napari_noise2detail import load_model
 

@@ -97,7 +97,7 @@ def _left_in(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-@pytest.mark.parametrize("saved_model", [False, True], ids=["fitted", "saved model"])
+@pytest.mark.parametrize("saved_model", [None, "one", "per channel"], ids=["fitted", "saved model", "one per channel"])
 def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client, monkeypatch, saved_model):
     import zarr
     from distributed import get_task_stream
@@ -118,7 +118,8 @@ def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client
     if saved_model:
         from napari_noise2detail import fit
 
-        options = replace(options, settings={}, model=fit(data[0], device="cpu", steps=8, width=8))
+        models = [fit(data[c], device="cpu", steps=8, width=8, seed=c) for c in range(2)]
+        options = replace(options, settings={}, model=models[0] if saved_model == "one" else models)
     _events, here = drain(run_batch(inputs, tmp_path / "here", options))
     with get_task_stream(client) as stream:
         _events, there = drain(run_batch(inputs, tmp_path / "there", options, client))
@@ -127,10 +128,17 @@ def test_each_channel_of_a_long_zarr_stack_is_fitted_on_its_own(tmp_path, client
     # a fit and its blocks per channel (one model for all: blocks through every plane), and
     # nothing else: the OME-Zarr input (a dask array) is read in those tasks, not plane by
     # plane in tasks of their own
-    assert keys == (["0-0", "0-1", "0-2", "0-3"] if saved_model else ["0-0", "0-1", "0-fit", "1-0", "1-1", "1-fit"])
+    assert keys == {"one": ["0-0", "0-1", "0-2", "0-3"], "per channel": ["0-0", "0-1", "1-0", "1-1"],
+                    None: ["0-0", "0-1", "0-fit", "1-0", "1-1", "1-fit"]}[saved_model]
     for name in ("cells_n2d_detail.ome.zarr", "cells_n2d_smooth.ome.zarr"):
         ours, theirs = (zarr.open_array(str(tmp_path / where / name / "0"), mode="r")[:] for where in ("here", "there"))
         assert np.array_equal(theirs, ours)
+    if saved_model == "per channel":  # each channel as its own model gives it
+        from napari_noise2detail.batch import to_dtype
+
+        detail = zarr.open_array(str(tmp_path / "there" / "cells_n2d_detail.ome.zarr" / "0"), mode="r")[:]
+        for c in range(2):
+            assert np.array_equal(detail[c], to_dtype(models[c].apply(data[c]).detail, np.uint16))
 
 
 def test_a_lazy_layer_even_one_held_by_the_cluster_is_one_task(tmp_path, client, monkeypatch):

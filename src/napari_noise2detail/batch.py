@@ -87,8 +87,10 @@ class BatchOptions:
     rgb: bool | None = None
     seed: int = 0
     #: A saved model (``.n2d`` file, see ``Denoiser.save``) to apply to every image, without
-    #: fitting; or a Denoiser. None: each image is fitted.
-    model: str | os.PathLike | Denoiser | None = None
+    #: fitting; or a Denoiser; or one per channel (a sequence of them, in channel order, e.g.
+    #: from ``fit --channel N``), each applied to its channel. None: each image is fitted.
+    #: (:func:`run_batch` makes it a tuple of Denoisers.)
+    model: str | os.PathLike | Denoiser | Sequence[str | os.PathLike | Denoiser] | None = None
     #: CPU threads: None adapts the fitting to the load (see ``engine.threads``); a number fixes it.
     threads: int | None = None
     #: Engine settings overriding the preset, e.g. ``{"steps": 5}``.
@@ -303,8 +305,8 @@ def run_batch(
     settings = resolve_settings(options.preset, **dict(options.settings))
     device = resolve_device(options.device)
     check_threads(options.threads)
-    if options.model is not None and not isinstance(options.model, Denoiser):
-        options = replace(options, model=load_model(options.model, device))  # a bad file: refused now
+    if options.model is not None:
+        options = replace(options, model=_models(options.model, device))  # a bad file: refused now
     if options.dtype not in DTYPES:
         raise ValueError(f"unknown output dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}")
     if outdir is None and any(isinstance(item, ArrayItem) for item in items):
@@ -317,6 +319,15 @@ def run_batch(
 
         return run_on_cluster(client, jobs, settings, options)
     return _run(jobs, settings, device, options)
+
+
+def _models(given: Any, device: Any) -> tuple[Denoiser, ...]:
+    """The models of :attr:`BatchOptions.model`, loaded: one, or one per channel."""
+    one = isinstance(given, (str, os.PathLike, Denoiser))
+    models = tuple(m if isinstance(m, Denoiser) else load_model(m, device) for m in ([given] if one else given))
+    if not models:
+        raise ValueError("no model given: give one model, or one per channel")
+    return models
 
 
 def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: BatchOptions) -> list[_Job]:
@@ -435,14 +446,14 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def run_job(job: _Job, settings: Settings, options: BatchOptions, model: bytes | None = None) -> ItemResult:
+def run_job(job: _Job, settings: Settings, options: BatchOptions, models: Sequence[bytes] | None = None) -> ItemResult:
     """One item from start to end, as a task on a Dask worker: the device is the worker's
-    (``options.device``), ``model`` the saved model's bytes when one is applied."""
+    (``options.device``), ``models`` the saved models' bytes when they are applied."""
     from .engine.model_file import model_from_bytes
 
     device = _ready_worker(options)
-    if model is not None:
-        options = replace(options, model=model_from_bytes(model, device))
+    if models is not None:
+        options = replace(options, model=tuple(model_from_bytes(model, device) for model in models))
     return drive(_item(job, settings, device, options), None)
 
 
@@ -502,11 +513,19 @@ class _Opened:
         return ome_zarr_outputs(paths, self.info.shape, axes, scale, dtype, self.rgb, translation, order=order)
 
     def model_planes(self, options: BatchOptions) -> list[list[int]]:
-        """The planes each model is for: every channel's own (see :func:`channel_planes`), or
-        all of them for the batch's saved model (one model for all, nothing fitted per channel)."""
-        if options.model is not None:
+        """The planes each model is for: every channel's own (see :func:`channel_planes`), to
+        fit or to apply the batch's saved models to (one per channel); all of them for the
+        batch's one saved model (one model for all, nothing fitted per channel)."""
+        channels = channel_planes(self.info, self.meta.axes)
+        if options.model is None:
+            return channels
+        if len(options.model) == 1:
             return [list(range(self.info.planes))]
-        return channel_planes(self.info, self.meta.axes)
+        if len(options.model) != len(channels):
+            raise _ItemFailed(f"{len(options.model)} models were given, one per channel, and the image has "
+                              f"{len(channels)} channel{'s' if len(channels) != 1 else ''} "
+                              f"(its axes: {self.meta.axes or 'unknown'})")
+        return channels
 
     def channel_view(self, planes: Sequence[int]) -> tuple[Any, tuple]:
         """The image restricted to the channel whose planes are ``planes`` (a view, not a
@@ -600,7 +619,7 @@ def _denoise_into(
     shape = opened.info.shape
     share = 1 / len(groups)
     for number, planes in enumerate(groups):
-        start, model = number * share, options.model
+        start, model = number * share, options.model[number] if options.model else None
         if model is None and (is_lazy(opened.data) or fits_once(len(planes))):
             model = yield from _scaled(_fit_once(opened, settings, device, options, planes),
                                        start, start + share / 2)

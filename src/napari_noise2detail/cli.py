@@ -296,10 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="treat the last axis (3 or 4) as colour; RGB TIFFs are detected anyway")
     run_many.add_argument("--dtype", choices=DTYPES, default="float32",
                           help="output dtype: float32 (default) or the input's, rounded and clipped")
-    run_many.add_argument("--model", type=Path, default=None,
+    run_many.add_argument("--model", type=Path, action="append", default=None,
                           help="a saved model (.n2d, from 'napari-noise2detail fit') to apply to every "
                                "image, without fitting (--preset, --steps and --stabilise are then not used: "
-                               "the model brings its own)")
+                               "the model brings its own); repeated, one per channel in channel order "
+                               "(from 'fit --channel N'), each applied to its channel")
     where = run_many.add_argument_group(
         "where to run (default: in this process)",
         "Needs the cluster extra: pip install 'napari-noise2detail[cluster]'. The same outputs, "

@@ -223,13 +223,13 @@ def _blocks(job: _Job, options: BatchOptions) -> tuple[_Opened, list[tuple[list[
         return None
     try:
         opened = _open(job, options)
+        groups = opened.model_planes(options)
     except Exception:  # noqa: BLE001 - its single task fails with the reason
         return None
-    count = opened.info.planes
-    if count <= BLOCK_PLANES:
+    if opened.info.planes <= BLOCK_PLANES:
         return None
     return opened, [(planes, [planes[first : first + BLOCK_PLANES] for first in range(0, len(planes), BLOCK_PLANES)])
-                    for planes in opened.model_planes(options)]
+                    for planes in groups]
 
 
 def _begin_outputs(job: _Job, opened: _Opened, options: BatchOptions) -> tuple[ExitStack, dict[str, Any], list[Path]]:
@@ -260,7 +260,6 @@ def run_on_cluster(
     from distributed import wait
 
     from .batch import BatchProgress, BatchSummary, ItemResult, failure_reason, fit_job, run_block, run_job
-    from .engine import Denoiser
 
     began = time.perf_counter()
     total = len(jobs)
@@ -277,7 +276,7 @@ def run_on_cluster(
         return (len(results) + sum(split.share for i, split in splits.items() if i not in results)) / total
 
     try:
-        shipped = client.scatter(model.to_bytes(), broadcast=True) if isinstance(model, Denoiser) else None
+        shipped = [client.scatter(m.to_bytes(), broadcast=True) for m in model] if model else None
         for index, job in enumerate(jobs):
             key = f"n2d-{batch_id}-{index}"
             split = _blocks(job, options)
@@ -294,7 +293,7 @@ def run_on_cluster(
                 else:
                     splits[index] = _Split(outputs, flags, set(), sum(len(blocks) for _, blocks in channels))
                     for channel, (planes, blocks) in enumerate(channels):
-                        fitted = shipped
+                        fitted = shipped[channel] if shipped else None
                         if fitted is None:  # fitted once per channel, on a worker; its blocks wait for it
                             fitted = client.submit(fit_job, job, settings, worker_options, flags, planes,
                                                    key=f"{key}-{channel}-fit", pure=False)
