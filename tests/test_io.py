@@ -121,3 +121,26 @@ def test_an_ome_tiff_of_several_series_is_refused_not_cut_to_the_first(tmp_path)
             tif.write(np.zeros((3, 16, 16), np.uint16), metadata={"axes": "ZYX", "Name": name})
     with pytest.raises(ValueError, match="holds 2 images .series.*bioformats2raw"):
         read_image(tmp_path / "two.ome.tif")
+
+
+def test_how_fiji_shows_a_hyperstack_is_kept(tmp_path):
+    from dataclasses import replace
+
+    from napari_noise2detail.io import read_image, write_image
+
+    luts = np.zeros((2, 3, 256), np.uint8)
+    luts[0, 2], luts[1, 1] = np.arange(256), np.arange(256)  # blue, green
+    labels = [f"{c} z{z}" for z in range(3) for c in ("DAPI", "GFP")]
+    tifffile.imwrite(tmp_path / "in.tif", np.zeros((3, 2, 16, 16), np.uint16), imagej=True, metadata={
+        "axes": "ZCYX", "mode": "composite", "LUTs": list(luts), "Ranges": (100, 2000, 50, 900), "Labels": labels})
+    data, meta = read_image(tmp_path / "in.tif")
+    write_image(tmp_path / "out.tif", data.astype(np.float32), meta)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        kept = tif.imagej_metadata
+    assert kept["mode"] == "composite" and kept["Labels"] == labels and kept["Ranges"] == (100, 2000, 50, 900)
+    assert np.array_equal(np.asarray(kept["LUTs"]), luts)
+    assert read_image(tmp_path / "out.tif")[1] == meta
+    # settings that do not fit the output (a LUT per channel, a label per plane) are left out
+    write_image(tmp_path / "one.tif", data[:, 0], replace(meta, axes="ZYX"))
+    with tifffile.TiffFile(tmp_path / "one.tif") as tif:
+        assert "LUTs" not in tif.imagej_metadata and "Labels" not in tif.imagej_metadata

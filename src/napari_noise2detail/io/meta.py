@@ -73,6 +73,10 @@ class ImageMeta:
     time_unit: str | None = None
     #: The names of the channels (one per plane of the ``C`` axis), if the file names them.
     channel_names: tuple[str, ...] | None = None
+    #: How Fiji shows an ImageJ hyperstack: its ``mode`` (composite, colour, grayscale), the
+    #: channels' ``LUTs`` (colours, as nested tuples), display ``Ranges`` and the planes'
+    #: ``Labels``, as key-value pairs, kept for an ImageJ output of the same shape.
+    display: tuple[tuple[str, object], ...] | None = None
 
     @property
     def rgb(self) -> bool:

@@ -57,8 +57,43 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
                 z_spacing = tif.shaped_metadata[0].get("spacing")  # written by write_image
         interval, time_unit = _frame_interval(tif)
         names = _ome_channel_names(tif.ome_metadata, axes, data.shape) if tif.is_ome and tif.ome_metadata else None
+        display = _display(tif.imagej_metadata) if tif.is_imagej else None
     return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
-                           frame_interval=interval, time_unit=time_unit, channel_names=names)
+                           frame_interval=interval, time_unit=time_unit, channel_names=names, display=display)
+
+
+#: ImageJ's display settings that an output keeps (see ``ImageMeta.display``).
+_DISPLAY = ("mode", "LUTs", "Ranges", "Labels")
+
+
+def _display(imagej: dict | None) -> tuple[tuple[str, object], ...] | None:
+    """ImageJ's display settings, as hashable values (LUTs as nested tuples of ints)."""
+    found = []
+    for key in _DISPLAY:
+        value = (imagej or {}).get(key)
+        if key == "mode" and isinstance(value, str):
+            found.append((key, value))
+        elif key == "LUTs" and value is not None:
+            found.append((key, tuple(tuple(tuple(int(v) for v in row) for row in np.asarray(lut)) for lut in value)))
+        elif key == "Ranges" and value is not None:
+            found.append((key, tuple(float(v) for v in value)))
+        elif key == "Labels" and value is not None:
+            found.append((key, tuple(str(v) for v in value)))
+    return tuple(found) or None
+
+
+def _display_for(meta: ImageMeta, axes: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    """``meta``'s display settings that fit an ImageJ output of ``axes`` and ``shape``: a LUT
+    and a range per channel, a label per plane."""
+    channels = shape[axes.index("C")] if "C" in axes else 1
+    planes = int(np.prod([n for n, a in zip(shape, axes) if a not in "YXS"], dtype=np.int64))
+    fits = {"mode": lambda v: True, "LUTs": lambda v: len(v) == channels,
+            "Ranges": lambda v: len(v) == 2 * channels, "Labels": lambda v: len(v) == planes}
+    found: dict[str, Any] = {}
+    for key, value in meta.display or ():
+        if key in fits and fits[key](value):
+            found[key] = [np.array(lut, np.uint8) for lut in value] if key == "LUTs" else value
+    return found
 
 
 def _ome_pixels(xml: str) -> dict:
@@ -220,6 +255,8 @@ def write_image(
         if meta.z_spacing:
             metadata["spacing"] = meta.z_spacing
         metadata.update(_interval(meta, {"s": "sec", "ms": "msec"}))
+        if ij_axes:
+            metadata.update(_display_for(meta, ij_axes, array.shape))
         kwargs.update(imagej=True, metadata=metadata)
         if meta.pixel_size:
             y, x = meta.pixel_size
