@@ -71,7 +71,7 @@ def _display(imagej: dict | None) -> tuple[tuple[str, object], ...] | None:
     found = []
     for key in _DISPLAY:
         value = (imagej or {}).get(key)
-        if key == "mode" and isinstance(value, str):
+        if key == "mode" and isinstance(value, str) and value != "grayscale":  # (tifffile writes that one always)
             found.append((key, value))
         elif key == "LUTs" and value is not None:
             found.append((key, tuple(tuple(tuple(int(v) for v in row) for row in np.asarray(lut)) for lut in value)))
