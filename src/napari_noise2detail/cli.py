@@ -143,6 +143,17 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
     return planes_to_fit(channels[channel])
 
 
+def _at_least_one(text: str) -> int:
+    """A whole number of at least 1 (argparse names the option in its error)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError("give a whole number of at least 1")
+    return number
+
+
 def _option(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` of --cluster-option; VALUE is read as JSON where it can be (8, ["a"])."""
     import json
@@ -348,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--preset", choices=sorted(PRESETS), default="fast",
                          help=presets_explained("; "))
         sub.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-        sub.add_argument("--steps", type=int, default=None,
+        sub.add_argument("--steps", type=_at_least_one, default=None,
                          help="stage-1 fitting steps, overriding the preset; stage 3 scales in proportion (fewer: faster, rougher)")
-        sub.add_argument("--threads", type=int, default=None,
+        sub.add_argument("--threads", type=_at_least_one, default=None,
                          help="CPU threads (default: all for applying the networks, and for fitting as "
                               "many as are fastest while it runs: one when other programs keep the "
                               "cores busy). A fixed number makes reruns bit-identical")

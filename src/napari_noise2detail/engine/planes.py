@@ -85,7 +85,7 @@ def inspect(image: Any, rgb: bool) -> tuple[Any, ImageInfo]:
     if rgb:
         if len(shape) < 3 or shape[-1] not in (3, 4):
             raise ValueError(
-                f"rgb=True needs a last axis of 3 (RGB) or 4 (RGBA) channels; got shape {shape}"
+                f"a colour (RGB) image needs a last axis of 3 (RGB) or 4 (RGBA) channels; got shape {shape}"
             )
     elif len(shape) < 2:
         raise ValueError(f"the image must have at least 2 dimensions (Y, X); got shape {shape}")
