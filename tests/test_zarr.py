@@ -43,6 +43,10 @@ def test_ome_zarr_round_trip_keeps_axes_scale_and_unit(tmp_path):
     assert image.scale == [2.0, 0.5, 0.25]
     assert image.meta == ImageMeta(axes="ZYX", pixel_size=(0.5, 0.25), z_spacing=2.0, unit="µm")
     assert not isinstance(image.data, np.ndarray)  # lazy
+    import zarr
+
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    assert attrs["ome"]["multiscales"][0]["name"] == "stack"  # what viewers name it, less .ome.zarr
     assert np.array_equal(np.asarray(image.data[2]), data[2])
     from napari_noise2detail.io import read_image
 

@@ -404,7 +404,7 @@ def ome_zarr_outputs(
             datasets = [{"path": "0", "coordinateTransformations": transforms}]
             named = [dict(c) for c in _COLOURS[: shape[-1]]] if rgb else _channels_for(axes, stored, channels)
             extra = {"metadata": {"omero": {"channels": named}}} if named else {}
-            write_multiscales_metadata(root, datasets=datasets, axes=axes, name=f"{Path(path).name}", **extra)
+            write_multiscales_metadata(root, datasets=datasets, axes=axes, name=_image_name(path), **extra)
             if source is not None:
                 root.attrs[_OURS] = {"source": source}
         yield arrays
@@ -431,6 +431,15 @@ def _channels_for(axes: Sequence[dict], shape: Sequence[int], channels: Sequence
     if not channels or "c" not in names or shape[names.index("c")] != len(channels):
         return None
     return [dict(c) for c in channels]
+
+
+def _image_name(path: str | os.PathLike) -> str:
+    """The image's name in its metadata (which viewers show): the store's, less ``.ome.zarr``."""
+    name = Path(path).name
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def open_output(path: str | os.PathLike, rgb: bool = False, order: Sequence[int] | None = None) -> Any:
