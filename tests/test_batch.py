@@ -556,3 +556,26 @@ def test_each_image_of_a_bioformats2raw_store_is_denoised_beside_it(tmp_path):
         assert read_zarr(tmp_path / f"plate_{series}_n2d_detail.ome.zarr").data.shape == (2, 16, 16)
     with pytest.raises(ValueError, match="holds 2 images .bioformats2raw's layout.*plate.ome.zarr/0"):
         read_zarr(tmp_path / "plate.ome.zarr")
+
+
+def test_an_ome_zarr_0_4_input_gives_ome_zarr_0_4_outputs(tmp_path):
+    """OME-Zarr 0.4 (zarr v2) is what older viewers read: an input in it is answered in it."""
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image as write_ome
+
+    from napari_noise2detail.io.zarr import read_zarr
+
+    data = np.random.default_rng(0).poisson(50, (3, 16, 16)).astype(np.uint16)
+    group = zarr.open_group(str(tmp_path / "old.ome.zarr"), mode="w", zarr_format=2)
+    write_ome(data, group, axes="zyx", scale_factors=(), fmt=FormatV04())
+    assert read_zarr(tmp_path / "old.ome.zarr").version == "0.4"
+    _events, summary = drain(run_batch([tmp_path / "old.ome.zarr"], tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    out = tmp_path / "out" / "old_n2d_detail.ome.zarr"
+    assert (out / ".zattrs").is_file() and not (out / "zarr.json").exists()
+    assert parse_url(str(out)).version == "0.4"
+    written = read_zarr(out)
+    assert written.version == "0.4" and written.data.shape == (3, 16, 16)
+    assert (out / "0" / "0" / "0" / "0").is_file()  # chunks nested, as OME-Zarr 0.4 has them

@@ -203,3 +203,19 @@ def test_huge_colour_planes_go_into_their_store_in_tiles(tmp_path, monkeypatch):
         model.apply(colour, rgb=True, out=out)
     assert [a["name"] for a in read_zarr(path).axes] == ["c", "y", "x"]
     assert np.allclose(np.asarray(open_output(path, rgb=True)), whole, atol=1e-5)
+
+
+def test_ome_zarr_0_4_outputs_keep_what_0_5_ones_keep(tmp_path):
+    data = _stack()
+    axes = default_axes(3, ImageMeta(axes="ZYX", unit="µm"))
+    named = [{"label": "DAPI"}]
+    with ome_zarr_outputs({"image": tmp_path / "old.ome.zarr"}, data.shape, axes, [2.0, 0.5, 0.25], data.dtype,
+                          translation=[1.0, 2.0, 3.0], channels=named, version="0.4") as out:
+        out["image"][...] = data
+    image = read_zarr(tmp_path / "old.ome.zarr")
+    assert image.version == "0.4" and (tmp_path / "old.ome.zarr" / ".zattrs").is_file()
+    assert image.scale == [2.0, 0.5, 0.25] and image.translation == [1.0, 2.0, 3.0]
+    assert image.axes[1]["unit"] == "micrometer" and np.array_equal(np.asarray(image.data), data)
+    with pytest.raises(ValueError, match="version '0.3' is not written"):
+        with ome_zarr_outputs({"image": tmp_path / "x.ome.zarr"}, data.shape, axes, [1.0] * 3, version="0.3"):
+            pass

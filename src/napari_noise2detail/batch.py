@@ -507,7 +507,7 @@ class _Opened:
         source, dims = self.zarr, len(self.info.shape) - self.rgb
         if source is not None and len(source.axes) == dims:
             return ome_zarr_outputs(paths, self.info.shape, source.axes, source.scale, dtype, self.rgb,
-                                    source.translation, source.channels)
+                                    source.translation, source.channels, version=source.version)
         # a lazy layer: a ZCYX one, say, is stored CZYX
         axes, scale, translation, order = ome_layout(self.meta, dims, self.translation, self.rgb)
         return ome_zarr_outputs(paths, self.info.shape, axes, scale, dtype, self.rgb, translation, order=order)

@@ -66,6 +66,8 @@ class ZarrImage:
     translation: list[float] | None = None
     #: The names and colours of its channels (OME-Zarr's ``omero`` channels: label, color).
     channels: list[dict] | None = None
+    #: Its OME-Zarr version ("0.4": zarr v2, "0.5": zarr v3), which its results are written in.
+    version: str = "0.5"
 
 
 def read_zarr(path: str | os.PathLike) -> ZarrImage:
@@ -98,11 +100,14 @@ def read_zarr(path: str | os.PathLike) -> ZarrImage:
 
 
 def _read_ome(path: Path) -> ZarrImage | None:
+    from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
 
+    # asked for the version it is in (zarr v2: 0.4), or ome-zarr logs a "version mismatch"
+    fmt = FormatV04() if (path / ".zattrs").is_file() or (path / ".zgroup").is_file() else FormatV05()
     try:
-        location = parse_url(str(path))
+        location = parse_url(str(path), fmt=fmt)
         nodes = list(Reader(location)()) if location is not None else []
     except Exception:  # noqa: BLE001 - not OME-Zarr: read as plain zarr
         return None
@@ -113,8 +118,9 @@ def _read_ome(path: Path) -> ZarrImage | None:
             transforms = (node.metadata.get("coordinateTransformations") or [[]])[0]
             scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), [1.0] * len(axes))
             shift = next((t["translation"] for t in transforms if t.get("type") == "translation"), None)
+            version = "0.4" if str(getattr(location, "version", "")) == "0.4" else "0.5"
             return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale],
-                             [float(t) for t in shift] if shift else None, _channels(location.root_attrs))
+                             [float(t) for t in shift] if shift else None, _channels(location.root_attrs), version)
     return None
 
 
@@ -156,7 +162,7 @@ def colour_last(image: ZarrImage) -> ZarrImage:
 
     axes, scale = others(image.axes), others(image.scale)
     shift = others(image.translation) if image.translation else None
-    return ZarrImage(da.moveaxis(data, at, -1), meta_from_axes(axes, scale), axes, scale, shift)
+    return ZarrImage(da.moveaxis(data, at, -1), meta_from_axes(axes, scale), axes, scale, shift, version=image.version)
 
 
 def default_axes(ndim: int, meta: ImageMeta | None = None) -> list[dict]:
@@ -362,7 +368,7 @@ def ome_zarr_outputs(
     paths: Mapping[str, str | os.PathLike], shape: Sequence[int], axes: Sequence[dict],
     scale: Sequence[float], dtype: Any = np.float32, rgb: bool = False,
     translation: Sequence[float] | None = None, channels: Sequence[dict] | None = None,
-    source: str | None = None, order: Sequence[int] | None = None,
+    source: str | None = None, order: Sequence[int] | None = None, version: str = "0.5",
 ) -> Iterator[dict[str, Any]]:
     """New OME-Zarr images, one per kind (``{"detail": path, ...}``), as writable zarr arrays
     to fill inside the block. Each is built in a hidden folder and renamed to its path when the
@@ -377,10 +383,16 @@ def ome_zarr_outputs(
     results are of (a layer's name), recorded so that they are not taken for another's
     (:func:`results_of`). ``order``: the leading axes stored in this order (:func:`ome_order`;
     ``axes``, ``scale`` and ``translation`` then describe them as stored), the arrays yielded
-    being :class:`LeadingOrder` views, written in the image's order all the same."""
+    being :class:`LeadingOrder` views, written in the image's order all the same. ``version``:
+    OME-Zarr's, "0.5" (zarr v3) or "0.4" (zarr v2, which older viewers read: that of an input
+    in it)."""
     import zarr
+    from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.writer import write_multiscales_metadata
 
+    if version not in ("0.4", "0.5"):
+        raise ValueError(f"OME-Zarr version {version!r} is not written; choose 0.4 or 0.5")
+    old = version == "0.4"
     shape = tuple(int(n) for n in shape)
     if order is not None and rgb:
         raise ValueError(_COLOUR_REORDERED)
@@ -398,13 +410,17 @@ def ome_zarr_outputs(
         arrays = {}
         for kind, path in paths.items():
             temp = stack.enter_context(atomic_directory(path))
-            root = zarr.open_group(str(temp), mode="w", zarr_format=3)
-            array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype)
+            root = zarr.open_group(str(temp), mode="w", zarr_format=2 if old else 3)
+            # (OME-Zarr 0.4 keeps zarr v2's chunks in nested folders, "/", as 0.5 does)
+            keys = {"chunk_key_encoding": {"name": "v2", "separator": "/"}} if old else {}
+            array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype,
+                                      **keys)
             arrays[kind] = ColourLast(array, at) if rgb else LeadingOrder(array, order) if order else array
             datasets = [{"path": "0", "coordinateTransformations": transforms}]
             named = [dict(c) for c in _COLOURS[: shape[-1]]] if rgb else _channels_for(axes, stored, channels)
             extra = {"metadata": {"omero": {"channels": named}}} if named else {}
-            write_multiscales_metadata(root, datasets=datasets, axes=axes, name=_image_name(path), **extra)
+            write_multiscales_metadata(root, datasets=datasets, fmt=FormatV04() if old else FormatV05(), axes=axes,
+                                       name=_image_name(path), **extra)
             if source is not None:
                 root.attrs[_OURS] = {"source": source}
         yield arrays
