@@ -420,7 +420,8 @@ def test_a_zarr_input_keeps_its_channel_names_and_colours(tmp_path):
     from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs, read_zarr
 
     data = np.random.default_rng(2).poisson(50, (2, 3, 16, 16)).astype(np.uint16)
-    named = [{"label": "DAPI", "color": "0000FF"}, {"label": "GFP", "color": "00FF00"}]
+    window = {"min": 0, "max": 65535, "start": 20, "end": 120}  # how the input is shown: the results too
+    named = [{"label": "DAPI", "color": "0000FF", "window": window}, {"label": "GFP", "color": "00FF00"}]
     with ome_zarr_outputs({"image": tmp_path / "in.ome.zarr"}, data.shape, default_axes(4, ImageMeta(axes="CZYX")),
                           [1.0] * 4, data.dtype, channels=named) as out:
         out["image"][...] = data
@@ -434,7 +435,8 @@ def test_a_zarr_input_keeps_its_channel_names_and_colours(tmp_path):
 
     group = zarr.open_group(str(tmp_path / "in.ome.zarr"), mode="r+")
     ome = dict(group.attrs["ome"])
-    ome["omero"] = {"channels": [{"label": "DAPI", "color": "#0000ffFF"}, {"label": "GFP", "color": "green"}]}
+    ome["omero"] = {"channels": [{"label": "DAPI", "color": "#0000ffFF", "window": {"start": 1}},
+                                 {"label": "GFP", "color": "green"}]}
     group.attrs["ome"] = ome
     assert read_zarr(tmp_path / "in.ome.zarr").channels == [{"label": "DAPI", "color": "0000ff"}, {"label": "GFP"}]
     _events, summary = drain(run_batch([tmp_path / "in.ome.zarr"], tmp_path / "again", OPTIONS))

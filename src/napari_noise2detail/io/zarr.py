@@ -125,14 +125,24 @@ def _read_ome(path: Path) -> ZarrImage | None:
 
 
 def _channels(attrs: Mapping[str, Any]) -> list[dict] | None:
-    """Each channel's name and colour from OME-Zarr's ``omero`` block, if it has them (the
-    display window is left out: the results' intensities are not the input's)."""
+    """Each channel's name, colour and display window from OME-Zarr's ``omero`` block, where
+    it has them in a form OME-Zarr's writer takes. (The results are in the input's units, so
+    its window shows them as the input was shown, and viewers need not scan the data for one.)"""
     channels = (attrs.get("omero") or {}).get("channels")
     if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
         return None
-    kept = [{k: v for k, v in (("label", c.get("label")), ("color", _hex_colour(c.get("color"))))
-             if isinstance(v, str)} for c in channels]
+    kept = [{k: v for k, v in (("label", c.get("label")), ("color", _hex_colour(c.get("color"))),
+                               ("window", _window(c.get("window")))) if isinstance(v, (str, dict))}
+            for c in channels]
     return kept if any(kept) else None
+
+
+def _window(window: object) -> dict | None:
+    """A channel's display window (min, max, start, end: numbers), or None."""
+    keys = ("min", "max", "start", "end")
+    if not isinstance(window, dict) or not all(isinstance(window.get(k), (int, float)) for k in keys):
+        return None
+    return {k: window[k] for k in keys}
 
 
 def _hex_colour(colour: object) -> str | None:
