@@ -126,15 +126,28 @@ def test_a_lazy_layer_with_axes_out_of_ome_order_is_stored_in_it_and_shown_as_it
     assert np.array_equal(stored.data.compute().transpose(1, 0, 2, 3), np.asarray(outcome.arrays["detail"]))
 
 
-def test_a_layer_whose_channels_are_fitted_together_is_told_so():
+@pytest.mark.parametrize("planes", [8, 2], ids=["fitted once", "plane by plane"])
+def test_each_channel_of_a_layer_is_fitted_on_its_own(planes, monkeypatch):
+    """As the batch does: each channel gives what it gives alone, not what one model of all
+    its channels would."""
     from napari.layers import Image
 
-    from napari_noise2detail._napari.layers import layer_channels
+    from napari_noise2detail._napari.layers import layer_channel_axis
 
-    data = stack(4).reshape(2, 2, 32, 32)
-    assert layer_channels(Image(data, axis_labels=("z", "c", "y", "x"))) == 2
-    assert layer_channels(Image(data)) == 1  # napari's default labels name no channel
-    _steps, outcome = finish(start_run(Job(data, False, settings=QUICK, channels=2)))
-    assert "its 2 channels were fitted together: split the layer" in outcome.how
-    _steps, outcome = finish(start_run(Job(data, False, settings=QUICK)))
-    assert "channels" not in outcome.how
+    monkeypatch.setattr(model_module, "FIT_ONCE_FROM", 4)
+    data = np.stack([stack(planes), 5 * stack(planes)[::-1]], axis=1)  # z, c, y, x
+    assert layer_channel_axis(Image(data, axis_labels=("z", "c", "y", "x"))) == 1
+    assert layer_channel_axis(Image(data)) is None  # napari's default labels name no channel
+    job = Job(data, False, settings=QUICK, kinds=("smooth", "detail"), channel_axis=1)
+    assert way(job) == ("fit once" if planes == 8 else "every plane")
+    steps, outcome = finish(start_run(job))
+    assert len(outcome.channels) == 2 and outcome.model is None
+    assert f"each of its 2 channels on its own, {'fitted once' if planes == 8 else 'every plane'}" in outcome.how
+    assert all(s.progress.plane < 2 * planes for s in steps)  # planes numbered in the whole layer
+    fractions = [s.fraction for s in steps]
+    assert fractions == sorted(fractions)
+    for channel in range(2):
+        _steps, alone = finish(start_run(Job(data[:, channel], False, settings=QUICK, kinds=("smooth", "detail"))))
+        for kind in ("smooth", "detail"):
+            assert np.array_equal(outcome.arrays[kind][:, channel], alone.arrays[kind])
+        assert (outcome.channels[channel][1] is None) == (planes == 2)  # a model where it was fitted once

@@ -187,3 +187,24 @@ def test_a_model_of_the_wrong_kind_or_file_is_refused_with_the_reason(viewer, ma
     w.apply_model_button.native.click()
     assert not w.running and "not a readable Noise2Detail model" in w.status.value
     assert "colour [N2D detail]" not in viewer.layers
+
+
+def test_each_channel_of_a_layer_is_fitted_on_its_own_and_saved_as_shown(
+        viewer, make_widget, qtbot, tmp_path, monkeypatch, fit_once_from_4):
+    data = np.stack([stack(4), 5 * stack(4)[::-1]], axis=1)  # z, c, y, x
+    viewer.add_image(data, name="two", axis_labels=("z", "c", "y", "x"))
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    about = viewer.layers["two [N2D detail]"].metadata["noise2detail"]
+    assert about["how"] == "each of its 2 channels on its own, fitted once on 4 of 4 planes, applied to every plane"
+    assert w.noise.value.startswith("channel 0: ") and "channel 1: " in w.noise.tooltip
+    assert w.model is None  # no one model of the layer
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "c1.n2d"))
+    viewer.dims.set_current_step(1, 1)  # channel 1 shown: its model is saved, as fitted (no run)
+    w.save_model_button.native.click()
+    assert not w.running
+    assert load_model(tmp_path / "c1.n2d", device="cpu").planes == (1, 3, 5, 7)  # ZCYX: channel 1's planes
+    w.steps.value = 7  # other settings: fitted again, on channel 1's planes alone
+    click(qtbot, w.save_model_button, w)
+    saved = load_model(tmp_path / "c1.n2d", device="cpu")
+    assert saved.settings.steps == 7 and saved.planes == (1, 3, 5, 7)

@@ -136,7 +136,16 @@ def put_results(
     return touched
 
 
-def layer_channels(layer: Any) -> int:
-    """How many channels a layer's axis labels name (a "c" axis), 1 if none."""
+def layer_channel_axis(layer: Any) -> int | None:
+    """Where a layer's axis labels name a channel axis ("c", one of the axes that index
+    planes), if they do."""
     labels = [str(label).lower() for label in getattr(layer, "axis_labels", ()) or ()]
-    return int(layer.data.shape[labels.index("c")]) if "c" in labels else 1
+    at = labels.index("c") if "c" in labels else None
+    return at if at is not None and at < len(labels) - 2 else None
+
+
+def shown_index(viewer: Any, layer: Any, axis: int) -> int:
+    """The index along ``axis`` of ``layer`` of what the viewer shows (its dims slider)."""
+    position = np.asarray(layer.world_to_data(viewer.dims.point))[axis]
+    size = (layer.data[0].shape if layer.multiscale else layer.data.shape)[axis]
+    return int(np.clip(round(float(position)), 0, size - 1))

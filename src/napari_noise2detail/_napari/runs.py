@@ -7,12 +7,17 @@
   (on a few planes of a stack), then applied to every plane;
 - a shorter stack: every plane fitted in turn (:func:`~napari_noise2detail.denoise_iter`).
 
+A layer whose axis labels name a channel axis (``c``) is denoised a channel at a time, each
+channel the way its own planes call for, with its own fit (as the batch does: channels differ
+in structure, brightness and gain), unless a saved model is applied to all of them.
+
 :func:`start_run` checks everything it can and returns a generator of :class:`Step` that
 returns an :class:`Outcome`; closing the generator cancels the run and leaves no store behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +26,8 @@ from typing import Any, Generator, Mapping, Sequence
 import numpy as np
 
 from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
-from ..engine.model import fits_once
-from ..engine.planes import is_lazy
+from ..engine.model import fits_once, planes_to_fit
+from ..engine.planes import ImageInfo, is_lazy, planes_along
 from ..engine.results import relabelled
 from ..io.zarr import colour_as_channel, ome_zarr_outputs, open_output
 
@@ -63,8 +68,9 @@ class Job:
     model: Denoiser | None = None
     #: Lazy images only: where their results are written (required for them).
     stores: Stores | None = None
-    #: The channels its axis labels name (a "c" axis): fitted together here, which the outcome says.
-    channels: int = 1
+    #: Where its channel axis lies among the axes that index planes (a "c" axis label), if it
+    #: has one: each channel is fitted on its own.
+    channel_axis: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,9 @@ class Outcome:
     how: str
     seconds: float
     stores: Mapping[str, Path] = field(default_factory=dict)
+    #: A layer fitted a channel at a time: each channel's result (``result`` is the first's,
+    #: its arrays the whole image's) and model (None where its planes were fitted in turn).
+    channels: tuple[tuple[DenoiseResult, Denoiser | None], ...] = ()
 
 
 def planes_of(image: Any, rgb: bool) -> int:
@@ -97,22 +106,33 @@ def planes_of(image: Any, rgb: bool) -> int:
     return int(np.prod(shape[:-3] if rgb else shape[:-2], dtype=np.int64))
 
 
+def channel_planes(job: Job) -> list[list[int]]:
+    """The plane numbers of each of the job's channels, fitted apart; one list of every plane
+    where it has no channel axis of several channels, or a saved model is applied to all."""
+    info = ImageInfo(tuple(int(n) for n in job.image.shape), np.dtype(job.image.dtype), job.rgb)
+    at = job.channel_axis
+    if job.model is not None or at is None or not 0 <= at < len(info.lead) or info.lead[at] < 2:
+        return [list(range(info.planes))]
+    return planes_along(info, at)
+
+
 def way(job: Job) -> str:
-    """How ``job`` will run: "apply", "stream", "fit once" or "every plane"."""
+    """How ``job`` will run: "apply", "stream", "fit once" or "every plane" (each channel's
+    planes, for a layer with a channel axis)."""
     if job.model is not None:
         return "apply"
     if is_lazy(job.image):
         return "stream"
-    planes = planes_of(job.image, job.rgb)
+    planes = len(channel_planes(job)[0])
     return "fit once" if planes == 1 or fits_once(planes) else "every plane"
 
 
-def fitted_on_several_planes(image: Any, rgb: bool) -> bool:
-    """Whether denoising the whole ``image`` fits one model on several of its planes, where
-    the engine stabilises shot noise unless told not to: what a preview of a part of it must
-    do as well to show what the whole run will give."""
-    planes = planes_of(image, rgb)
-    return planes > 1 and (is_lazy(image) or fits_once(planes))
+def fitted_on_several_planes(job: Job) -> bool:
+    """Whether denoising the whole image of ``job`` fits a model on several of its planes (of
+    a channel), where the engine stabilises shot noise unless told not to: what a preview of a
+    part of it must do as well to show what the whole run will give."""
+    planes = len(channel_planes(job)[0])
+    return planes > 1 and (is_lazy(job.image) or fits_once(planes))
 
 
 def start_run(job: Job) -> Generator[Step, None, Outcome]:
@@ -125,63 +145,109 @@ def start_run(job: Job) -> Generator[Step, None, Outcome]:
             colour_as_channel(job.image.shape, job.stores.axes, job.stores.scale)
     if how == "apply":
         job.model.apply_iter(job.image, rgb=job.rgb, out={})  # checks the channels, allocates nothing
-        return _apply_only(job)
+    else:  # the engine checks the image and settings as it makes a run: made, and dropped, now
+        make = denoise_iter if how == "every plane" else fit_iter
+        make(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
+    return _run(job, how)
+
+
+#: One channel's run, filling the outputs given: its events, then its result and model.
+Fill = Generator[Step, None, tuple[DenoiseResult, Denoiser | None]]
+
+
+def _run(job: Job, how: str) -> Generator[Step, None, Outcome]:
+    """The job's run: each channel (see :func:`channel_planes`) filled into the outputs in
+    turn, with its share of the progress bar."""
+    began = time.perf_counter()
+    groups = channel_planes(job)
+    share = 1 / len(groups)
+    done = []
+    outcome = yield from _into_outputs(job, lambda out: _channels(job, how, groups, share, out, done))
+    results = tuple(done)
+    return Outcome(outcome.arrays, results[0][0], results[0][1] if len(results) == 1 else None,
+                   _how(job, how, groups, results), time.perf_counter() - began, outcome.stores,
+                   results if len(results) > 1 else ())
+
+
+def _channels(job: Job, how: str, groups: list[list[int]], share: float, out: dict[str, Any],
+              done: list) -> Generator[Step, None, None]:
+    for number, planes in enumerate(groups):
+        start, end = number * share, (number + 1) * share
+        if how == "apply":
+            fill = _apply(job, job.model, planes, out, start, end)
+        elif how == "every plane":
+            fill = _every_plane(job, planes, out, start, end)
+        else:
+            fill = _fit_then_apply(job, planes, len(groups) > 1, out, start, end)
+        done.append((yield from fill))
+
+
+def _how(job: Job, how: str, groups: list[list[int]], results: tuple) -> str:
+    """How the run went, in words."""
+    planes, channels = len(groups[0]), len(groups)
+    if how == "apply":
+        return "saved model applied, no fitting"
+    each = f"each of its {channels} channels on its own, " if channels > 1 else ""
     if how == "every plane":
-        run = denoise_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
-        return _every_plane(job, run)
-    fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
-    return _fit_then_apply(job, fit)
+        return f"{each}every plane fitted in turn ({planes} planes{' each' if channels > 1 else ''})"
+    if planes == 1:
+        return f"{each}fitted and applied" if each else "fitted and applied"
+    fitted = len(results[0][1].planes)
+    return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane"
 
 
-def _every_plane(job: Job, run: Generator[Progress, None, DenoiseResult]) -> Generator[Step, None, Outcome]:
-    began = time.perf_counter()
-    result = yield from _steps(run, "denoising", 0.0, 1.0)
-    arrays = {kind: getattr(result, kind) for kind in job.kinds}
-    how = f"every plane fitted in turn ({planes_of(job.image, job.rgb)} planes)" + _together(job)
-    return Outcome(arrays, result, None, how, time.perf_counter() - began)
+def _every_plane(job: Job, planes: list[int], out: dict[str, Any], start: float, end: float) -> Fill:
+    """Every plane of one channel (or of the image) fitted in turn, its results put in ``out``."""
+    whole = len(planes) == planes_of(job.image, job.rgb)
+    index: tuple = (Ellipsis,)
+    image = job.image
+    if not whole:  # one channel: a view of it, its planes numbered in the whole image
+        info = ImageInfo(tuple(int(n) for n in job.image.shape), np.dtype(job.image.dtype), job.rgb)
+        index = (slice(None),) * job.channel_axis + (info.index(planes[0])[job.channel_axis],)
+        image = job.image[index]
+    run = denoise_iter(image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
+    run = relabelled(run, lambda event: dataclasses.replace(event, plane=planes[event.plane], planes=planes_of(job.image, job.rgb)))
+    result = yield from _steps(run, "denoising", start, end)
+    for kind in job.kinds:
+        if whole:
+            out[kind] = getattr(result, kind)  # as it is, not copied
+        else:
+            out[kind][index] = getattr(result, kind)
+    return result, None
 
 
-def _together(job: Job) -> str:
-    """What to say of a layer whose channels were fitted together (the batch fits them apart)."""
-    if job.channels < 2:
-        return ""
-    return (f"; its {job.channels} channels were fitted together: split the layer, or use Batch "
-            "denoise..., to fit each on its own")
+def _fit_then_apply(job: Job, planes: list[int], apart: bool, out: dict[str, Any], start: float, end: float) -> Fill:
+    """One channel's planes (or the image's) fitted once, on a few of them, then applied to them."""
+    settings = dict(job.settings)
+    if apart:
+        settings["planes"] = planes_to_fit(planes)
+    fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
+    middle = start + (end - start) * FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + len(planes))
+    model = yield from _steps(fit, "fitting", start, middle)
+    return (yield from _apply(job, model, planes, out, middle, end))
 
 
-def _fit_then_apply(job: Job, fit: Generator[Progress, None, Denoiser]) -> Generator[Step, None, Outcome]:
-    began = time.perf_counter()
-    planes = planes_of(job.image, job.rgb)
-    share = FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + planes)
-    model = yield from _steps(fit, "fitting", 0.0, share)
-    outcome = yield from _apply(job, model, share)
-    how = ("fitted and applied" if planes == 1 else
-           f"fitted once on {len(model.planes)} of {planes} planes, applied to every plane") + _together(job)
-    return Outcome(outcome.arrays, outcome.result, model, how, time.perf_counter() - began, outcome.stores)
+def _apply(job: Job, model: Denoiser, planes: list[int], out: dict[str, Any], start: float, end: float) -> Fill:
+    run = model.apply_iter(job.image, rgb=job.rgb, out=out, planes=planes)
+    return (yield from _steps(run, "applying", start, end)), model
 
 
-def _apply_only(job: Job) -> Generator[Step, None, Outcome]:
-    began = time.perf_counter()
-    outcome = yield from _apply(job, job.model, 0.0)
-    return Outcome(outcome.arrays, outcome.result, job.model, "saved model applied, no fitting",
-                   time.perf_counter() - began, outcome.stores)
-
-
-def _apply(job: Job, model: Denoiser, before: float) -> Generator[Step, None, Outcome]:
-    """Apply ``model`` to the job's image, into numpy arrays or (lazy images) new stores."""
+def _into_outputs(job: Job, fill: Any) -> Generator[Step, None, Outcome]:
+    """``fill(out)`` run into the job's outputs: numpy arrays, or (lazy images) new stores,
+    shown once complete."""
     shape = tuple(int(n) for n in job.image.shape)
     if job.stores is None or not is_lazy(job.image):
         out = {kind: np.zeros(shape, np.float32) for kind in job.kinds}
-        result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
-        return Outcome(out, result, model, "", 0.0)
+        yield from fill(out)
+        return Outcome(out, None, None, "", 0.0)
     paths = {kind: job.stores.paths[kind] for kind in job.kinds}
     with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb,
                           translation=job.stores.translation, source=job.stores.source,
                           order=job.stores.order) as out:
-        result = yield from _steps(model.apply_iter(job.image, rgb=job.rgb, out=out), "applying", before, 1.0)
+        yield from fill(out)
     # The stores were filled under temporary names; what is shown is read from the final ones.
     arrays = {kind: open_output(path, job.rgb, job.stores.order) for kind, path in paths.items()}
-    return Outcome(arrays, result, model, "", 0.0, paths)
+    return Outcome(arrays, None, None, "", 0.0, paths)
 
 
 def _steps(
@@ -191,7 +257,12 @@ def _steps(
     return relabelled(run, lambda event: Step(phase, event, start + (end - start) * event.fraction))
 
 
-def fit_only(job: Job) -> Generator[Step, None, Denoiser]:
-    """Fit a model to ``job``'s image (a few planes of a stack), to save; checked at once."""
-    fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
+def fit_only(job: Job, channel: int = 0) -> Generator[Step, None, Denoiser]:
+    """Fit a model to ``job``'s image (a few planes of a stack; of ``channel``'s planes, for a
+    layer with a channel axis), to save; checked at once."""
+    groups = channel_planes(job)
+    settings = dict(job.settings)
+    if len(groups) > 1:
+        settings["planes"] = planes_to_fit(groups[channel])
+    fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
     return _steps(fit, "fitting", 0.0, 1.0)

@@ -37,7 +37,7 @@ from . import remembered
 from .remembered import chosen_path
 from .activity import Level
 from .compare import Comparison
-from .layers import SUFFIXES, image_data, layer_channels, put_results, result_name
+from .layers import SUFFIXES, image_data, layer_channel_axis, put_results, result_name, shown_index
 from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
@@ -97,8 +97,9 @@ class DenoiseWidget(Container):
         self._source: Image | None = None
         self._started = 0.0
         self._comparison: Comparison | None = None
-        #: The model of the last run that fitted one, the layer and the choices it was fitted with.
-        self.model: Denoiser | None = None
+        #: The models of the last run that fitted them (by channel of a layer with a channel
+        #: axis, else under None), the layer and the choices they were fitted with.
+        self._models: dict[int | None, Denoiser] = {}
         self._model_layer: Image | None = None
         self._model_choices: tuple = ()
         saved = remembered.load(SETTINGS_NAME)
@@ -215,6 +216,12 @@ class DenoiseWidget(Container):
                         self.model_file, self.folder):
             control.enabled = idle
 
+    @property
+    def model(self) -> Denoiser | None:
+        """The model the last run fitted on the whole layer (None: fitted plane by plane, or a
+        channel at a time)."""
+        return self._models.get(None)
+
     def _choices(self) -> tuple:
         """What a fit depends on: a model fitted with other choices is not saved as this one's."""
         return self.preset.value, self.steps.value, self.stabilise.value
@@ -241,7 +248,7 @@ class DenoiseWidget(Container):
         # (one model for bright and dim planes), a plane by plane fit does not
         settings = {"steps": self.steps.value, "stabilise": self.stabilise.value or None, "report_every": 2}
         return Job(image, rgb, self.preset.value, settings if model is None else {}, kinds, "auto", model, stores,
-                   layer_channels(source))
+                   layer_channel_axis(source))
 
     # -- running --------------------------------------------------------------------------
     @property
@@ -283,7 +290,8 @@ class DenoiseWidget(Container):
             region = self._region(source)
             data, rgb = image_data(source)
             job = self._job(source, image=region.read(data), kinds=("detail",))
-            if fitted_on_several_planes(data, rgb) and job.settings.get("stabilise") is None:
+            whole = Job(data, rgb, channel_axis=layer_channel_axis(source))
+            if fitted_on_several_planes(whole) and job.settings.get("stabilise") is None:
                 # Denoise will fit the stack once, stabilised: the preview's one plane likewise
                 job = dataclasses.replace(job, settings={**job.settings, "stabilise": True})
             run = start_run(job)
@@ -328,7 +336,7 @@ class DenoiseWidget(Container):
         if self.running and event.value is self._source:
             self.cancel()
         if event.value is self._model_layer:
-            self.model, self._model_layer = None, None
+            self._models, self._model_layer = {}, None
 
     # -- progress and results (GUI thread) ------------------------------------------------
     def _on_step(self, step: Step) -> None:
@@ -378,12 +386,18 @@ class DenoiseWidget(Container):
         stale = result_name(source, "partial")
         if "partial" not in outcome.arrays and stale in self._viewer.layers:
             self._viewer.layers.remove(stale)  # an earlier run's stage 1, not to be taken for this one's
+        models = {c: model for c, (_, model) in enumerate(outcome.channels) if model is not None}
         if outcome.model is not None:
-            self.model, self._model_layer, self._model_choices = outcome.model, source, self._choices()
+            models[None] = outcome.model
+        self._models, self._model_layer, self._model_choices = models, source, self._choices()
         self.progress.value = 100
         where = f"; results in {next(iter(outcome.stores.values())).parent}" if outcome.stores else ""
         self.status.value = f"Done in {outcome.seconds:.1f} s: {outcome.how}{where}"
         self._show_noise(outcome.result.noise, outcome.result.clipping)
+        if outcome.channels:  # each channel's own noise: the line says the first's, the tooltip all
+            said = [noise_words(result.noise, result.clipping) for result, _ in outcome.channels]
+            self.noise.value = f"channel 0: {said[0][0]}"
+            self.noise.tooltip = "\n".join(f"channel {c}: {full}" for c, (_, full) in enumerate(said))
         self._update_buttons()
         show_info(f"Noise2Detail: '{source.name}' denoised in {outcome.seconds:.1f} s")
 
@@ -446,8 +460,9 @@ class DenoiseWidget(Container):
 
     # -- models ---------------------------------------------------------------------------
     def save_model(self, _value: Any = None, path: str | Path | None = None) -> GeneratorWorker | None:
-        """Save the model fitted on the chosen layer to a file (asks where); when the last run
-        did not fit one model (a short stack fitted plane by plane), fit it first."""
+        """Save the model fitted on the chosen layer to a file (asks where): of the channel
+        shown, for a layer with a channel axis; when the last run did not fit it (a short stack
+        fitted plane by plane), fit it first."""
         source = self.layer.value
         if self.running or source is None:
             return None
@@ -455,19 +470,26 @@ class DenoiseWidget(Container):
         if not path:
             return None
         path = Path(str(path) if str(path).endswith(MODEL_SUFFIX) else f"{path}{MODEL_SUFFIX}").expanduser()
-        if self.model is not None and self._model_layer is source and self._model_choices == self._choices():
-            self._write_model(self.model, path)
+        axis = layer_channel_axis(source)
+        channel = shown_index(self._viewer, source, axis) if axis is not None and source.data.shape[axis] > 1 else None
+        fitted = self._models.get(channel) if self._model_layer is source else None
+        if fitted is not None and self._model_choices == self._choices():
+            self._write_model(fitted, path)
             return None
         try:
-            run = fit_only(self._job(source, kinds=()))
+            run = fit_only(self._job(source, kinds=()), channel or 0)
         except (TypeError, ValueError, OSError) as error:
             self._fail(error)
             return None
-        return self._launch(run, source, f"Fitting a model to '{source.name}'",
-                            lambda model: self._fitted_for_saving(source, model, path))
+        what = f"channel {channel} of '{source.name}'" if channel is not None else f"'{source.name}'"
+        return self._launch(run, source, f"Fitting a model to {what}",
+                            lambda model: self._fitted_for_saving(source, model, path, channel))
 
-    def _fitted_for_saving(self, source: Image, model: Denoiser, path: Path) -> None:
-        self.model, self._model_layer, self._model_choices = model, source, self._choices()
+    def _fitted_for_saving(self, source: Image, model: Denoiser, path: Path, channel: int | None) -> None:
+        if self._model_layer is not source or self._model_choices != self._choices():
+            self._models = {}
+        self._models[channel] = model
+        self._model_layer, self._model_choices = source, self._choices()
         self.progress.value = 100
         self._show_noise(model.noise, model.clipping)
         self._write_model(model, path)
