@@ -186,6 +186,7 @@ def test_source_removed_during_the_run(viewer, qtbot, errors):
     viewer.layers.remove(source)
     qtbot.waitUntil(lambda: not w.running, timeout=10_000)
     assert [layer.name for layer in viewer.layers] == ["other"]
+    assert "the source layer was removed while it was being denoised" in w.status.value  # not just "Cancelled"
 
 
 def test_layer_choices_follow_the_viewer(viewer):
@@ -196,6 +197,19 @@ def test_layer_choices_follow_the_viewer(viewer):
     assert w.layer.choices == (a,) and w.denoise_button.enabled
     viewer.layers.remove(a)
     assert w.layer.choices == ()
+
+
+def test_a_renamed_layer_stays_chosen(viewer, qtbot):
+    w = make_widget(viewer)
+    viewer.add_image(np.zeros((8, 8)), name="nuc")
+    em = viewer.add_image(np.zeros((8, 8)), name="em")
+    box = viewer.add_shapes([[[2, 2], [6, 6]]], shape_type="rectangle", name="box")
+    viewer.add_shapes(name="other box")
+    w.layer.value, w.region.value = em, box
+    em.name, box.name = "em, cropped", "box 2"  # napari resets the dock's choices: the combo box moved to 'nuc'
+    qtbot.wait(50)
+    assert w.layer.value is em and w.region.value is box
+    assert "em, cropped" in w.layer.native.currentText()
 
 
 def test_settings_come_back(viewer):

@@ -95,14 +95,15 @@ def test_input_is_never_modified():
         (np.zeros((16, 16), complex), False, TypeError, "complex"),
         (np.array([["a"] * 16] * 16), False, TypeError, "numbers"),
         (np.zeros((7, 16)), False, ValueError, "7x16"),
-        (np.zeros((16, 16)), True, ValueError, "rgb=True"),
+        (np.zeros((16, 16)), True, ValueError, "a colour .RGB. image needs a last axis of 3"),
         (np.zeros((16, 16, 2)), True, ValueError, "3 .RGB. or 4"),
         (np.zeros((0, 16)), False, ValueError, "empty"),
         (np.zeros((2, 0, 16, 16)), False, ValueError, "empty"),
         (np.zeros(64), False, ValueError, "at least 2 dimensions"),
         (np.full((16, 16), 1e300), False, ValueError, "beyond float32's range"),
         (np.full((16, 16), 1e-300), False, ValueError, "beyond float32's range"),  # would become all 0
-        (np.zeros((24, 24, 3)), False, ValueError, "24x3 pixels.*pass rgb=True"),
+        (np.zeros((24, 24, 3)), False, ValueError, "24x3 pixels.*it is an RGB image: rgb=True, or --rgb"),
+        (np.zeros((4, 4)), False, ValueError, "4x4 pixels; N2D needs at least 8x8$"),  # no colour hint: 2D
     ],
 )
 def test_bad_input_raises_a_clear_error(image, rgb, error, match):

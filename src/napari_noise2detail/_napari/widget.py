@@ -194,11 +194,19 @@ class DenoiseWidget(Container):
                   if isinstance(layer, Shapes)]
         return [("current view", None), *shapes]
 
+    def reset_choices(self, *args: Any) -> None:
+        """napari's call when its layers change (a rename too): the chosen layer stays chosen
+        (magicgui's combo box would move to the first layer when the chosen one's name changes)."""
+        chosen = {combo: combo.value for combo in (self.layer, self.region)}
+        super().reset_choices(*args)
+        for combo, value in chosen.items():
+            if value is not None and combo.value is not value and any(c is value for c in combo.choices):
+                combo.value = value
+
     def _layers_changed(self, event: Any = None) -> None:
         if self._runner.closed:  # the dock was closed but the viewer lives on
             return
-        self.layer.reset_choices()
-        self.region.reset_choices()
+        self.reset_choices()
         if getattr(event, "type", None) == "inserted" and isinstance(event.value, Shapes):
             self.region.value = event.value  # a Shapes layer just added: likely for a preview
         self._update_buttons()
@@ -414,6 +422,10 @@ class DenoiseWidget(Container):
 
     def _on_cancelled(self) -> None:
         self.progress.value = 0
+        if self._source is not None and self._source not in self._viewer.layers:
+            self._fail(ValueError("the source layer was removed while it was being denoised; the run was "
+                                  "stopped and nothing was added"))
+            return
         self.status.value = "Cancelled; no layer was changed"
         self.noise.value = "estimated when denoising"
 

@@ -209,7 +209,7 @@ class Denoiser:
                 else:
                     raw = [read_plane(image, info, i) for i in batch]
                     for i, plane in zip(batch, raw):
-                        self._check_covered(self._uncovered(plane), plane[..., 0].size, i)
+                        self._check_covered(self._uncovered(plane), plane[..., 0].size, _plane_name(info, i))
                     for i, plane, stages in zip(batch, raw, self._stages(raw, settings)):
                         _write(outputs, info, i, stages, plane)
                 done = first + len(batch)
@@ -256,7 +256,7 @@ class Denoiser:
             part = read_plane(image, info, plane, slice(top, top + PLANE_TILE), slice(left, left + PLANE_TILE))
             plane_range = union_range(plane_range, self._range(self._prepare(part)), self._decorrelate)
             uncovered += self._uncovered(part)
-        self._check_covered(uncovered, info.height * info.width, plane)
+        self._check_covered(uncovered, info.height * info.width, _plane_name(info, plane))
         margin = halo(settings)
         for top, left in tiles:
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
@@ -288,13 +288,13 @@ class Denoiser:
             below[..., :checked] |= self._prepare(plane)[..., :checked] < np.asarray(self.dark)
         return int(np.count_nonzero(below))
 
-    def _check_covered(self, uncovered: int, pixels: int, plane: int) -> None:
+    def _check_covered(self, uncovered: int, pixels: int, plane: str) -> None:
         if uncovered > UNCOVERED_LIMIT * pixels * self.channels:
             share = 100 * uncovered / (pixels * self.channels)
             level = self._darkest()
             below = f" (below {level:.4g})" if level is not None else ""
             raise ValueError(
-                f"{share:.0f} % of plane {plane} is darker than nearly all of what this model was fitted "
+                f"{share:.0f} % of {plane} is darker than nearly all of what this model was fitted "
                 f"on{below}: it was fitted on brighter images, or on a camera with another offset, and "
                 "would lift or flatten those pixels. Fit a model on this image instead")
 
@@ -531,6 +531,13 @@ def prepare(plane: np.ndarray, stabilising: NoiseModel | None, decorrelate: bool
     if decorrelate:
         data = to_opponent(data)
     return data
+
+
+def _plane_name(info: ImageInfo, plane: int) -> str:
+    """``plane``, for people: with its index along each leading axis where there are several."""
+    if len(info.lead) < 2:
+        return f"plane {plane}"
+    return f"plane {plane} (index {', '.join(map(str, info.index(plane)))} of the axes before Y and X)"
 
 
 def darkest(prepared: Sequence[np.ndarray], channels: int) -> tuple[float, ...]:
