@@ -81,6 +81,8 @@ class Step:
     phase: str
     progress: Progress
     fraction: float
+    #: The channel it is of, for a layer denoised a channel at a time.
+    channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def _channels(job: Job, how: str, groups: list[list[int]], share: float, out: di
             fill = _every_plane(job, planes, out, start, end)
         else:
             fill = _fit_then_apply(job, planes, len(groups) > 1, out, start, end)
+        if len(groups) > 1:  # its steps say which channel they are of
+            fill = relabelled(fill, lambda step, c=number: dataclasses.replace(step, channel=c))
         done.append((yield from fill))
 
 

@@ -95,6 +95,7 @@ class DenoiseWidget(Container):
         self.native.destroyed.connect(self._on_destroyed)  # a bound method: Qt keeps no hold on self
         _Undocked(self.native, self._end_compare)
         self._source: Image | None = None
+        self._channel: int | None = None  # the channel the loss plot is of
         self._started = 0.0
         self._comparison: Comparison | None = None
         #: The models of the last run that fitted them (by channel of a layer with a channel
@@ -353,8 +354,14 @@ class DenoiseWidget(Container):
         left = elapsed / step.fraction * (1 - step.fraction) if step.fraction > 0.01 else None
         eta = f", about {_eta(left)} left" if left is not None else ""
         name = self._source.name if self._source is not None else ""
-        self.status.value = f"'{name}', {step.phase}: {step.progress.describe()}{eta}"
+        phase = step.phase if step.channel is None else f"channel {step.channel}, {step.phase}"
+        self.status.value = f"'{name}', {phase}: {step.progress.describe()}{eta}"
+        if step.channel != self._channel:  # each channel's fit is a plot of its own
+            self._channel = step.channel
+            self.history.clear()
         if self.history.add(step.progress):
+            if step.channel is not None and not self.history.title.startswith("channel"):
+                self.history.title = ", ".join(filter(None, (f"channel {step.channel}", self.history.title)))
             self.loss_plot.update()
             self.loss_note.value = self.history.describe()
 
