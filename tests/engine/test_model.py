@@ -87,6 +87,17 @@ def test_a_stabilised_model_refuses_an_image_below_its_cameras_offset(monkeypatc
         model.apply(stack[0] - 1000)
 
 
+def test_a_colour_model_refuses_an_image_mostly_darker_than_all_it_was_fitted_on():
+    rng = np.random.default_rng(0)
+    clean = np.stack([synthetic_cells(48, seed=s) for s in range(3)], axis=-1)
+    image = 40 + 150 * clean + rng.normal(0, 8, clean.shape)
+    for decorrelate in (False, True):  # opponent colours: their luminance is what is checked
+        model = fit(image, rgb=True, device="cpu", **QUICK, decorrelate=decorrelate)
+        model.apply(image, rgb=True)
+        with pytest.raises(ValueError, match="darker than nearly all"):
+            model.apply(image / 20, rgb=True)
+
+
 @pytest.mark.parametrize("planes", [1, 3], ids=["one plane", "stabilised"])
 def test_a_model_refuses_an_image_mostly_darker_than_all_it_was_fitted_on(planes, tmp_path):
     """The networks lift values darker than any they were fitted on to the darkest they saw:

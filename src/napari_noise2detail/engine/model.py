@@ -286,6 +286,9 @@ class Denoiser:
         if self.dark is not None:
             checked = len(self.dark)
             below[..., :checked] |= self._prepare(plane)[..., :checked] < np.asarray(self.dark)
+        if self.dark is not None and len(self.dark) < self.channels:
+            # opponent colours: their luminance alone is checked, so a pixel counts with all its values
+            return int(np.count_nonzero(below.any(axis=-1))) * self.channels
         return int(np.count_nonzero(below))
 
     def _check_covered(self, uncovered: int, pixels: int, plane: str) -> None:
