@@ -560,6 +560,23 @@ def test_each_image_of_a_bioformats2raw_store_is_denoised_beside_it(tmp_path):
         read_zarr(tmp_path / "plate.ome.zarr")
 
 
+def test_an_image_inside_a_store_is_named_and_written_as_the_store(tmp_path, monkeypatch):
+    """Given by a relative path from inside the store ('.' too), or nested deeper (an HCS
+    plate's plate.zarr/A/1/0): never written inside the input store."""
+    from ome_zarr.writer import write_image as write_ome
+    import zarr
+
+    plate = zarr.open_group(str(tmp_path / "plate.zarr"), mode="w")
+    write_ome(np.random.default_rng(0).poisson(50, (16, 16)).astype(np.uint16),
+              plate.require_group("A").require_group("1").create_group("0"), axes="yx", scale_factors=())
+    monkeypatch.chdir(tmp_path / "plate.zarr" / "A" / "1" / "0")
+    for given in (".", "../0"):
+        _events, summary = drain(run_batch(collect_inputs([given]), None, BatchOptions(device="cpu", settings=TINY, overwrite=True)))
+        assert summary.ok, summary.report()
+        assert summary.results[0].name == "plate.zarr/A/1/0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate.zarr", "plate_A_1_0_n2d_detail.ome.zarr"]
+
+
 def test_an_ome_zarr_0_4_input_gives_ome_zarr_0_4_outputs(tmp_path):
     """OME-Zarr 0.4 (zarr v2) is what older viewers read: an input in it is answered in it."""
     import zarr

@@ -38,7 +38,7 @@ from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
-from .io.zarr import ZarrImage, colour_last, is_zarr, ome_layout, ome_zarr_outputs, read_zarr, zarr_images
+from .io.zarr import ZarrImage, colour_last, is_zarr, ome_layout, ome_zarr_outputs, enclosing_store, read_zarr, zarr_images
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".jp2", ".czi", ".nd2", ".lif",
@@ -213,10 +213,10 @@ def safe_name(name: str) -> str:
 
 def output_stem(path: str | os.PathLike) -> str:
     """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``; ``a.ome.zarr`` -> ``a``; an image inside a
-    store (``a.ome.zarr/0``, bioformats2raw's layout) -> ``a_0``."""
-    path = Path(path)
-    if is_zarr(path.parent) and is_zarr(path):
-        return f"{output_stem(path.parent)}_{path.name}"
+    store (``a.ome.zarr/0``, bioformats2raw's layout) -> ``a_0``; ``plate.zarr/A/1/0`` -> ``plate_A_1_0``."""
+    path = Path(os.path.abspath(path))  # ("." is the folder it names)
+    if (store := enclosing_store(path)) is not None:
+        return "_".join((output_stem(store), *path.relative_to(store).parts))
     name = path.name
     for double in (".ome.tif", ".ome.tiff", ".ome.zarr"):
         if name.lower().endswith(double):
@@ -343,9 +343,10 @@ def _plan(items: Sequence[Item], outdir: str | os.PathLike | None, options: Batc
         else:
             # absolute: the workers of a cluster may start in another folder
             item = Path(item)
-            name, source, stem, beside = item.name, str(item), output_stem(item), item.parent
-            if is_zarr(item.parent):  # an image of a store (bioformats2raw's): named, and written beside, as the store
-                name, beside = f"{item.parent.name}/{item.name}", item.parent.parent
+            whole = Path(os.path.abspath(item))
+            name, source, stem, beside = whole.name, str(item), output_stem(item), whole.parent
+            if (store := enclosing_store(item)) is not None:  # an image inside a store: named, and written beside, as the store
+                name, beside = "/".join((store.name, *whole.relative_to(store).parts)), store.parent
             folder = Path(outdir) if outdir is not None else beside
             item = item.absolute()
         folder = folder.absolute()

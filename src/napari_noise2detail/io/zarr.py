@@ -37,6 +37,17 @@ def is_zarr(path: str | os.PathLike) -> bool:
     )
 
 
+def enclosing_store(path: str | os.PathLike) -> Path | None:
+    """The outermost zarr store that ``path`` lies inside (an image of a store in
+    bioformats2raw's layout, ``plate.ome.zarr/0``; of an HCS plate, ``plate.zarr/A/1/0``), if
+    any: where its results must not be written."""
+    outermost = None
+    for folder in Path(os.path.abspath(path)).parents:  # ("a/0/../0": a/0)
+        if is_zarr(folder):
+            outermost = folder
+    return outermost
+
+
 def zarr_images(path: str | os.PathLike) -> list[Path]:
     """The images of a store in bioformats2raw's layout (what bioformats2raw and NGFF-Converter
     make of a file of several series: one OME-Zarr image per series, in groups 0, 1, ...), in
@@ -50,7 +61,8 @@ def zarr_images(path: str | os.PathLike) -> list[Path]:
         return []
     if "bioformats2raw.layout" not in {**attrs, **(attrs.get("ome") or {})}:
         return []
-    return sorted((p for p in path.iterdir() if p.name.isdigit() and is_zarr(p)), key=lambda p: int(p.name))
+    return sorted((p for p in path.absolute().iterdir() if p.name.isdigit() and is_zarr(p)),
+                  key=lambda p: int(p.name))
 
 
 @dataclass(frozen=True)
