@@ -144,3 +144,21 @@ def test_how_fiji_shows_a_hyperstack_is_kept(tmp_path):
     write_image(tmp_path / "one.tif", data[:, 0], replace(meta, axes="ZYX"))
     with tifffile.TiffFile(tmp_path / "one.tif") as tif:
         assert "LUTs" not in tif.imagej_metadata and "Labels" not in tif.imagej_metadata
+
+
+def test_a_truncated_tiff_is_refused_however_tifffile_logs(tmp_path):
+    import logging
+
+    from napari_noise2detail.io import read_image
+
+    tifffile.imwrite(tmp_path / "cut.ome.tif", np.ones((4, 32, 32), np.uint16), ome=True, metadata={"axes": "ZYX"})
+    (tmp_path / "cut.ome.tif").write_bytes((tmp_path / "cut.ome.tif").read_bytes()[:5000])
+    log = logging.getLogger("tifffile")
+    before = log.level
+    try:
+        log.setLevel(logging.CRITICAL)  # a common way to quieten tifffile
+        with pytest.raises(ValueError, match="truncated or damaged: a page lies past its end"):
+            read_image(tmp_path / "cut.ome.tif")
+        assert log.level == logging.CRITICAL and log.propagate  # left as it was set
+    finally:
+        log.setLevel(before)

@@ -114,23 +114,35 @@ def _ome_channel_names(xml: str, axes: str | None, shape: tuple[int, ...]) -> tu
 
 @contextmanager
 def _broken_chain() -> Iterator[list[str]]:
-    """What tifffile says, in this thread, of a chain of pages that leads past the end of the
-    file: a truncated file, of which tifffile reads the pages before the break (the first plane
-    of a stack, say) with no more than a log line."""
+    """What tifffile says, in this thread, of a chain of pages that breaks off (leads past the
+    end of the file, or to a page cut short): a truncated file, of which tifffile reads the
+    pages before the break (the first plane of a stack, say) with no more than a log line.
+    Heard however its logging is set: where tifffile was quietened it speaks here only."""
     found: list[str] = []
     thread = threading.get_ident()
 
     class Heard(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.thread == thread and "invalid page offset" in record.getMessage():
-                found.append(record.getMessage())
+            message = record.getMessage()
+            if record.thread in (thread, None) and any(broken in message for broken in _BROKEN):
+                found.append(message)
 
     heard, log = Heard(logging.ERROR), logging.getLogger("tifffile")
+    level, propagate = log.level, log.propagate
+    if log.getEffectiveLevel() > logging.ERROR:
+        log.setLevel(logging.ERROR)
+        log.propagate = False
     log.addHandler(heard)
     try:
         yield found
     finally:
         log.removeHandler(heard)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+#: What tifffile logs when its chain of pages breaks off.
+_BROKEN = ("invalid page offset", "corrupted tag list of page", "invalid offset to page")
 
 
 def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
