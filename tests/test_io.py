@@ -68,6 +68,9 @@ def test_axes_named_in_words_are_not_guessed_at():
     # napari's default labels: a plain stack's axes (t z y x), their spacings kept
     unnamed = meta_from_scale([2.0, 3.0, 0.5, 0.5], ["s", "µm", "µm", "µm"], ["-4", "-3", "-2", "-1"])
     assert (unnamed.frame_interval, unnamed.time_unit, unnamed.z_spacing) == (2.0, "s", 3.0)
+    # a "c" typed beside one slider: the other axes named as a plain stack's, z nearest to y and x
+    typed = meta_from_scale([3.0, 1.0, 0.5, 0.5], ["µm"] * 4, ["-4", "c", "-2", "-1"])
+    assert typed.axes == "ZCYX" and typed.z_spacing == 3.0
     # a time step labelled in words is not taken for a z spacing
     worded = meta_from_scale([2.0, 10.0, 0.5, 0.5], ["µm", "s", "µm", "µm"], ["z", "time", "y", "x"])
     assert worded.z_spacing is None and worded.frame_interval is None and worded.pixel_size == (0.5, 0.5)

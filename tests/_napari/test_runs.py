@@ -138,6 +138,7 @@ def test_each_channel_of_a_layer_is_fitted_on_its_own(planes, monkeypatch):
     data = np.stack([stack(planes), 5 * stack(planes)[::-1]], axis=1)  # z, c, y, x
     assert layer_channel_axis(Image(data, axis_labels=("z", "c", "y", "x"))) == 1
     assert layer_channel_axis(Image(data)) is None  # napari's default labels name no channel
+    assert layer_channel_axis(Image(data, axis_labels=("-4", "c", "-2", "-1"))) == 1  # "c" typed beside a slider
     job = Job(data, False, settings=QUICK, kinds=("smooth", "detail"), channel_axis=1)
     assert way(job) == ("fit once" if planes == 8 else "every plane")
     steps, outcome = finish(start_run(job))

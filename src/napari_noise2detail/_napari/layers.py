@@ -138,10 +138,9 @@ def put_results(
 
 def layer_channel_axis(layer: Any) -> int | None:
     """Where a layer's axis labels name a channel axis ("c", one of the axes that index
-    planes), if they do."""
-    labels = [str(label).lower() for label in getattr(layer, "axis_labels", ()) or ()]
-    at = labels.index("c") if "c" in labels else None
-    return at if at is not None and at < len(labels) - 2 else None
+    planes), if they do: read as the batch reads them (:func:`layer_meta`)."""
+    at = (layer_meta(layer)[0].axes or "").find("C")
+    return at if 0 <= at < layer.ndim - 2 else None
 
 
 def shown_index(viewer: Any, layer: Any, axis: int) -> int:

@@ -94,6 +94,28 @@ PLAIN_AXES = {2: "YX", 3: "ZYX", 4: "TZYX"}
 _DEFAULT_LABEL = re.compile(r"(axis )?-?\d+")
 
 
+def _label_letters(labels: Sequence[str]) -> str | None:
+    """Axis letters from napari's axis labels: one-letter names as they are; where some are
+    napari's defaults beside them (a user typed "c" beside one slider), those are named as a
+    plain stack's are (Y and X last, then Z, then T); None where any is a word or a letter is
+    named twice."""
+    named = [str(label).upper() if len(str(label)) == 1 and str(label).isalpha() else None for label in labels]
+    if any(n is None and not _DEFAULT_LABEL.fullmatch(str(label)) for n, label in zip(named, labels)):
+        return None  # a word ("time"): not guessed at
+    if all(n is None for n in named):
+        return None  # nothing named
+    plane = [letter for letter in "YX" if letter not in named]  # the last two axes': X last
+    lead = [letter for letter in "ZT" if letter not in named]  # the others': Z nearest
+    for i in reversed(range(len(named))):
+        if named[i] is None:
+            pool = plane if i >= len(named) - 2 else lead
+            if not pool:
+                return None
+            named[i] = pool.pop() if pool is plane else pool.pop(0)
+    letters = "".join(named)
+    return letters if len(set(letters)) == len(letters) else None
+
+
 def meta_from_scale(
     scale: Sequence[float] | None,
     units: Sequence[object] | None = None,
@@ -109,9 +131,8 @@ def meta_from_scale(
             pixel_size = (y, x)
     axes = None
     if axis_labels:
-        letters = "".join(str(label).upper() for label in axis_labels)
-        # Only one-letter names that tifffile knows count as axes; napari's defaults don't.
-        if len(letters) == len(axis_labels) and letters.isalpha() and len(set(letters)) == len(letters):
+        letters = _label_letters(axis_labels)
+        if letters is not None:
             axes = letters + ("S" if rgb else "")
     # Unnamed axes (napari's default labels) are written as a plain stack is (io.tiff, and
     # OME-Zarr's default axes: z y x, t z y x), so their spacings go to those names, not lost;
