@@ -298,8 +298,9 @@ class Denoiser:
             below = f" (below {level:.4g})" if level is not None else ""
             raise ValueError(
                 f"{share:.0f} % of {plane} is darker than nearly all of what this model was fitted "
-                f"on{below}: it was fitted on brighter images, or on a camera with another offset, and "
-                "would lift or flatten those pixels. Fit a model on this image instead")
+                f"on{below}: it was fitted on brighter images (or brighter planes of this stack), or on a "
+                "camera with another offset, and would lift or flatten those pixels. Fit a model on this "
+                "image, on planes that include this one (fit --planes), or denoise it without a model")
 
     def _darkest(self) -> float | None:
         """The level :meth:`_uncovered` counts below, in the data's units (grey images)."""
