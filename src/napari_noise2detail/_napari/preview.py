@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .layers import shown_index
+
 #: The smallest region worth a preview (N2D itself takes 8x8).
 MIN_SIDE = 16
 
@@ -49,9 +51,7 @@ def _current_plane(viewer: Any, layer: Any) -> tuple[int, ...]:
     if list(viewer.dims.displayed[-2:]) != list(range(viewer.dims.ndim - 2, viewer.dims.ndim)) or \
             viewer.dims.ndisplay != 2:
         raise ValueError("preview works in the 2D view of the image's last two axes; switch to it")
-    position = np.asarray(layer.world_to_data(viewer.dims.point))[:lead]
-    shape = (layer.data[0].shape if layer.multiscale else layer.data.shape)[:lead]
-    return tuple(int(np.clip(round(p), 0, n - 1)) for p, n in zip(position, shape))
+    return tuple(shown_index(viewer, layer, axis) for axis in range(lead))
 
 
 def _box(layer: Any, corners: np.ndarray, what: str, plane: tuple[int, ...]) -> Region:
