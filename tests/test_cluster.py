@@ -433,3 +433,14 @@ def test_a_running_fit_stops_once_its_stack_is_told_to_stop(tmp_path):
         fit_job(job, endless, BLOCK_OPTIONS, flags)
     split.remove(KeyboardInterrupt())
     assert _left_in(tmp_path / "out") == []
+
+
+def test_the_output_folder_is_made_once_by_the_batch_not_by_each_worker(tmp_path, client):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.tif").write_bytes(b"II*\x00 not a TIFF")
+    _events, summary = drain(run_batch([tmp_path / "in" / "bad.tif"], tmp_path / "out" / "new", OPTIONS, client))
+    assert [r.status for r in summary.results] == ["failed"]
+    assert not (tmp_path / "out").exists()  # nothing written: no empty folders left
+    _images(tmp_path / "in", count=1)
+    _events, summary = drain(run_batch([tmp_path / "in" / "img0.tif"], tmp_path / "out" / "new", OPTIONS, client))
+    assert summary.ok and [p.name for p in (tmp_path / "out" / "new").iterdir()] == ["img0_n2d_detail.tif"]

@@ -38,6 +38,7 @@ from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
+from .io.atomic import making_folder
 from .io.zarr import ZarrImage, colour_last, is_zarr, ome_layout, ome_zarr_outputs, enclosing_store, read_zarr, zarr_images
 
 #: What a folder scan picks up. TIFFs are read with tifffile, the rest with napari's readers.
@@ -317,8 +318,19 @@ def run_batch(
     if client is not None:
         from .cluster import run_on_cluster
 
-        return run_on_cluster(client, jobs, settings, options)
+        return _in_folder(outdir, run_on_cluster(client, jobs, settings, options))
     return _run(jobs, settings, device, options)
+
+
+def _in_folder(outdir: str | os.PathLike | None, run: Generator[BatchProgress, None, BatchSummary],
+               ) -> Generator[BatchProgress, None, BatchSummary]:
+    """``run`` with ``outdir`` made first, once, here: left to the workers, one whose write
+    failed would remove the folder it made, still empty, under another that had just made sure
+    of it. Removed again at the end if it is still empty."""
+    if outdir is None:
+        return (yield from run)
+    with making_folder(Path(outdir), keep=False):  # (a folder holding outputs is not removed)
+        return (yield from run)
 
 
 def _models(given: Any, device: Any) -> tuple[Denoiser, ...]:

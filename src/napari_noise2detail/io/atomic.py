@@ -23,7 +23,7 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
     # A fresh random name, not mkstemp: mkstemp's file is private (0600) and the rename would
     # keep that, while the writer creating the file gives it the user's usual permissions.
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
-    with _folder(path.parent):
+    with making_folder(path.parent):
         try:
             write(temp)
             os.replace(temp, path)
@@ -35,7 +35,7 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
 
 
 @contextmanager
-def _folder(folder: Path, keep: bool = True) -> Iterator[None]:
+def making_folder(folder: Path, keep: bool = True) -> Iterator[None]:
     """``folder``, made where missing; what was made is removed again (if still empty) when
     the block fails or is cancelled, so that a run stopped early leaves no empty folders, and
     always when not ``keep``."""
@@ -61,7 +61,7 @@ def write_problem(folder: str | os.PathLike) -> str | None:
         return f"cannot write in {folder}: it is a file, not a folder"
     probe = folder / f".n2d-probe.{secrets.token_hex(6)}"
     try:
-        with _folder(folder, keep=False):
+        with making_folder(folder, keep=False):
             probe.touch(exist_ok=False)
             probe.unlink()
     except OSError as err:
@@ -83,7 +83,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` is replaced only once the new one is complete."""
     path = Path(path)
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
-    with _folder(path.parent):
+    with making_folder(path.parent):
         try:
             yield temp
             if path.exists():
