@@ -598,3 +598,23 @@ def test_an_ome_zarr_0_4_input_gives_ome_zarr_0_4_outputs(tmp_path):
     written = read_zarr(out)
     assert written.version == "0.4" and written.data.shape == (3, 16, 16)
     assert (out / "0" / "0" / "0" / "0").is_file()  # chunks nested, as OME-Zarr 0.4 has them
+
+
+def test_the_results_of_a_zarr_stack_of_huge_planes_have_lower_levels(tmp_path, monkeypatch):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    from napari_noise2detail.io import pyramid
+    from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs
+
+    monkeypatch.setattr(pyramid, "LEVEL_SIDE", 16)  # "huge": over 16 pixels a side
+    data = np.random.default_rng(0).poisson(50, (3, 32, 32)).astype(np.uint16)
+    with ome_zarr_outputs({"image": tmp_path / "in.ome.zarr"}, data.shape, default_axes(3), [1.0] * 3,
+                          data.dtype) as out:
+        out["image"][...] = data
+    _events, summary = drain(run_batch([tmp_path / "in.ome.zarr"], tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    node = next(iter(Reader(parse_url(str(tmp_path / "out" / "in_n2d_detail.ome.zarr")))()))
+    full, half = (np.asarray(level) for level in node.data)
+    assert half.shape == (3, 16, 16)
+    assert np.allclose(half, full.astype(float).reshape(3, 16, 2, 16, 2).mean(axis=(2, 4)), atol=0.5)

@@ -444,3 +444,21 @@ def test_the_output_folder_is_made_once_by_the_batch_not_by_each_worker(tmp_path
     _images(tmp_path / "in", count=1)
     _events, summary = drain(run_batch([tmp_path / "in" / "img0.tif"], tmp_path / "out" / "new", OPTIONS, client))
     assert summary.ok and [p.name for p in (tmp_path / "out" / "new").iterdir()] == ["img0_n2d_detail.tif"]
+
+
+def test_blocks_written_on_workers_fill_the_lower_levels_too(tmp_path, client, monkeypatch):
+    import zarr
+
+    from napari_noise2detail import cluster
+    from napari_noise2detail.io import pyramid
+
+    monkeypatch.setattr(cluster, "BLOCK_PLANES", 3)
+    monkeypatch.setattr(pyramid, "LEVEL_SIDE", 16)  # the outputs are made here, their levels with them
+    _zarr_stack(tmp_path / "stack.zarr", planes=7)
+    inputs = collect_inputs([tmp_path / "stack.zarr"])
+    _events, here = drain(run_batch(inputs, tmp_path / "here", BLOCK_OPTIONS))
+    _events, there = drain(run_batch(inputs, tmp_path / "there", BLOCK_OPTIONS, client))
+    assert here.ok and there.ok
+    ours, theirs = (np.asarray(zarr.open_group(str(tmp_path / where / "stack_n2d_smooth.ome.zarr"), mode="r")["1"])
+                    for where in ("here", "there"))
+    assert theirs.shape == (7, 16, 16) and np.array_equal(theirs, ours) and (theirs.std(axis=(1, 2)) > 0).all()  # (smooth: a tiny fit leaves detail flat)

@@ -219,3 +219,62 @@ def test_ome_zarr_0_4_outputs_keep_what_0_5_ones_keep(tmp_path):
     with pytest.raises(ValueError, match="version '0.3' is not written"):
         with ome_zarr_outputs({"image": tmp_path / "x.ome.zarr"}, data.shape, axes, [1.0] * 3, version="0.3"):
             pass
+
+
+def test_huge_planes_get_lower_levels_written_as_they_are(tmp_path, monkeypatch):
+    """A plane larger than a screen is shown from the level that suits the zoom: each block
+    written at full resolution is averaged 2x2 into the next level (here planes over 16 pixels)."""
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    from napari_noise2detail.io import pyramid
+
+    monkeypatch.setattr(pyramid, "LEVEL_SIDE", 16)
+    data = (np.random.default_rng(0).random((2, 40, 37)) * 1000).astype(np.uint16)
+    axes = default_axes(3, ImageMeta(axes="ZYX", unit="µm"))
+    path = tmp_path / "big.ome.zarr"
+    with ome_zarr_outputs({"image": path}, data.shape, axes, [2.0, 0.5, 0.5], data.dtype,
+                          translation=[0.0, 10.0, 20.0]) as out:
+        out["image"][0] = data[0]  # a whole plane
+        out["image"][1, :16, :] = data[1, :16]  # tiles, aligned
+        out["image"][1, 16:, :20] = data[1, 16:, :20]
+        out["image"][1, 16:, 20:] = data[1, 16:, 20:]
+        out["image"][1, 5:9, 3:7] = data[1, 5:9, 3:7]  # and one that is not: read back
+    group = zarr.open_group(str(path), mode="r")
+    levels = [np.asarray(group[str(k)]) for k in range(3)]
+    assert [level.shape for level in levels] == [(2, 40, 37), (2, 20, 19), (2, 10, 10)]
+    assert np.array_equal(levels[0], data)
+    padded = np.concatenate([data, data[..., -1:]], axis=-1).astype(float)  # an odd edge: over what it has
+    half = np.round(padded.reshape(2, 20, 2, 19, 2).mean(axis=(2, 4))).astype(np.uint16)
+    assert np.array_equal(levels[1], half)
+    datasets = group.attrs["ome"]["multiscales"][0]["datasets"]
+    assert datasets[1]["coordinateTransformations"] == [
+        {"type": "scale", "scale": [2.0, 1.0, 1.0]}, {"type": "translation", "translation": [0.0, 10.25, 20.25]}]
+    node = next(iter(Reader(parse_url(str(path)))()))
+    assert len(node.data) == 3  # read as a multiscale image
+    assert read_zarr(path).data.shape == (2, 40, 37)  # the full resolution is what is read back
+
+
+def test_the_levels_of_a_colour_image_keep_their_colours(tmp_path, monkeypatch):
+    import zarr
+
+    from napari_noise2detail.io import pyramid
+
+    monkeypatch.setattr(pyramid, "LEVEL_SIDE", 16)
+    data = np.random.default_rng(1).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    with ome_zarr_outputs({"image": tmp_path / "rgb.ome.zarr"}, data.shape, default_axes(3), [1.0] * 3, data.dtype,
+                          rgb=True) as out:
+        for plane in range(2):
+            out["image"][plane] = data[plane]
+    coarse = np.asarray(zarr.open_group(str(tmp_path / "rgb.ome.zarr"), mode="r")["1"])  # c, z, y, x
+    expected = np.round(data.astype(float).reshape(2, 16, 2, 16, 2, 3).mean(axis=(2, 4))).astype(np.uint8)
+    assert np.array_equal(coarse, expected.transpose(3, 0, 1, 2))
+
+
+def test_planes_of_a_screen_or_less_have_one_level(tmp_path):
+    data = np.zeros((2, 64, 64), np.float32)
+    with ome_zarr_outputs({"image": tmp_path / "small.ome.zarr"}, data.shape, default_axes(3), [1.0] * 3) as out:
+        out["image"][...] = data
+    assert sorted(p.name for p in (tmp_path / "small.ome.zarr").iterdir() if not p.name.startswith(".")) == [
+        "0", "zarr.json"]

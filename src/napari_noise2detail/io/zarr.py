@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .atomic import atomic_directory
+from .pyramid import Pyramid, level_shapes, level_transforms
 from .meta import PLAIN_AXES, ImageMeta, canonical_unit, frame_time
 
 #: Planes are stored in chunks of at most this many pixels a side.
@@ -435,10 +436,12 @@ def ome_zarr_outputs(
             root = zarr.open_group(str(temp), mode="w", zarr_format=2 if old else 3)
             # (OME-Zarr 0.4 keeps zarr v2's chunks in nested folders, "/", as 0.5 does)
             keys = {"chunk_key_encoding": {"name": "v2", "separator": "/"}} if old else {}
-            array = root.create_array("0", shape=stored, chunks=chunks_for(stored, at if rgb else None), dtype=dtype,
-                                      **keys)
+            levels = [root.create_array(str(k), shape=level, chunks=chunks_for(level, at if rgb else None),
+                                        dtype=dtype, **keys) for k, level in enumerate(level_shapes(stored))]
+            array = Pyramid(levels) if len(levels) > 1 else levels[0]  # (huge planes: lower levels too)
             arrays[kind] = ColourLast(array, at) if rgb else LeadingOrder(array, order) if order else array
-            datasets = [{"path": "0", "coordinateTransformations": transforms}]
+            datasets = [{"path": str(k), "coordinateTransformations": level_transforms(transforms, k) if k else transforms}
+                        for k in range(len(levels))]
             named = [dict(c) for c in _COLOURS[: shape[-1]]] if rgb else _channels_for(axes, stored, channels)
             extra = {"metadata": {"omero": {"channels": named}}} if named else {}
             write_multiscales_metadata(root, datasets=datasets, fmt=FormatV04() if old else FormatV05(), axes=axes,
