@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
-from contextlib import contextmanager
+import struct
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -26,14 +24,12 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, **tiff_kwargs: Any) -
 
 def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     """Read the first series of a TIFF with its axes, pixel size, z spacing and unit."""
-    with _broken_chain() as broken, tifffile.TiffFile(path) as tif:  # opens the file read-only ("rb")
-        # Every page found now, so that a broken chain of them is heard here. Not in ImageJ
-        # files, whose stacks over 4 GB chain their pages past 32-bit offsets (tifffile reads
-        # them from the first page) and whose header counts the planes (_check_complete).
-        if not tif.is_imagej:
-            len(tif.pages)
-        if broken and not tif.is_imagej:
-            raise ValueError(f"the TIFF is truncated or damaged: a page lies past its end ({broken[0]})")
+    with tifffile.TiffFile(path) as tif:  # opens the file read-only ("rb")
+        # Not ImageJ files: their stacks over 4 GB chain their pages past 32-bit offsets
+        # (tifffile reads them from the first page), and their header counts the planes
+        # (_check_complete)
+        if not tif.is_imagej and (broken := _broken_chain(tif)):
+            raise ValueError(f"the TIFF is truncated or damaged: {broken}")
         if not tif.series:
             raise ValueError("the TIFF holds no image (a damaged or truncated file?)")
         if tif.is_ome and len(tif.series) > 1:  # positions, fields, wells: not cut to the first
@@ -112,37 +108,22 @@ def _ome_channel_names(xml: str, axes: str | None, shape: tuple[int, ...]) -> tu
     return names
 
 
-@contextmanager
-def _broken_chain() -> Iterator[list[str]]:
-    """What tifffile says, in this thread, of a chain of pages that breaks off (leads past the
-    end of the file, or to a page cut short): a truncated file, of which tifffile reads the
-    pages before the break (the first plane of a stack, say) with no more than a log line.
-    Heard however its logging is set: where tifffile was quietened it speaks here only."""
-    found: list[str] = []
-    thread = threading.get_ident()
-
-    class Heard(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            message = record.getMessage()
-            if record.thread in (thread, None) and any(broken in message for broken in _BROKEN):
-                found.append(message)
-
-    heard, log = Heard(logging.ERROR), logging.getLogger("tifffile")
-    level, propagate = log.level, log.propagate
-    if log.getEffectiveLevel() > logging.ERROR:
-        log.setLevel(logging.ERROR)
-        log.propagate = False
-    log.addHandler(heard)
+def _broken_chain(tif: tifffile.TiffFile) -> str | None:
+    """Why the chain of pages breaks off (a truncated file), or None: the last page tifffile
+    found must end it (a next-page offset of 0). Read from the file, not from tifffile's log,
+    which may be silenced: tifffile reads the pages before a break (the first plane of a
+    stack, say) with no more than a log line."""
+    last, form, handle = tif.pages[len(tif.pages) - 1], tif.tiff, tif.filehandle  # (every page indexed)
     try:
-        yield found
-    finally:
-        log.removeHandler(heard)
-        log.setLevel(level)
-        log.propagate = propagate
-
-
-#: What tifffile logs when its chain of pages breaks off.
-_BROKEN = ("invalid page offset", "corrupted tag list of page", "invalid offset to page")
+        handle.seek(last.offset)
+        count = struct.unpack(form.tagnoformat, handle.read(form.tagnosize))[0]
+        handle.seek(last.offset + form.tagnosize + count * form.tagsize)
+        following = struct.unpack(form.offsetformat, handle.read(form.offsetsize))[0]
+    except (struct.error, OSError):
+        return "its last page is cut short"
+    if following == 0:
+        return None
+    return "a page lies past its end" if following >= handle.size else "its chain of pages breaks off"
 
 
 def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
