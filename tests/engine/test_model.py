@@ -98,6 +98,25 @@ def test_a_colour_model_refuses_an_image_mostly_darker_than_all_it_was_fitted_on
             model.apply(image / 20, rgb=True)
 
 
+def test_an_opponent_colour_model_counts_values_under_the_noise_floor_one_by_one():
+    """Its luminance below 'dark' stands for the pixel's three values; a value under the noise
+    floor counts once (an empty channel at the camera offset is not taken for a dark image)."""
+    import types
+
+    from napari_noise2detail.engine.stabilise import NoiseModel
+
+    noise = NoiseModel(a=1.0, b=-100.0, signal_dependent=True, stabilised=True)  # floor 99.6
+    rng = np.random.default_rng(0)
+    plane = np.stack([rng.uniform(500, 900, (32, 32)), rng.uniform(500, 900, (32, 32)),
+                      np.where(rng.random((32, 32)) < 0.6, 90.0, 110.0)], axis=-1)
+    for dark in ((-1e9,), (-1e9,) * 3):
+        stand_in = types.SimpleNamespace(channels=3, noise=noise, dark=dark, _stabilised=True,
+                                         _prepare=lambda p: p[..., :3].astype(float))
+        assert Denoiser._uncovered(stand_in, plane) == np.count_nonzero(plane[..., 2] < 99.625)
+    stand_in.dark, stand_in._prepare = (1e9,), lambda p: p[..., :3].astype(float)  # all darker than the model's own
+    assert Denoiser._uncovered(stand_in, plane) == plane.size
+
+
 @pytest.mark.parametrize("planes", [1, 3], ids=["one plane", "stabilised"])
 def test_a_model_refuses_an_image_mostly_darker_than_all_it_was_fitted_on(planes, tmp_path):
     """The networks lift values darker than any they were fitted on to the darkest they saw:

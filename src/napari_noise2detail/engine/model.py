@@ -284,11 +284,10 @@ class Denoiser:
         raw = plane[..., : self.channels]
         below = raw < floor(self.noise) if self._stabilised else np.zeros(raw.shape, bool)
         if self.dark is not None:
-            checked = len(self.dark)
-            below[..., :checked] |= self._prepare(plane)[..., :checked] < np.asarray(self.dark)
-        if self.dark is not None and len(self.dark) < self.channels:
-            # opponent colours: their luminance alone is checked, so a pixel counts with all its values
-            return int(np.count_nonzero(below.any(axis=-1))) * self.channels
+            dark = self._prepare(plane)[..., : len(self.dark)] < np.asarray(self.dark)
+            if len(self.dark) < self.channels:  # opponent colours: their luminance stands for all the pixel's values
+                dark = dark.any(axis=-1, keepdims=True)
+            below = below | dark
         return int(np.count_nonzero(below))
 
     def _check_covered(self, uncovered: int, pixels: int, plane: str) -> None:
