@@ -272,6 +272,20 @@ def test_the_levels_of_a_colour_image_keep_their_colours(tmp_path, monkeypatch):
     assert np.array_equal(coarse, expected.transpose(3, 0, 1, 2))
 
 
+def test_a_multiscale_output_takes_blocks_and_broadcasts_and_refuses_single_rows(tmp_path, monkeypatch):
+    import zarr
+
+    from napari_noise2detail.io import pyramid
+
+    monkeypatch.setattr(pyramid, "LEVEL_SIDE", 8)
+    with ome_zarr_outputs({"image": tmp_path / "b.ome.zarr"}, (16, 16), default_axes(2), [1.0] * 2) as out:
+        out["image"][:, :] = np.arange(16, dtype=np.float32)[None]  # one row, broadcast over the plane
+        with pytest.raises(IndexError, match="a block of rows and columns"):
+            out["image"][3] = np.zeros(16, np.float32)
+    coarse = np.asarray(zarr.open_group(str(tmp_path / "b.ome.zarr"), mode="r")["1"])
+    assert np.array_equal(coarse, np.tile(np.arange(0.5, 16, 2, dtype=np.float32), (8, 1)))
+
+
 def test_planes_of_a_screen_or_less_have_one_level(tmp_path):
     data = np.zeros((2, 64, 64), np.float32)
     with ome_zarr_outputs({"image": tmp_path / "small.ome.zarr"}, data.shape, default_axes(3), [1.0] * 3) as out:

@@ -216,9 +216,13 @@ def output_stem(path: str | os.PathLike) -> str:
     """``a.tif`` -> ``a``; ``a.ome.tif`` -> ``a``; ``a.ome.zarr`` -> ``a``; an image inside a
     store (``a.ome.zarr/0``, bioformats2raw's layout) -> ``a_0``; ``plate.zarr/A/1/0`` -> ``plate_A_1_0``."""
     path = Path(os.path.abspath(path))  # ("." is the folder it names)
-    if (store := enclosing_store(path)) is not None:
-        return "_".join((output_stem(store), *path.relative_to(store).parts))
-    name = path.name
+    store = enclosing_store(path)
+    parts = (store.name, *path.relative_to(store).parts) if store is not None else (path.name,)
+    return "_".join(_name_stem(part) for part in parts)
+
+
+def _name_stem(name: str) -> str:
+    """A file or store name without its suffix (both of ``.ome.tif``)."""
     for double in (".ome.tif", ".ome.tiff", ".ome.zarr"):
         if name.lower().endswith(double):
             return name[: -len(double)]

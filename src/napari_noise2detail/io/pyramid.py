@@ -56,15 +56,19 @@ class Pyramid:
         return self.levels[0][index]
 
     def __setitem__(self, index: Any, values: Any) -> None:
+        """Write ``values`` at ``index`` (integers and slices, a slice over y and x), and what
+        it changes in every lower level."""
+        whole = _whole_index(index, self.shape)
+        if not all(isinstance(i, slice) for i in whole[-2:]):
+            raise IndexError(f"index {index} of a multiscale output: a block of rows and columns at a time")
         self.levels[0][index] = values
-        index = _whole_index(index, self.shape)
-        values = np.asarray(values)
+        index, values = whole, np.asarray(values)
         for finer, coarser in zip(self.levels, self.levels[1:]):
             (top, bottom), (left, right) = (_bounds(i) for i in index[-2:])
             height, width = finer.shape[-2:]
             aligned = top % 2 == 0 and left % 2 == 0 and (bottom % 2 == 0 or bottom == height) and \
-                (right % 2 == 0 or right == width)
-            if not aligned or values.ndim < 2:  # widened to whole 2x2 blocks, read back from the finer level
+                (right % 2 == 0 or right == width) and values.shape[-2:] == (bottom - top, right - left)
+            if not aligned:  # widened to whole 2x2 blocks (broadcast values too), read back from the finer level
                 top, left = top - top % 2, left - left % 2
                 bottom, right = min(bottom + bottom % 2, height), min(right + right % 2, width)
                 index = index[:-2] + (slice(top, bottom), slice(left, right))
@@ -92,7 +96,7 @@ def _bounds(axis: slice) -> tuple[int, int]:
 def _halved(values: np.ndarray, dtype: Any) -> np.ndarray:
     """``values`` averaged over 2x2 blocks of their last two axes (an odd edge over what it has),
     in ``dtype`` (integers rounded)."""
-    data = values.astype(np.float64)
+    data = values.astype(np.float32)  # (enough for a mean of four, and half float64's memory)
     if data.shape[-2] % 2:
         data = np.concatenate([data, data[..., -1:, :]], axis=-2)
     if data.shape[-1] % 2:
