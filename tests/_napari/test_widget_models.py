@@ -211,3 +211,19 @@ def test_each_channel_of_a_layer_is_fitted_on_its_own_and_saved_as_shown(
     click(qtbot, w.save_model_button, w)
     saved = load_model(tmp_path / "c1.n2d", device="cpu")
     assert saved.settings.steps == 7 and saved.planes == (1, 3, 5, 7)
+
+
+def test_a_lazy_layer_of_huge_planes_gets_multiscale_result_layers(viewer, make_widget, qtbot, tmp_path, monkeypatch):
+    """napari reads the level that suits the zoom, never a huge plane whole to show it."""
+    from napari_noise2detail.io import pyramid
+
+    monkeypatch.setattr(pyramid, "LEVEL_SIDE", 16)  # "huge": over 16 pixels a side
+    data = (stack(3) * 1000).astype(np.uint16)
+    viewer.add_image(OnePlaneAtATime(data), name="huge", contrast_limits=(0, 1000))
+    w = make_widget()
+    w.folder.value = tmp_path
+    for run in range(2):  # and again: the layers refreshed, not piled up
+        click(qtbot, w.denoise_button, w)
+        detail = viewer.layers["huge [N2D detail]"]
+        assert detail.multiscale and [level.shape for level in detail.data] == [(3, 32, 32), (3, 16, 16)]
+    assert [layer.name for layer in viewer.layers].count("huge [N2D detail]") == 1

@@ -108,10 +108,11 @@ def put_results(
     try:
         for kind, result in arrays.items():
             name = result_name(source, kind)
-            data = shown(result, source)
-            limits = source.contrast_limits if source.rgb else fitted_limits(data, source)
+            levels = isinstance(result, list)  # a multiscale result: its levels, the full resolution first
+            data = [shown(level, source) for level in result] if levels else shown(result, source)
+            limits = source.contrast_limits if source.rgb else fitted_limits(data[-1] if levels else data, source)
             existing = viewer.layers[name] if name in viewer.layers else None
-            if isinstance(existing, Image) and existing.rgb == source.rgb:
+            if isinstance(existing, Image) and existing.rgb == source.rgb and existing.multiscale == levels:
                 existing.data = data
                 for key, value in where.items():
                     if key != "rgb":

@@ -29,7 +29,7 @@ from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
 from ..engine.model import fits_once, planes_to_fit
 from ..engine.planes import ImageInfo, is_lazy, planes_along
 from ..engine.results import relabelled
-from ..io.zarr import colour_as_channel, ome_zarr_outputs, open_output
+from ..io.zarr import colour_as_channel, ome_zarr_outputs, output_levels
 
 #: Roughly how many planes' application one fit costs, to share the progress bar between
 #: fitting and applying (a fit of ``fast`` takes as long as applying it to some tens of
@@ -249,8 +249,9 @@ def _into_outputs(job: Job, fill: Any) -> Generator[Step, None, Outcome]:
                           translation=job.stores.translation, source=job.stores.source,
                           order=job.stores.order) as out:
         yield from fill(out)
-    # The stores were filled under temporary names; what is shown is read from the final ones.
-    arrays = {kind: open_output(path, job.rgb, job.stores.order) for kind, path in paths.items()}
+    # The stores were filled under temporary names; what is shown is read from the final ones
+    # (every level of huge planes, so that napari reads what suits the zoom)
+    arrays = {kind: _shown_levels(output_levels(path, job.rgb, job.stores.order)) for kind, path in paths.items()}
     return Outcome(arrays, None, None, "", 0.0, paths)
 
 
@@ -259,6 +260,11 @@ def _steps(
 ) -> Generator[Step, None, Any]:
     """The engine's events as Steps, its fraction mapped onto ``start..end`` of the whole run."""
     return relabelled(run, lambda event: Step(phase, event, start + (end - start) * event.fraction))
+
+
+def _shown_levels(levels: list[Any]) -> Any:
+    """One array, or the levels of a multiscale one (napari's list of levels)."""
+    return levels if len(levels) > 1 else levels[0]
 
 
 def fit_only(job: Job, channel: int = 0) -> Generator[Step, None, Denoiser]:

@@ -483,18 +483,38 @@ def _image_name(path: str | os.PathLike) -> str:
     return name
 
 
-def open_output(path: str | os.PathLike, rgb: bool = False, order: Sequence[int] | None = None) -> Any:
-    """The full-resolution array of an OME-Zarr image written by :func:`ome_zarr_outputs`,
-    lazily; an RGB one colour-last (:func:`colour_last`), the way napari shows RGB; one stored
-    in another ``order`` in the image's own."""
-    if rgb:
-        return colour_last(read_zarr(path)).data
+def open_output(path: str | os.PathLike, rgb: bool = False, order: Sequence[int] | None = None,
+                level: int = 0) -> Any:
+    """An array (the full resolution, or a lower ``level``) of an OME-Zarr image written by
+    :func:`ome_zarr_outputs`, lazily; an RGB one colour-last, the way napari shows RGB; one
+    stored in another ``order`` in the image's own."""
     import zarr
 
-    array = zarr.open_group(str(path), mode="r")["0"]
+    group = zarr.open_group(str(path), mode="r")
+    array = group[str(level)]
+    if rgb:  # colour is the channel axis: moved last
+        import dask.array as da
+
+        at = [str(a.get("name", "")).lower() for a in _multiscales(group)["axes"]].index("c")
+        return da.moveaxis(da.from_zarr(array), at, -1)
     if order is None:
         return array
     import dask.array as da
 
     back = [order.index(i) for i in range(len(order))]
     return da.from_zarr(array).transpose(back + list(range(len(order), array.ndim)))
+
+
+def output_levels(path: str | os.PathLike, rgb: bool = False, order: Sequence[int] | None = None) -> list[Any]:
+    """Every level of an output (see :func:`open_output`), the full resolution first: what a
+    napari layer of a huge plane shows, a level for each zoom."""
+    import zarr
+
+    count = len(_multiscales(zarr.open_group(str(path), mode="r"))["datasets"])
+    return [open_output(path, rgb, order, level) for level in range(count)]
+
+
+def _multiscales(group: Any) -> dict:
+    """The first multiscale image of an OME-Zarr group's metadata (0.5 under "ome", 0.4 not)."""
+    attrs = dict(group.attrs)
+    return (attrs.get("ome") or attrs)["multiscales"][0]
