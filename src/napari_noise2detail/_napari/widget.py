@@ -490,7 +490,7 @@ class DenoiseWidget(Container):
             return None
         path = Path(str(path) if str(path).endswith(MODEL_SUFFIX) else f"{path}{MODEL_SUFFIX}").expanduser()
         axis = layer_channel_axis(source)
-        channel = shown_index(self._viewer, source, axis) if axis is not None and source.data.shape[axis] > 1 else None
+        channel = shown_index(self._viewer, source, axis) if axis is not None and image_data(source)[0].shape[axis] > 1 else None
         fitted = self._models.get(channel) if self._model_layer is source else None
         if fitted is not None and self._model_choices == self._choices():
             self._write_model(fitted, path)
