@@ -256,6 +256,7 @@ def test_one_model_per_channel_each_applied_to_its_channel(tmp_path, capsys):
     for c in range(2):
         assert main(["fit", str(tmp_path / "zc.tif"), "-o", str(tmp_path / f"c{c}.n2d"), "--channel", str(c),
                      "--steps", "3", "--device", "cpu"]) == 0
+    assert "one --model per channel, in channel order (this is channel 1's)" in capsys.readouterr().out
     models = [str(tmp_path / f"c{c}.n2d") for c in range(2)]
     denoise = ["denoise", str(tmp_path / "zc.tif"), "--device", "cpu", "--dtype", "float32"]
     assert main(denoise + ["-o", str(tmp_path / "out"), "--model", models[0], "--model", models[1]]) == 0

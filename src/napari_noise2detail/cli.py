@@ -110,8 +110,10 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
         return 1
     print(f"{model.describe()}, planes {', '.join(map(str, model.planes))}; "
           f"fitted in {time.perf_counter() - began:.1f} s.")
-    print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with: "
-          f"napari-noise2detail denoise --model {saved} IMAGES...")
+    how = (f": napari-noise2detail denoise --model {saved} IMAGES..." if channel is None else
+           f" one --model per channel, in channel order (this is channel {channel}'s): napari-noise2detail "
+           f"denoise --model ... --model ... IMAGES...")
+    print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with{how}")
     return 0
 
 
