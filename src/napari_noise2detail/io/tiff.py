@@ -44,15 +44,15 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
             # samples that are not RGB(A) colours (two channels stored contiguously, say):
             # read as channels before Y and X (ImageJ's order), each denoised as its own plane
             data, axes = np.moveaxis(data, -1, -3), (axes[:-3] + "C" + axes[-3:-1] if "C" not in axes else None)
-        pixel_size, z_spacing, unit = None, None, None
-        if tif.is_ome and tif.ome_metadata:
-            pixel_size, z_spacing, unit = _ome_sizes(tif.ome_metadata)
+        # OME-XML parsed once (it can be megabytes): sizes, frame interval, channel names
+        pixels = _ome_pixels(tif.ome_metadata) if tif.is_ome and tif.ome_metadata else None
+        pixel_size, z_spacing, unit = _ome_sizes(pixels) if pixels else (None, None, None)
         if pixel_size is None:
             pixel_size, z_spacing, unit = _tag_sizes(series.keyframe, tif.imagej_metadata)
             if z_spacing is None and tif.is_shaped and tif.shaped_metadata:
                 z_spacing = tif.shaped_metadata[0].get("spacing")  # written by write_image
-        interval, time_unit = _frame_interval(tif)
-        names = _ome_channel_names(tif.ome_metadata, axes, data.shape) if tif.is_ome and tif.ome_metadata else None
+        interval, time_unit = _frame_interval(tif, pixels)
+        names = _ome_channel_names(pixels, axes, data.shape) if pixels else None
         display = _display(tif.imagej_metadata) if tif.is_imagej else None
     return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
                            frame_interval=interval, time_unit=time_unit, channel_names=names, display=display)
@@ -98,9 +98,9 @@ def _ome_pixels(xml: str) -> dict:
     return (image[0] if isinstance(image, list) else image).get("Pixels", {})
 
 
-def _ome_channel_names(xml: str, axes: str | None, shape: tuple[int, ...]) -> tuple[str, ...] | None:
-    """The channels' names in OME-XML, where there is one for each plane of the C axis."""
-    channels = _ome_pixels(xml).get("Channel", [])
+def _ome_channel_names(pixels: dict, axes: str | None, shape: tuple[int, ...]) -> tuple[str, ...] | None:
+    """The channels' names in OME-XML's Pixels, where there is one for each plane of the C axis."""
+    channels = pixels.get("Channel", [])
     channels = channels if isinstance(channels, list) else [channels]
     names = tuple(str(c.get("Name", "")) for c in channels if isinstance(c, dict))
     if not axes or "C" not in axes or len(names) != shape[axes.index("C")] or not all(names):
@@ -141,20 +141,18 @@ def _check_complete(tif: tifffile.TiffFile, series: Any) -> None:
                          f"{found} can be read")
 
 
-def _frame_interval(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
-    """A time-lapse's frame interval and its unit: ImageJ's, OME's or write_image's own."""
-    if tif.is_ome and tif.ome_metadata:
-        pixels = _ome_pixels(tif.ome_metadata)
-        if "TimeIncrement" in pixels:
-            return frame_time(float(pixels["TimeIncrement"]), pixels.get("TimeIncrementUnit", "s"))
+def _frame_interval(tif: tifffile.TiffFile, pixels: dict | None) -> tuple[float | None, str | None]:
+    """A time-lapse's frame interval and its unit: OME's (``pixels``: its Pixels element),
+    ImageJ's or write_image's own."""
+    if pixels and "TimeIncrement" in pixels:
+        return frame_time(float(pixels["TimeIncrement"]), pixels.get("TimeIncrementUnit", "s"))
     for found in (tif.imagej_metadata, tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None):
         if found and found.get("finterval"):
             return frame_time(float(found["finterval"]), found.get("tunit", "sec"))
     return None, None
 
 
-def _ome_sizes(xml: str) -> tuple[tuple[float, float] | None, float | None, str | None]:
-    pixels = _ome_pixels(xml)
+def _ome_sizes(pixels: dict) -> tuple[tuple[float, float] | None, float | None, str | None]:
     if "PhysicalSizeX" not in pixels:
         return None, None, None
     x = float(pixels["PhysicalSizeX"])
