@@ -33,7 +33,7 @@ import numpy as np
 from .engine import Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
 from .engine.model import drive, fits_once, planes_to_fit
-from .engine.planes import ImageInfo, inspect, is_lazy, planes_along
+from .engine.planes import ImageInfo, channel_groups, channel_view, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
 from .engine.threads import check_threads
@@ -546,12 +546,8 @@ class _Opened:
 
     def channel_view(self, planes: Sequence[int]) -> tuple[Any, tuple]:
         """The image restricted to the channel whose planes are ``planes`` (a view, not a
-        copy), and its index in the whole image."""
-        at = channel_axis(self.info, self.meta.axes)
-        if at is None or len(planes) == self.info.planes:
-            return self.data, (Ellipsis,)
-        index = (slice(None),) * at + (self.info.index(planes[0])[at],)
-        return self.data[index], index
+        copy), and its index in the whole image (see :func:`~.engine.planes.channel_view`)."""
+        return channel_view(self.data, self.info, channel_axis(self.info, self.meta.axes), planes)
 
 
 def channel_axis(info: ImageInfo, axes: str | None) -> int | None:
@@ -566,8 +562,7 @@ def channel_planes(info: ImageInfo, axes: str | None) -> list[list[int]]:
     which are fitted apart: channels differ in structure, brightness and often in gain (on 2
     channels of a confocal stack whose gains differ 5x, one model for both lost 1.1 dB on one;
     docs/benchmarks.md#channels). One list of every plane for anything else."""
-    at = channel_axis(info, axes)
-    return [list(range(info.planes))] if at is None else planes_along(info, at)
+    return channel_groups(info, channel_axis(info, axes))
 
 
 def _open(job: _Job, options: BatchOptions) -> _Opened:

@@ -121,14 +121,12 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
                     planes: list[int] | None) -> list[int] | None:
     """The planes to fit on: ``planes``, or a few of ``channel``'s. A stack with several
     channels fitted on all of them gets a note: they are better fitted one at a time."""
-    import numpy as np
-
     from .batch import channel_planes
     from .engine.model import planes_to_fit
     from .engine.planes import ImageInfo
 
     # from the shape alone: fit() checks the image (a whole pass over its pixels) itself
-    channels = channel_planes(ImageInfo(tuple(int(n) for n in data.shape), np.dtype(data.dtype), rgb), axes)
+    channels = channel_planes(ImageInfo.of(data, rgb), axes)
     if channel is None:
         if len(channels) > 1 and planes is None:
             print(f"Note: the image has {len(channels)} channels (axes {axes}); the model is fitted on planes "

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
 from ..engine.model import fits_once, planes_to_fit
-from ..engine.planes import ImageInfo, is_lazy, planes_along
+from ..engine.planes import ImageInfo, channel_groups, channel_view, is_lazy
 from ..engine.results import relabelled
 from ..io.zarr import colour_as_channel, ome_zarr_outputs, output_levels
 
@@ -102,20 +102,11 @@ class Outcome:
     channels: tuple[tuple[DenoiseResult, Denoiser | None], ...] = ()
 
 
-def planes_of(image: Any, rgb: bool) -> int:
-    """The number of planes of an image, from its shape alone."""
-    shape = tuple(np.shape(image)) if not hasattr(image, "shape") else tuple(image.shape)
-    return int(np.prod(shape[:-3] if rgb else shape[:-2], dtype=np.int64))
-
-
 def channel_planes(job: Job) -> list[list[int]]:
     """The plane numbers of each of the job's channels, fitted apart; one list of every plane
     where it has no channel axis of several channels, or a saved model is applied to all."""
-    info = ImageInfo(tuple(int(n) for n in job.image.shape), np.dtype(job.image.dtype), job.rgb)
-    at = job.channel_axis
-    if job.model is not None or at is None or not 0 <= at < len(info.lead) or info.lead[at] < 2:
-        return [list(range(info.planes))]
-    return planes_along(info, at)
+    info = ImageInfo.of(job.image, job.rgb)
+    return channel_groups(info, None if job.model is not None else job.channel_axis)
 
 
 def way(job: Job) -> str:
@@ -195,25 +186,21 @@ def _how(job: Job, how: str, groups: list[list[int]], results: tuple) -> str:
     if how == "every plane":
         return f"{each}every plane fitted in turn ({planes} planes{' each' if channels > 1 else ''})"
     if planes == 1:
-        return f"{each}fitted and applied" if each else "fitted and applied"
+        return f"{each}fitted and applied"
     fitted = len(results[0][1].planes)
     return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane"
 
 
 def _every_plane(job: Job, planes: list[int], out: dict[str, Any], start: float, end: float) -> Fill:
     """Every plane of one channel (or of the image) fitted in turn, its results put in ``out``."""
-    whole = len(planes) == planes_of(job.image, job.rgb)
-    index: tuple = (Ellipsis,)
-    image = job.image
-    if not whole:  # one channel: a view of it, its planes numbered in the whole image
-        info = ImageInfo(tuple(int(n) for n in job.image.shape), np.dtype(job.image.dtype), job.rgb)
-        index = (slice(None),) * job.channel_axis + (info.index(planes[0])[job.channel_axis],)
-        image = job.image[index]
+    info = ImageInfo.of(job.image, job.rgb)
+    image, index = channel_view(job.image, info, job.channel_axis, planes)  # one channel: a view of it
     run = denoise_iter(image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
-    run = relabelled(run, lambda event: dataclasses.replace(event, plane=planes[event.plane], planes=planes_of(job.image, job.rgb)))
+    # its planes numbered in the whole image, as the other ways number them
+    run = relabelled(run, lambda event: dataclasses.replace(event, plane=planes[event.plane], planes=info.planes))
     result = yield from _steps(run, "denoising", start, end)
     for kind in job.kinds:
-        if whole:
+        if index == (Ellipsis,):
             out[kind] = getattr(result, kind)  # as it is, not copied
         else:
             out[kind][index] = getattr(result, kind)

@@ -9,7 +9,7 @@ streams through.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,12 @@ class ImageInfo:
     shape: tuple[int, ...]
     dtype: np.dtype
     rgb: bool
+
+    @classmethod
+    def of(cls, image: Any, rgb: bool) -> ImageInfo:
+        """What ``image``'s shape and dtype say, read from nothing else and checked for nothing
+        (:func:`inspect` checks, and may read a whole image in memory to do so)."""
+        return cls(tuple(int(n) for n in image.shape), np.dtype(image.dtype), rgb)
 
     @property
     def lead(self) -> tuple[int, ...]:
@@ -130,6 +136,24 @@ def planes_along(info: ImageInfo, axis: int) -> list[list[int]]:
     """The plane numbers at each index of leading axis ``axis`` (e.g. each channel's)."""
     numbers = np.arange(info.planes).reshape(info.lead)
     return [np.take(numbers, i, axis=axis).ravel().tolist() for i in range(info.lead[axis])]
+
+
+def channel_groups(info: ImageInfo, axis: int | None) -> list[list[int]]:
+    """The plane numbers of each channel, where leading axis ``axis`` holds channels (more
+    than one): they are fitted apart. One list of every plane otherwise."""
+    if axis is None or not 0 <= axis < len(info.lead) or info.lead[axis] < 2:
+        return [list(range(info.planes))]
+    return planes_along(info, axis)
+
+
+def channel_view(image: Any, info: ImageInfo, axis: int | None, planes: Sequence[int]) -> tuple[Any, tuple]:
+    """The part of ``image`` that is the channel whose planes are ``planes`` (along leading axis
+    ``axis``; a view, not a copy), and its index in the whole; the image itself, at
+    ``(Ellipsis,)``, where ``planes`` are all of them."""
+    if axis is None or len(planes) == info.planes:
+        return image, (Ellipsis,)
+    index = (slice(None),) * axis + (info.index(planes[0])[axis],)
+    return image[index], index
 
 
 def spread_planes(count: int, wanted: int) -> list[int]:

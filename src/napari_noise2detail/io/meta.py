@@ -104,14 +104,15 @@ def _label_letters(labels: Sequence[str]) -> str | None:
         return None  # a word ("time"): not guessed at
     if all(n is None for n in named):
         return None  # nothing named
-    plane = [letter for letter in "YX" if letter not in named]  # the last two axes': X last
-    lead = [letter for letter in "ZT" if letter not in named]  # the others': Z nearest
+    # taken from the end, from the last axis back: X then Y for the last two, Z then T before them
+    plane = [letter for letter in "YX" if letter not in named]
+    lead = [letter for letter in "TZ" if letter not in named]
     for i in reversed(range(len(named))):
         if named[i] is None:
             pool = plane if i >= len(named) - 2 else lead
             if not pool:
                 return None
-            named[i] = pool.pop() if pool is plane else pool.pop(0)
+            named[i] = pool.pop()
     letters = "".join(named)
     return letters if len(set(letters)) == len(letters) else None
 
