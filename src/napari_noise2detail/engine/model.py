@@ -208,9 +208,10 @@ class Denoiser:
                     self._apply_tiled(image, info, batch[0], outputs, settings)
                 else:
                     raw = [read_plane(image, info, i) for i in batch]
-                    for i, plane in zip(batch, raw):
-                        self._check_covered(self._uncovered(plane), plane[..., 0].size, _plane_name(info, i))
-                    for i, plane, stages in zip(batch, raw, self._stages(raw, settings)):
+                    prepared = [self._prepare(plane) for plane in raw]  # for the check and the stages alike
+                    for i, plane, ready in zip(batch, raw, prepared):
+                        self._check_covered(self._uncovered(plane, ready), plane[..., 0].size, _plane_name(info, i))
+                    for i, plane, stages in zip(batch, raw, self._stages(raw, settings, prepared=prepared)):
                         _write(outputs, info, i, stages, plane)
                 done = first + len(batch)
                 yield Progress(batch[-1], info.planes, 0, done, count, None, done / count)
@@ -223,13 +224,13 @@ class Denoiser:
 
     def _stages(
         self, raw: Sequence[np.ndarray], settings: Settings, ranges: Sequence[tuple] | None = None,
-        origin: tuple[int, int] = (0, 0),
+        origin: tuple[int, int] = (0, 0), prepared: Sequence[np.ndarray] | None = None,
     ) -> list[list[np.ndarray]]:
         """s1, s2, s3 of each raw ``(H, W, C)`` plane (or tile), in its intensity units. Each
         is mapped to [0, 1] with the model's range, widened to take in the plane's own where
         that reaches further (``ranges``: given for tiles, which must share their plane's;
-        ``origin``: a tile's place in its plane)."""
-        prepared = [self._prepare(plane) for plane in raw]
+        ``origin``: a tile's place in its plane; ``prepared``: the planes made ready already)."""
+        prepared = prepared if prepared is not None else [self._prepare(plane) for plane in raw]
         if ranges is None:
             ranges = [union_range((self.low, self.high), self._range(p), self._decorrelate) for p in prepared]
         units = [to_unit(p, low, high) for p, (low, high) in zip(prepared, ranges)]
@@ -254,8 +255,9 @@ class Denoiser:
         uncovered = 0
         for top, left in tiles:
             part = read_plane(image, info, plane, slice(top, top + PLANE_TILE), slice(left, left + PLANE_TILE))
-            plane_range = union_range(plane_range, self._range(self._prepare(part)), self._decorrelate)
-            uncovered += self._uncovered(part)
+            ready = self._prepare(part)
+            plane_range = union_range(plane_range, self._range(ready), self._decorrelate)
+            uncovered += self._uncovered(part, ready)
         self._check_covered(uncovered, info.height * info.width, _plane_name(info, plane))
         margin = halo(settings)
         for top, left in tiles:
@@ -278,13 +280,15 @@ class Denoiser:
     def _stabilised(self) -> bool:
         return self.noise is not None and self.noise.stabilised
 
-    def _uncovered(self, plane: np.ndarray) -> int:
+    def _uncovered(self, plane: np.ndarray, prepared: np.ndarray | None = None) -> int:
         """Values of a raw ``(H, W, C)`` plane that the model does not cover: below what the
-        stabilising transform tells apart, or darker than nearly all it was fitted on (:attr:`dark`)."""
+        stabilising transform tells apart, or darker than nearly all it was fitted on
+        (:attr:`dark`; ``prepared``: the plane made ready already, see :meth:`_prepare`)."""
         raw = plane[..., : self.channels]
         below = raw < floor(self.noise) if self._stabilised else np.zeros(raw.shape, bool)
         if self.dark is not None:
-            dark = self._prepare(plane)[..., : len(self.dark)] < np.asarray(self.dark)
+            prepared = self._prepare(plane) if prepared is None else prepared
+            dark = prepared[..., : len(self.dark)] < np.asarray(self.dark)
             if len(self.dark) < self.channels:  # opponent colours: their luminance stands for all the pixel's values
                 dark = dark.any(axis=-1, keepdims=True)
             below = below | dark
