@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import OnePlaneAtATime, drain, make_folder, snapshot
+from conftest import OnePlaneAtATime, drain, make_folder, snapshot, with_a_blank_frame
 from napari_noise2detail.batch import (
     ArrayItem,
     BatchOptions,
@@ -377,6 +377,29 @@ def test_long_stacks_are_fitted_once(tmp_path, monkeypatch):
     _events, summary = drain(run_batch([tmp_path / "long.tif", tmp_path / "short.tif"], tmp_path / "out", OPTIONS))
     assert summary.ok and calls == ["fit_iter", "denoise_iter"]
     assert tifffile.imread(tmp_path / "out" / "long_n2d_detail.tif").shape == (FIT_ONCE_FROM, 16, 16)
+
+
+def test_a_plane_the_stacks_own_model_does_not_cover_is_fitted_on_its_own(tmp_path):
+    """A blank frame in a long stack: the model fitted once on a few planes (not on it) would
+    lift it to their background; it is fitted on its own, and the summary says so. A saved
+    model refuses it, with the reason."""
+    from napari_noise2detail import fit
+    from napari_noise2detail.engine.model import FIT_ONCE_FROM, planes_to_fit
+
+    assert 3 not in planes_to_fit(range(FIT_ONCE_FROM))
+    tifffile.imwrite(tmp_path / "lapse.tif", with_a_blank_frame(FIT_ONCE_FROM, blank=3))
+    _events, summary = drain(run_batch([tmp_path / "lapse.tif"], tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    (done,) = summary.done
+    assert done.reason == "plane 3 was fitted on its own: mostly darker than the planes the model was fitted on"
+    assert "Notes:\n  " in summary.report() and "plane 3 was fitted on its own" in summary.report()
+
+    others = np.delete(tifffile.imread(tmp_path / "lapse.tif"), 3, axis=0)
+    model = fit(others, device="cpu", **TINY).save(tmp_path / "m.n2d")
+    options = BatchOptions(device="cpu", model=str(model))
+    _events, summary = drain(run_batch([tmp_path / "lapse.tif"], tmp_path / "out2", options))
+    (failed,) = summary.failed
+    assert "of plane 3 is darker than nearly all of what this model was fitted on" in failed.reason
 
 
 def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):

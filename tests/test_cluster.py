@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import drain, make_folder, snapshot
+from conftest import drain, make_folder, snapshot, with_a_blank_frame
 from napari_noise2detail.batch import BatchOptions, collect_inputs, run_batch
 from napari_noise2detail.io.zarr import read_zarr
 
@@ -394,6 +394,25 @@ def test_without_a_cluster_dask_is_not_imported(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
 
 
+def test_a_block_fits_the_planes_its_stacks_own_model_does_not_cover(tmp_path):
+    import zarr
+
+    from napari_noise2detail import fit
+    from napari_noise2detail.batch import _open, _plan, run_block
+    from napari_noise2detail.cluster import _begin_outputs
+
+    data = with_a_blank_frame(6, blank=3)
+    zarr.create_array(str(tmp_path / "stack.zarr"), shape=data.shape, chunks=(1, *data.shape[1:]),
+                      dtype=data.dtype)[:] = data
+    (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", BLOCK_OPTIONS)
+    model = fit(data, planes=[0, 5], device="cpu", steps=8, width=8).to_bytes()
+    outputs, arrays, _flags = _begin_outputs(job, _open(job, BLOCK_OPTIONS), BLOCK_OPTIONS)
+    with outputs:
+        assert run_block(job, BLOCK_OPTIONS, model, range(2, 5), arrays, refit=True) == (3,)
+        with pytest.raises(ValueError, match="of plane 3 is darker than nearly all"):
+            run_block(job, BLOCK_OPTIONS, model, range(2, 5), arrays)  # a saved model: refused
+
+
 def test_a_block_stops_writing_once_its_stack_is_told_to_stop(tmp_path):
     from napari_noise2detail import fit
     from napari_noise2detail.batch import _ItemFailed, _open, _plan, run_block
@@ -404,7 +423,7 @@ def test_a_block_stops_writing_once_its_stack_is_told_to_stop(tmp_path):
     model = fit(data[0], device="cpu", steps=8, width=8).to_bytes()
     outputs, arrays, flags = _begin_outputs(job, _open(job, BLOCK_OPTIONS), BLOCK_OPTIONS)
     split = _Split(outputs, flags, set(), 2)
-    assert run_block(job, BLOCK_OPTIONS, model, range(0, 2), arrays) == 2
+    assert run_block(job, BLOCK_OPTIONS, model, range(0, 2), arrays) == ()  # every plane covered: none fitted on its own
     split.stop()  # as the client does when the batch is cancelled, before removing the store
     with pytest.raises(_ItemFailed, match="being removed"):
         run_block(job, BLOCK_OPTIONS, model, range(2, 4), arrays)

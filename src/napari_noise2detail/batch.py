@@ -35,7 +35,7 @@ from .engine.device import resolve_device
 from .engine.model import drive, fits_once, planes_to_fit
 from .engine.planes import ImageInfo, channel_groups, channel_view, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
-from .engine.results import relabelled
+from .engine.results import refit_note, relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
 from .io.atomic import making_folder
@@ -100,7 +100,8 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class ItemResult:
-    """What happened to one item: ``status`` is "done", "skipped" or "failed" (see ``reason``)."""
+    """What happened to one item: ``status`` is "done", "skipped" or "failed"; ``reason``: why it
+    failed, or a note on how a done one went (planes fitted on their own, say)."""
 
     name: str
     source: str
@@ -189,6 +190,10 @@ class BatchSummary:
         if self.failed:
             lines.append("Failed:")
             lines += [f"  {r.source}: {r.reason}" for r in self.failed]
+        notes = [r for r in self.done if r.reason]
+        if notes:
+            lines.append("Notes:")
+            lines += [f"  {r.source}: {r.reason}" for r in notes]
         return "\n".join(lines)
 
 
@@ -449,10 +454,10 @@ def _item(
     raises for one bad item: it is a failed result, with its reason."""
     began = time.perf_counter()
     try:
-        outputs = yield from _process(job, settings, device, options)
+        outputs, note = yield from _process(job, settings, device, options)
     except Exception as err:  # one bad item must not stop the batch
         return ItemResult(job.name, job.source, "failed", failure_reason(err), (), time.perf_counter() - began)
-    return ItemResult(job.name, job.source, "done", "", outputs, time.perf_counter() - began)
+    return ItemResult(job.name, job.source, "done", note, outputs, time.perf_counter() - began)
 
 
 def failure_reason(error: BaseException) -> str:
@@ -593,22 +598,23 @@ def _open(job: _Job, options: BatchOptions) -> _Opened:
 
 def _process(
     job: _Job, settings: Settings, device: Any, options: BatchOptions
-) -> Generator[Progress, None, tuple[Path, ...]]:
-    """Read, denoise and write one item; yields the engine's progress, returns the outputs."""
+) -> Generator[Progress, None, tuple[tuple[Path, ...], str]]:
+    """Read, denoise and write one item; yields the engine's progress, returns the outputs
+    and a note on how it went (see :func:`_denoise_into`)."""
     opened = _open(job, options)
     meta, rgb = opened.meta, opened.rgb
     dtype = opened.dtype(options)
     if is_lazy(opened.data):  # a zarr store or a lazy layer: OME-Zarr outputs, plane by plane
         try:
             with opened.ome_outputs(job.outputs, dtype) as out:
-                yield from _denoise_into({kind: _Converted(array, dtype) for kind, array in out.items()},
+                note = yield from _denoise_into({kind: _Converted(array, dtype) for kind, array in out.items()},
                                          opened, settings, device, options)
         except OSError as err:
             raise _ItemFailed(f"cannot write {', '.join(map(str, job.outputs.values()))}: "
                               f"{err.strerror or err}") from err
-        return tuple(job.outputs.values())
+        return tuple(job.outputs.values()), note
     images: dict[str, Any] = dict.fromkeys(job.outputs)
-    yield from _denoise_into(images, opened, settings, device, options)
+    note = yield from _denoise_into(images, opened, settings, device, options)
     if rgb and not meta.rgb:
         meta = replace(meta, axes=None)  # the file's axes did not name the colour axis
     written = []
@@ -617,29 +623,35 @@ def _process(
             written.append(write_image(path, to_dtype(images[kind], dtype), meta, rgb=rgb))
         except OSError as err:
             raise _ItemFailed(f"cannot write {path}: {err.strerror or err}") from err
-    return tuple(written)
+    return tuple(written), note
 
 
 def _denoise_into(
     out: dict[str, Any], opened: _Opened, settings: Settings, device: Any, options: BatchOptions
-) -> Generator[Progress, None, None]:
+) -> Generator[Progress, None, str]:
     """Denoise an opened item into ``out`` (its results by kind, shaped like the image; None:
     made here, float32), a channel at a time (:meth:`_Opened.model_planes`): with the
     batch's model; or fitted once on a few planes, for a lazy image or a long stack (half of
-    the channel's progress); or else plane by plane."""
+    the channel's progress; planes that model does not cover fitted on their own); or else
+    plane by plane. Returns a note for people on how it went ("" if nothing to say)."""
     groups = opened.model_planes(options)
     shape = opened.info.shape
     share = 1 / len(groups)
+    refitted: list[int] = []
     for number, planes in enumerate(groups):
         start, model = number * share, options.model[number] if options.model else None
-        if model is None and (is_lazy(opened.data) or fits_once(len(planes))):
+        fitted_here = model is None and (is_lazy(opened.data) or fits_once(len(planes)))
+        if fitted_here:
             model = yield from _scaled(_fit_once(opened, settings, device, options, planes),
                                        start, start + share / 2)
             start += share / 2
         if model is not None:
             _made(out, shape)
-            run = model.apply_iter(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
-            yield from _scaled(run, start, (number + 1) * share)
+            # a plane the model fitted here does not cover is fitted on its own; a saved one refuses it
+            run = model.apply_iter(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes,
+                                   refit=fitted_here)
+            result = yield from _scaled(run, start, (number + 1) * share)
+            refitted += result.refitted
             continue
         view, index = opened.channel_view(planes)
         run = relabelled(  # its planes numbered in the whole image, as the other ways number them
@@ -656,6 +668,7 @@ def _denoise_into(
         _made(out, shape)
         for kind in out:
             out[kind][index] = getattr(result, kind)
+    return refit_note(sorted(refitted))
 
 
 def _made(out: dict[str, Any], shape: tuple[int, ...]) -> None:
@@ -688,11 +701,14 @@ def _fit_once(
 
 
 def run_block(
-    job: _Job, options: BatchOptions, model: bytes, planes: Sequence[int], outputs: Mapping[str, Any]
-) -> int:
+    job: _Job, options: BatchOptions, model: bytes, planes: Sequence[int], outputs: Mapping[str, Any],
+    refit: bool = False,
+) -> tuple[int, ...]:
     """Apply a model to some planes of a planned zarr item, as a task on a Dask worker, writing
-    them into ``outputs`` (the item's OME-Zarr arrays, still under their temporary names);
-    returns how many planes were written. Run twice (a retry), it writes the same values."""
+    them into ``outputs`` (the item's OME-Zarr arrays, still under their temporary names).
+    ``refit``: the model was fitted on this item, and fits the planes it does not cover on
+    their own (see ``Denoiser.apply``); returns those planes. Run twice (a retry), it writes
+    the same values."""
     from .cluster import writing_flag
     from .engine.model_file import model_from_bytes
 
@@ -701,8 +717,9 @@ def run_block(
     denoiser = model_from_bytes(model, device)
     dtype = opened.dtype(options)
     out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
-    denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes)
-    return len(planes)
+    result = denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes,
+                            refit=refit)
+    return result.refitted
 
 
 def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Generator[Progress, None, Any]:

@@ -256,8 +256,9 @@ def denoise_files(inputs: Sequence[str], outdir: Path | None, options: BatchOpti
                 if event.result is not None:
                     results.append(event.result)
                     if event.result.status == "done":
+                        note = f" ({event.result.reason})" if event.result.reason else ""
                         bar.write(f"denoised {event.result.source} -> "
-                                  f"{', '.join(str(p) for p in event.result.outputs)}")
+                                  f"{', '.join(str(p) for p in event.result.outputs)}{note}")
                     elif event.result.status == "failed":
                         bar.write(f"FAILED {event.result.source}: {event.result.reason}")
     except KeyboardInterrupt:

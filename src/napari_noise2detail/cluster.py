@@ -173,6 +173,8 @@ class _Split:
     pending: set
     blocks: int
     began: float = field(default_factory=time.perf_counter)
+    #: The planes its blocks fitted on their own (see ``batch.run_block``).
+    refitted: list[int] = field(default_factory=list)
 
     @property
     def share(self) -> float:
@@ -187,14 +189,15 @@ class _Split:
     def finish(self, job: _Job) -> ItemResult:
         """Every block written: rename the outputs into place; the item's result."""
         from .batch import ItemResult
+        from .engine.results import refit_note
 
         self.stop()
         try:
             self.outputs.close()
         except OSError as err:
             return ItemResult(job.name, job.source, "failed", f"cannot write: {err.strerror or err}")
-        return ItemResult(job.name, job.source, "done", "", tuple(job.outputs.values()),
-                          time.perf_counter() - self.began)
+        return ItemResult(job.name, job.source, "done", refit_note(sorted(self.refitted)),
+                          tuple(job.outputs.values()), time.perf_counter() - self.began)
 
     def fail(self, job: _Job, error: BaseException) -> ItemResult:
         """A block failed: stop the others, remove the outputs; the item's result."""
@@ -300,6 +303,7 @@ def run_on_cluster(
                             fits.append(fitted)
                         for number, block in enumerate(blocks):
                             future = client.submit(run_block, job, worker_options, fitted, block, arrays,
+                                                   shipped is None,
                                                    key=f"{key}-{channel}-{number}", pure=False)
                             futures[future] = index
                             splits[index].pending.add(future)
@@ -333,7 +337,9 @@ def run_on_cluster(
                         f"its task ended {future.status}")
                     results[index] = split.fail(jobs[index], error)
                     ended.append(index)
-                elif not split.pending:
+                    continue
+                split.refitted += future.result()
+                if not split.pending:
                     results[index] = split.finish(jobs[index])
                     ended.append(index)
             running = _running(client, [*futures, *fits])

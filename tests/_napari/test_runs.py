@@ -6,6 +6,7 @@ import pytest
 from napari_noise2detail._napari.runs import Job, Stores, start_run, way
 from napari_noise2detail.engine import model as model_module
 from napari_noise2detail.io.zarr import default_axes
+from conftest import with_a_blank_frame
 from widget_helpers import OnePlaneAtATime, noisy_cells
 
 QUICK = {"steps": 5, "width": 8}
@@ -45,6 +46,17 @@ def test_fit_once_reports_fitting_then_applying_and_its_fraction_grows(monkeypat
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert list(outcome.arrays) == ["detail"] and outcome.arrays["detail"].shape == (5, 32, 32)
     assert outcome.model is not None
+
+
+def test_a_plane_the_fitted_model_does_not_cover_is_fitted_on_its_own_and_said(monkeypatch):
+    monkeypatch.setattr(model_module, "FIT_ONCE_FROM", 4)
+    lapse = with_a_blank_frame(7, blank=2)  # the model is fitted on planes 0, 3 and 6
+    monkeypatch.setattr(model_module, "FIT_PLANES", 3)
+    steps, outcome = finish(start_run(Job(lapse, False, settings=QUICK, kinds=("detail",))))
+    assert outcome.model.planes == (0, 3, 6)
+    assert outcome.result.refitted == (2,)
+    assert outcome.how.endswith("; plane 2 was fitted on its own: mostly darker than the planes the model was fitted on")
+    assert any(s.phase == "applying" and s.progress.stage == 1 and s.progress.plane == 2 for s in steps)
 
 
 def test_a_lazy_image_needs_a_folder_and_streams_into_it(tmp_path):

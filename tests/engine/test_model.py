@@ -143,6 +143,32 @@ def test_a_model_refuses_an_image_mostly_darker_than_all_it_was_fitted_on(planes
         older.apply(stack[0] / 3)
 
 
+@pytest.mark.parametrize("tile", [None, 20], ids=["whole planes", "in tiles"])
+def test_a_model_fitted_on_a_stack_fits_the_planes_it_does_not_cover_on_their_own(tile, monkeypatch):
+    """A blank frame in a time-lapse (the shutter closed: the camera's offset and read noise)
+    is darker than nearly all a model fitted on the other planes saw: refused by a model from
+    elsewhere, fitted on its own (warm-started, as plane by plane) when asked to refit."""
+    if tile:
+        monkeypatch.setattr(model_module, "PLANE_TILE", tile)
+    rng = np.random.default_rng(1)
+    clean = np.stack([synthetic_cells(40, seed=s) for s in range(4)])
+    stack = 1000 + 4 * rng.poisson(200 * clean + 20) + rng.normal(0, 3, clean.shape)
+    stack[2] = 1000 + rng.normal(0, 12, clean.shape[1:])  # blank
+    model = fit(stack, planes=[0, 1, 3], device="cpu", threads=1, **QUICK)
+    with pytest.raises(ValueError, match="of plane 2 is darker than nearly all"):
+        model.apply(stack, threads=1)
+    events = []
+    result = model.apply(stack, threads=1, refit=True, progress=events.append)
+    assert result.refitted == (2,)
+    plain = model.apply(stack[[0, 1, 3]], threads=1)
+    assert np.array_equal(result.detail[[0, 1, 3]], plain.detail)  # the covered planes as ever
+    alone = fit(stack, planes=[2], start=model, preset=model.settings, seed=model.seed, device="cpu", threads=1)
+    assert np.array_equal(result.detail[2], alone.apply(stack[2], threads=1).detail)
+    assert any(1 <= e.stage <= 3 and e.plane == 2 for e in events)  # its fit is seen, on its plane
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
 def test_isolated_bright_pixels_on_an_empty_image_are_not_called_signal():
     sparse = np.zeros((32, 32), np.float32)
     sparse[5, 5], sparse[20, 10] = 1000, 800

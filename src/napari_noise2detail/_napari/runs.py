@@ -28,7 +28,7 @@ import numpy as np
 from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
 from ..engine.model import fits_once, planes_to_fit
 from ..engine.planes import ImageInfo, channel_groups, channel_view, is_lazy
-from ..engine.results import relabelled
+from ..engine.results import refit_note, relabelled
 from ..io.zarr import colour_as_channel, ome_zarr_outputs, output_levels
 
 #: Roughly how many planes' application one fit costs, to share the progress bar between
@@ -188,7 +188,8 @@ def _how(job: Job, how: str, groups: list[list[int]], results: tuple) -> str:
     if planes == 1:
         return f"{each}fitted and applied"
     fitted = len(results[0][1].planes)
-    return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane"
+    note = refit_note(sorted(plane for result, _model in results for plane in result.refitted))
+    return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane" + (f"; {note}" if note else "")
 
 
 def _every_plane(job: Job, planes: list[int], out: dict[str, Any], start: float, end: float) -> Fill:
@@ -215,11 +216,14 @@ def _fit_then_apply(job: Job, planes: list[int], apart: bool, out: dict[str, Any
     fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
     middle = start + (end - start) * FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + len(planes))
     model = yield from _steps(fit, "fitting", start, middle)
-    return (yield from _apply(job, model, planes, out, middle, end))
+    return (yield from _apply(job, model, planes, out, middle, end, refit=True))
 
 
-def _apply(job: Job, model: Denoiser, planes: list[int], out: dict[str, Any], start: float, end: float) -> Fill:
-    run = model.apply_iter(job.image, rgb=job.rgb, out=out, planes=planes)
+def _apply(job: Job, model: Denoiser, planes: list[int], out: dict[str, Any], start: float, end: float,
+           refit: bool = False) -> Fill:
+    """``model`` applied to one channel's planes; ``refit``: it was fitted on them, and fits
+    those it does not cover on their own (see ``Denoiser.apply``)."""
+    run = model.apply_iter(job.image, rgb=job.rgb, out=out, planes=planes, refit=refit)
     return (yield from _steps(run, "applying", start, end)), model
 
 

@@ -34,7 +34,7 @@ from .device import describe_device, inference_tile, resolve_device, resolve_pre
 from .normalize import from_unit, to_unit, unit_range
 from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, check_seed, resolve_settings
-from .results import KINDS, Cancelled, DenoiseResult, Progress
+from .results import KINDS, Cancelled, DenoiseResult, Progress, relabelled
 from .stabilise import NoiseModel, estimate_noise, floor, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
 from .threads import AdaptiveThreads, check_threads, torch_threads
@@ -143,6 +143,7 @@ class Denoiser:
         threads: int | None = None,
         out: Mapping[str, Any] | None = None,
         planes: Sequence[int] | None = None,
+        refit: bool = False,
     ) -> Generator[Progress, None, DenoiseResult]:
         """Like :meth:`apply`, as a generator: yields :class:`Progress`, returns the result.
 
@@ -158,7 +159,7 @@ class Denoiser:
         if device is not None:
             self.to(device)
         outputs = _outputs(info, out)
-        return self._apply(image, info, outputs, threads, chosen)
+        return self._apply(image, info, outputs, threads, chosen, refit)
 
     def apply(
         self,
@@ -169,6 +170,7 @@ class Denoiser:
         threads: int | None = None,
         out: Mapping[str, Any] | None = None,
         planes: Sequence[int] | None = None,
+        refit: bool = False,
         progress: Callable[[Progress], object] | None = None,
     ) -> DenoiseResult:
         """Denoise ``image`` with the fitted networks, without fitting.
@@ -184,14 +186,20 @@ class Denoiser:
         planes: only these planes of a stack (numbers of the flattened leading axes), e.g. a
             block of a long stack on one worker of a cluster; the outputs keep the image's
             shape and their other planes are not written. None: every plane.
+        refit: a plane the model does not cover (mostly darker than nearly all it was fitted
+            on: a blank frame, a plane beyond the sample) is fitted on its own, warm-started
+            from this model, as denoising plane by plane would, instead of refused (which
+            planes: ``DenoiseResult.refitted``). For a model fitted on a few planes of this
+            same stack; a model fitted on other images refuses them, as it should.
         progress: called after every plane; return False to cancel (raises
             :class:`Cancelled`).
         """
-        run = self.apply_iter(image, rgb=rgb, device=device, threads=threads, out=out, planes=planes)
+        run = self.apply_iter(image, rgb=rgb, device=device, threads=threads, out=out, planes=planes, refit=refit)
         return drive(run, progress, "applying the model was cancelled")
 
     def _apply(
-        self, image: Any, info: ImageInfo, outputs: dict[str, Any], threads: int | None, planes: list[int]
+        self, image: Any, info: ImageInfo, outputs: dict[str, Any], threads: int | None, planes: list[int],
+        refit: bool = False,
     ) -> Generator[Progress, None, DenoiseResult]:
         began = time.perf_counter()
         device = self.device
@@ -202,25 +210,47 @@ class Denoiser:
             yield Progress(planes[0], info.planes, 0, 0, count, None, 0.0)
             tiled = max(info.height, info.width) > PLANE_TILE
             per = 1 if tiled else max(1, min(16, BATCH_PIXELS // (info.height * info.width)))
+            refitted: list[int] = []
             for first in range(0, count, per):
                 batch = planes[first : first + per]
                 if tiled:
-                    self._apply_tiled(image, info, batch[0], outputs, settings)
+                    alone = [] if self._apply_tiled(image, info, batch[0], outputs, settings, refit) else batch
                 else:
                     raw = [read_plane(image, info, i) for i in batch]
                     prepared = [self._prepare(plane) for plane in raw]  # for the check and the stages alike
-                    for i, plane, ready in zip(batch, raw, prepared):
-                        self._check_covered(self._uncovered(plane, ready), plane[..., 0].size, _plane_name(info, i))
-                    for i, plane, stages in zip(batch, raw, self._stages(raw, settings, prepared=prepared)):
-                        _write(outputs, info, i, stages, plane)
+                    covered = [self._covers(self._uncovered(plane, ready), plane[..., 0].size,
+                                            _plane_name(info, i), refit)
+                               for i, plane, ready in zip(batch, raw, prepared)]
+                    kept = [k for k, ok in enumerate(covered) if ok]
+                    if kept:
+                        stages = self._stages([raw[k] for k in kept], settings, prepared=[prepared[k] for k in kept])
+                        for k, planes_stages in zip(kept, stages):
+                            _write(outputs, info, batch[k], planes_stages, raw[k])
+                    alone = [i for i, ok in zip(batch, covered) if not ok]
+                for number, i in enumerate(alone):  # each its share of the batch's progress
+                    share = len(batch) / count / len(alone)
+                    yield from self._fitted_alone(image, info, i, outputs, threads, first / count + number * share, share)
+                refitted += alone
                 done = first + len(batch)
                 yield Progress(batch[-1], info.planes, 0, done, count, None, done / count)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
         return DenoiseResult(
             *(outputs.get(kind) for kind in KINDS), describe_device(device, threads), self.settings,
-            time.perf_counter() - began, self.noise, self.clipping,
+            time.perf_counter() - began, self.noise, self.clipping, tuple(refitted),
         )
+
+    def _fitted_alone(
+        self, image: Any, info: ImageInfo, plane: int, outputs: dict[str, Any], threads: int | None,
+        before: float, share: float,
+    ) -> Generator[Progress, None, None]:
+        """A plane this model does not cover, fitted on its own (warm-started from this model,
+        with its settings and seed: what denoising the stack plane by plane does) and written;
+        its fit's events cover ``share`` of the run from ``before``."""
+        run = _fit_run(image, info, self.settings, self.device, self.seed, threads, [plane], self)
+        model = yield from relabelled(run, lambda event: replace(
+            event, plane=plane, planes=info.planes, fraction=before + share * event.fraction))
+        drive(model._apply(image, info, outputs, threads, [plane]), None)
 
     def _stages(
         self, raw: Sequence[np.ndarray], settings: Settings, ranges: Sequence[tuple] | None = None,
@@ -245,10 +275,12 @@ class Denoiser:
         ]
 
     def _apply_tiled(
-        self, image: Any, info: ImageInfo, plane: int, outputs: dict[str, Any], settings: Settings
-    ) -> None:
+        self, image: Any, info: ImageInfo, plane: int, outputs: dict[str, Any], settings: Settings,
+        refit: bool = False,
+    ) -> bool:
         """One plane in tiles of :data:`PLANE_TILE`, each read with the context the stages
-        need (``stages.halo``); the plane's range is gathered from its tiles first."""
+        need (``stages.halo``); the plane's range is gathered from its tiles first. False:
+        not written, the model does not cover it (see :meth:`_covers`)."""
         tiles = [(top, left) for top in range(0, info.height, PLANE_TILE)
                  for left in range(0, info.width, PLANE_TILE)]
         plane_range = (self.low, self.high)
@@ -258,7 +290,8 @@ class Denoiser:
             ready = self._prepare(part)
             plane_range = union_range(plane_range, self._range(ready), self._decorrelate)
             uncovered += self._uncovered(part, ready)
-        self._check_covered(uncovered, info.height * info.width, _plane_name(info, plane))
+        if not self._covers(uncovered, info.height * info.width, _plane_name(info, plane), refit):
+            return False
         margin = halo(settings)
         for top, left in tiles:
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
@@ -270,6 +303,7 @@ class Denoiser:
             inner = (slice(top - t0, bottom - t0), slice(left - l0, right - l0))
             _write(outputs, info, plane, [s[inner] for s in stages], part[inner],
                    (slice(top, bottom), slice(left, right)))
+        return True
 
     # -- the noise-aware transforms around the networks ------------------------------------
     @property
@@ -294,8 +328,12 @@ class Denoiser:
             below = below | dark
         return int(np.count_nonzero(below))
 
-    def _check_covered(self, uncovered: int, pixels: int, plane: str) -> None:
+    def _covers(self, uncovered: int, pixels: int, plane: str, refit: bool = False) -> bool:
+        """Whether the model covers a plane with ``uncovered`` values of its ``pixels`` (see
+        :meth:`_uncovered`); where it does not, False with ``refit``, else ValueError."""
         if uncovered > UNCOVERED_LIMIT * pixels * self.channels:
+            if refit:
+                return False
             share = 100 * uncovered / (pixels * self.channels)
             level = self._darkest()
             below = f" (below {level:.4g})" if level is not None else ""
@@ -304,6 +342,7 @@ class Denoiser:
                 f"on{below}: it was fitted on brighter images (or brighter planes of this stack), or on a "
                 "camera with another offset, and would lift or flatten those pixels. Fit a model on this "
                 "image, on planes that include this one (fit --planes), or denoise it without a model")
+        return True
 
     def _darkest(self) -> float | None:
         """The level :meth:`_uncovered` counts below, in the data's units (grey images)."""
