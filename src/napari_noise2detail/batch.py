@@ -30,7 +30,7 @@ from typing import Any, Generator, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from .engine import Denoiser, Progress, denoise_iter, fit_iter, load_model
+from .engine import Cancelled, Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
 from .engine.model import drive, fits_once, planes_to_fit
 from .engine.planes import ImageInfo, channel_groups, channel_view, inspect, is_lazy
@@ -717,14 +717,22 @@ def run_block(
     denoiser = model_from_bytes(model, device)
     dtype = opened.dtype(options)
     out = {kind: _Converted(array, dtype, writing_flag(array)) for kind, array in outputs.items()}
-    result = denoiser.apply(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes,
-                            refit=refit)
+    run = denoiser.apply_iter(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes,
+                              refit=refit)
+    try:  # stopped between two planes, or two steps of a plane fitted on its own, once told to
+        result = drive(run, lambda _event: all(array.flag.is_file() for array in out.values()))
+    except Cancelled as stopped:
+        raise _ItemFailed(REMOVED) from stopped
     return result.refitted
 
 
 def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Generator[Progress, None, Any]:
     """The events of one part of an item's work, their fraction mapped into [start, end]."""
     return relabelled(run, lambda event: replace(event, fraction=start + (end - start) * event.fraction))
+
+
+#: Why a block of a stack on a cluster stopped: the client is removing the stack's outputs.
+REMOVED = "its output is being removed: the batch was cancelled or its stack failed"
 
 
 class _Converted:
@@ -739,7 +747,7 @@ class _Converted:
 
     def __setitem__(self, index: Any, values: np.ndarray) -> None:
         if self.flag is not None and not self.flag.is_file():
-            raise _ItemFailed("its output is being removed: the batch was cancelled or its stack failed")
+            raise _ItemFailed(REMOVED)
         self.array[index] = to_dtype(values, self.dtype)
 
 

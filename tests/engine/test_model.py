@@ -169,6 +169,24 @@ def test_a_model_fitted_on_a_stack_fits_the_planes_it_does_not_cover_on_their_ow
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
+def test_a_constant_frame_the_model_does_not_cover_stays_as_it_is_and_progress_never_goes_back(monkeypatch):
+    """A dropped frame of zeros has nothing to fit: written as it is, as plane by plane does
+    (fitting it raised "the image is constant"). One plane a batch: the events after a plane
+    fitted on its own must not go back by a rounding step (0.30000000000000004, then 0.3)."""
+    from conftest import with_a_blank_frame
+
+    monkeypatch.setattr(model_module, "BATCH_PIXELS", 24 * 24)
+    lapse = with_a_blank_frame(10, blank=2).astype(np.float32)
+    lapse[5] = 0  # dropped
+    model = fit(lapse, planes=[0, 4, 9], device="cpu", threads=1, **QUICK)
+    events = []
+    result = model.apply(lapse, threads=1, refit=True, progress=events.append)
+    assert result.refitted == (2,)  # plane 5 was not fitted: nothing to fit
+    assert all((getattr(result, kind)[5] == 0).all() for kind in ("partial", "smooth", "detail"))
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and max(fractions) <= 1.0
+
+
 def test_isolated_bright_pixels_on_an_empty_image_are_not_called_signal():
     sparse = np.zeros((32, 32), np.float32)
     sparse[5, 5], sparse[20, 10] = 1000, 800

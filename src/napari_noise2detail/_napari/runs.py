@@ -224,7 +224,14 @@ def _apply(job: Job, model: Denoiser, planes: list[int], out: dict[str, Any], st
     """``model`` applied to one channel's planes; ``refit``: it was fitted on them, and fits
     those it does not cover on their own (see ``Denoiser.apply``)."""
     run = model.apply_iter(job.image, rgb=job.rgb, out=out, planes=planes, refit=refit)
-    return (yield from _steps(run, "applying", start, end)), model
+    steps = relabelled(_steps(run, "applying", start, end), lambda step: step if step.progress.stage == 0
+                       else dataclasses.replace(step, phase=FITTED_ALONE))
+    return (yield from steps), model
+
+
+#: The phase of the steps of a plane that the model fitted once does not cover, fitted on its
+#: own while the model is applied (see ``Denoiser.apply``'s ``refit``).
+FITTED_ALONE = "fitting a plane on its own"
 
 
 def _into_outputs(job: Job, fill: Any) -> Generator[Step, None, Outcome]:

@@ -41,7 +41,7 @@ from .layers import SUFFIXES, image_data, layer_channel_axis, put_results, resul
 from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
-from .runs import Job, Outcome, Step, fit_only, fitted_on_several_planes, start_run, way
+from .runs import FITTED_ALONE, Job, Outcome, Step, fit_only, fitted_on_several_planes, start_run, way
 from .steady import SteadyLabel, steady_combo, steady_width
 from .stores import default_folder, layer_stores
 from .worker import Failed, Handlers, Runner
@@ -80,7 +80,8 @@ def _levels(step: Step) -> tuple[float, list[Level]]:
     if step.phase == "fitting" and event.planes > 1:
         levels.append(Level(f"fitting once on {event.planes} planes", 0, 1))
     elif event.planes > 1:
-        levels.append(Level(f"plane {event.plane + 1}/{event.planes}", event.plane, event.planes))
+        alone = ", fitted on its own" if step.phase == FITTED_ALONE else ""
+        levels.append(Level(f"plane {event.plane + 1}/{event.planes}{alone}", event.plane, event.planes))
     levels.append(Level(event.stage_label, event.step, event.total))
     return step.fraction, levels
 

@@ -227,11 +227,12 @@ class Denoiser:
                         for k, planes_stages in zip(kept, stages):
                             _write(outputs, info, batch[k], planes_stages, raw[k])
                     alone = [i for i, ok in zip(batch, covered) if not ok]
+                done = first + len(batch)
                 for number, i in enumerate(alone):  # each its share of the batch's progress
                     share = len(batch) / count / len(alone)
-                    yield from self._fitted_alone(image, info, i, outputs, threads, first / count + number * share, share)
-                refitted += alone
-                done = first + len(batch)
+                    fitted = yield from self._fitted_alone(image, info, i, outputs, threads,
+                                                           first / count + number * share, share, done / count)
+                    refitted += [i] if fitted else []
                 yield Progress(batch[-1], info.planes, 0, done, count, None, done / count)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # hand the GPU memory back to the user's other tools
@@ -242,15 +243,25 @@ class Denoiser:
 
     def _fitted_alone(
         self, image: Any, info: ImageInfo, plane: int, outputs: dict[str, Any], threads: int | None,
-        before: float, share: float,
-    ) -> Generator[Progress, None, None]:
+        before: float, share: float, most: float,
+    ) -> Generator[Progress, None, bool]:
         """A plane this model does not cover, fitted on its own (warm-started from this model,
         with its settings and seed: what denoising the stack plane by plane does) and written;
-        its fit's events cover ``share`` of the run from ``before``."""
+        its fit's events cover ``share`` of the run from ``before`` (never past ``most``, the
+        fraction of the event that follows). False: a constant plane (a blank frame of zeros,
+        say), written as it is, as plane by plane does, for there is nothing to fit."""
+        raw = read_plane(image, info, plane)
+        # as it is (its own fit estimates its noise afresh: under this model's stabilising
+        # transform a blank frame below the camera's offset would be constant)
+        low, high = self._range(prepare(raw[..., : self.channels], None, self._decorrelate))
+        if not np.all(high > low):
+            _write(outputs, info, plane, [raw[..., : self.channels]] * len(KINDS), raw)
+            return False
         run = _fit_run(image, info, self.settings, self.device, self.seed, threads, [plane], self)
         model = yield from relabelled(run, lambda event: replace(
-            event, plane=plane, planes=info.planes, fraction=before + share * event.fraction))
+            event, plane=plane, planes=info.planes, fraction=min(before + share * event.fraction, most)))
         drive(model._apply(image, info, outputs, threads, [plane]), None)
+        return True
 
     def _stages(
         self, raw: Sequence[np.ndarray], settings: Settings, ranges: Sequence[tuple] | None = None,
