@@ -391,7 +391,8 @@ def test_a_plane_the_stacks_own_model_does_not_cover_is_fitted_on_its_own(tmp_pa
     _events, summary = drain(run_batch([tmp_path / "lapse.tif"], tmp_path / "out", OPTIONS))
     assert summary.ok, summary.report()
     (done,) = summary.done
-    assert done.reason == "plane 3 was fitted on its own: mostly darker than the planes the model was fitted on"
+    assert done.reason == ("plane 3 was fitted on its own: mostly darker than the planes the model was fitted on "
+                           "(numbered from 0)")
     assert "Notes:\n  " in summary.report() and "plane 3 was fitted on its own" in summary.report()
 
     others = np.delete(tifffile.imread(tmp_path / "lapse.tif"), 3, axis=0)
@@ -400,6 +401,21 @@ def test_a_plane_the_stacks_own_model_does_not_cover_is_fitted_on_its_own(tmp_pa
     _events, summary = drain(run_batch([tmp_path / "lapse.tif"], tmp_path / "out2", options))
     (failed,) = summary.failed
     assert "of plane 3 is darker than nearly all of what this model was fitted on" in failed.reason
+
+
+def test_per_channel_models_given_in_the_wrong_order_are_refused_with_the_likely_cause(tmp_path):
+    from napari_noise2detail import fit
+
+    rng = np.random.default_rng(0)
+    bright, dim = 1000 + rng.poisson(200, (3, 16, 16)), 100 + rng.poisson(20, (3, 16, 16))
+    tifffile.imwrite(tmp_path / "zc.tif", np.stack([bright, dim], axis=1).astype(np.uint16), imagej=True,
+                     metadata={"axes": "ZCYX"})
+    models = [fit(channel, device="cpu", **TINY) for channel in (bright, dim)]
+    options = BatchOptions(device="cpu", model=(models[1], models[0]))  # swapped
+    _events, summary = drain(run_batch([tmp_path / "zc.tif"], tmp_path / "out", options))
+    (failed,) = summary.failed
+    assert "darker than nearly all" in failed.reason
+    assert failed.reason.endswith("(this is channel 1's model: one model per channel, in channel order)")
 
 
 def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):

@@ -421,8 +421,9 @@ def test_a_block_stops_writing_once_its_stack_is_told_to_stop(tmp_path):
     data = _zarr_stack(tmp_path / "stack.zarr", planes=4)
     (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", BLOCK_OPTIONS)
     model = fit(data[0], device="cpu", steps=8, width=8).to_bytes()
-    outputs, arrays, flags = _begin_outputs(job, _open(job, BLOCK_OPTIONS), BLOCK_OPTIONS)
-    split = _Split(outputs, flags, set(), 2)
+    opened = _open(job, BLOCK_OPTIONS)
+    outputs, arrays, flags = _begin_outputs(job, opened, BLOCK_OPTIONS)
+    split = _Split(outputs, flags, set(), 2, opened.info)
     assert run_block(job, BLOCK_OPTIONS, model, range(0, 2), arrays) == ()  # every plane covered: none fitted on its own
     split.stop()  # as the client does when the batch is cancelled, before removing the store
     with pytest.raises(_ItemFailed, match="being removed"):
@@ -442,8 +443,9 @@ def test_a_running_fit_stops_once_its_stack_is_told_to_stop(tmp_path):
 
     _zarr_stack(tmp_path / "stack.zarr", planes=4)
     (job,) = _plan([tmp_path / "stack.zarr"], tmp_path / "out", BLOCK_OPTIONS)
-    outputs, _arrays, flags = _begin_outputs(job, _open(job, BLOCK_OPTIONS), BLOCK_OPTIONS)
-    split = _Split(outputs, flags, set(), 1)
+    opened = _open(job, BLOCK_OPTIONS)
+    outputs, _arrays, flags = _begin_outputs(job, opened, BLOCK_OPTIONS)
+    split = _Split(outputs, flags, set(), 1, opened.info)
     tiny = resolve_settings("fast", steps=8, width=8)
     assert model_from_bytes(fit_job(job, tiny, BLOCK_OPTIONS, flags), "cpu").planes  # fits while its outputs are wanted
     split.stop()  # as the client does on a cancel: Dask cannot stop a running task

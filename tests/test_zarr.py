@@ -292,3 +292,21 @@ def test_planes_of_a_screen_or_less_have_one_level(tmp_path):
         out["image"][...] = data
     assert sorted(p.name for p in (tmp_path / "small.ome.zarr").iterdir() if not p.name.startswith(".")) == [
         "0", "zarr.json"]
+
+
+def test_a_store_whose_ome_metadata_is_not_valid_is_refused_not_read_as_a_plain_array(tmp_path):
+    """Axes out of the order OME-Zarr requires (z before c): ome-zarr rejects the store, and
+    read as a plain array its channels would be fitted together, its scale lost."""
+    import zarr
+
+    from napari_noise2detail.io.zarr import read_zarr
+
+    store = zarr.open_group(str(tmp_path / "zc.ome.zarr"), mode="w", zarr_format=2)
+    store.create_array("0", shape=(3, 2, 16, 16), dtype="uint16")
+    axes = [{"name": "z", "type": "space"}, {"name": "c", "type": "channel"},
+            {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    store.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 0.5, 0.5]}]}]}]
+    with pytest.raises(ValueError, match=r"OME-Zarr metadata is not valid \('space' axes must come after"):
+        read_zarr(tmp_path / "zc.ome.zarr")
+    assert read_zarr(tmp_path / "zc.ome.zarr" / "0").data.shape == (3, 2, 16, 16)  # the way out it names

@@ -32,10 +32,10 @@ import numpy as np
 
 from .engine import Cancelled, Denoiser, Progress, denoise_iter, fit_iter, load_model
 from .engine.device import resolve_device
-from .engine.model import drive, fits_once, planes_to_fit
+from .engine.model import NotCovered, drive, fits_once, planes_to_fit, refit_note
 from .engine.planes import ImageInfo, channel_groups, channel_view, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
-from .engine.results import refit_note, relabelled
+from .engine.results import relabelled
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
 from .io.atomic import making_folder
@@ -650,7 +650,13 @@ def _denoise_into(
             # a plane the model fitted here does not cover is fitted on its own; a saved one refuses it
             run = model.apply_iter(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes,
                                    refit=fitted_here)
-            result = yield from _scaled(run, start, (number + 1) * share)
+            try:
+                result = yield from _scaled(run, start, (number + 1) * share)
+            except NotCovered as refused:
+                if len(options.model or ()) < 2:
+                    raise
+                raise NotCovered(f"{refused} (this is channel {number}'s model: one model per channel, "
+                                 "in channel order)") from None
             refitted += result.refitted
             continue
         view, index = opened.channel_view(planes)
@@ -668,7 +674,7 @@ def _denoise_into(
         _made(out, shape)
         for kind in out:
             out[kind][index] = getattr(result, kind)
-    return refit_note(sorted(refitted))
+    return refit_note(sorted(refitted), opened.info)
 
 
 def _made(out: dict[str, Any], shape: tuple[int, ...]) -> None:

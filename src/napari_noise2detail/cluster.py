@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable, Iterator, Mapping
 if TYPE_CHECKING:
     from .batch import BatchOptions, BatchProgress, BatchSummary, ItemResult, _Job, _Opened
     from .engine.presets import Settings
+    from .engine.planes import ImageInfo
 
 #: The job schedulers dask-jobqueue drives, and its class for each.
 JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
@@ -172,6 +173,8 @@ class _Split:
     flags: list[Path]
     pending: set
     blocks: int
+    #: The stack's shape, in the engine's terms (to name planes).
+    info: ImageInfo
     began: float = field(default_factory=time.perf_counter)
     #: The planes its blocks fitted on their own (see ``batch.run_block``).
     refitted: list[int] = field(default_factory=list)
@@ -189,14 +192,14 @@ class _Split:
     def finish(self, job: _Job) -> ItemResult:
         """Every block written: rename the outputs into place; the item's result."""
         from .batch import ItemResult
-        from .engine.results import refit_note
+        from .engine.model import refit_note
 
         self.stop()
         try:
             self.outputs.close()
         except OSError as err:
             return ItemResult(job.name, job.source, "failed", f"cannot write: {err.strerror or err}")
-        return ItemResult(job.name, job.source, "done", refit_note(sorted(self.refitted)),
+        return ItemResult(job.name, job.source, "done", refit_note(sorted(self.refitted), self.info),
                           tuple(job.outputs.values()), time.perf_counter() - self.began)
 
     def fail(self, job: _Job, error: BaseException) -> ItemResult:
@@ -294,7 +297,7 @@ def run_on_cluster(
                     reason = f"cannot write: {failure_reason(error)}"
                     results[index] = ItemResult(job.name, job.source, "failed", reason)
                 else:
-                    splits[index] = _Split(outputs, flags, set(), sum(len(blocks) for _, blocks in channels))
+                    splits[index] = _Split(outputs, flags, set(), sum(len(blocks) for _, blocks in channels), opened.info)
                     for channel, (planes, blocks) in enumerate(channels):
                         fitted = shipped[channel] if shipped else None
                         if fitted is None:  # fitted once per channel, on a worker; its blocks wait for it

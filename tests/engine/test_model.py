@@ -391,3 +391,15 @@ def test_shot_noise_is_stabilised_when_fitting_on_several_planes():
     assert not fit(counts, device="cpu", stabilise=False, **QUICK).noise.stabilised  # when asked
     single = fit(counts[0], device="cpu", **QUICK).noise  # one plane: as the preset says
     assert single is None or not single.stabilised
+
+
+def test_the_note_names_the_planes_fitted_on_their_own_as_people_find_them():
+    from napari_noise2detail.engine.model import refit_note
+    from napari_noise2detail.engine.planes import ImageInfo
+
+    lapse, hyperstack = ImageInfo.of(np.zeros((10, 8, 8)), False), ImageInfo.of(np.zeros((5, 2, 8, 8)), False)
+    assert refit_note((), lapse) == ""
+    assert refit_note([6], lapse).startswith("plane 6 was fitted on its own: mostly darker")
+    assert refit_note([6], lapse).endswith("(numbered from 0)")
+    assert refit_note([6, 7], hyperstack).startswith("planes 6 (index 3, 0), 7 (index 3, 1) were fitted on their own")
+    assert refit_note(list(range(8)), lapse).startswith("planes 0, 1, 2, 3, 4 and 3 more were")

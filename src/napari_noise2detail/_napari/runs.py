@@ -26,9 +26,9 @@ from typing import Any, Generator, Mapping, Sequence
 import numpy as np
 
 from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
-from ..engine.model import fits_once, planes_to_fit
+from ..engine.model import fits_once, planes_to_fit, refit_note
 from ..engine.planes import ImageInfo, channel_groups, channel_view, is_lazy
-from ..engine.results import refit_note, relabelled
+from ..engine.results import relabelled
 from ..io.zarr import colour_as_channel, ome_zarr_outputs, output_levels
 
 #: Roughly how many planes' application one fit costs, to share the progress bar between
@@ -188,7 +188,8 @@ def _how(job: Job, how: str, groups: list[list[int]], results: tuple) -> str:
     if planes == 1:
         return f"{each}fitted and applied"
     fitted = len(results[0][1].planes)
-    note = refit_note(sorted(plane for result, _model in results for plane in result.refitted))
+    note = refit_note(sorted(plane for result, _model in results for plane in result.refitted),
+                      ImageInfo.of(job.image, job.rgb))
     return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane" + (f"; {note}" if note else "")
 
 

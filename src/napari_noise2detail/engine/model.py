@@ -79,6 +79,10 @@ DARK_PERCENTILE = 1.0
 BATCH_PIXELS = 1024 * 1024
 
 
+class NotCovered(ValueError):
+    """A model refuses a plane it does not cover (see ``Denoiser._uncovered``)."""
+
+
 @dataclass
 class Denoiser:
     """Two fitted networks and what reproduces their results; see the module's description."""
@@ -348,11 +352,12 @@ class Denoiser:
             share = 100 * uncovered / (pixels * self.channels)
             level = self._darkest()
             below = f" (below {level:.4g})" if level is not None else ""
-            raise ValueError(
+            raise NotCovered(
                 f"{share:.0f} % of {plane} is darker than nearly all of what this model was fitted "
                 f"on{below}: it was fitted on brighter images (or brighter planes of this stack), or on a "
                 "camera with another offset, and would lift or flatten those pixels. Fit a model on this "
-                "image, on planes that include this one (fit --planes), or denoise it without a model")
+                "image or on planes that include this one (fit --planes, or fit(planes=...)), or denoise "
+                "it without a model, which fits such a plane on its own")
         return True
 
     def _darkest(self) -> float | None:
@@ -595,6 +600,19 @@ def _plane_name(info: ImageInfo, plane: int) -> str:
     if len(info.lead) < 2:
         return f"plane {plane}"
     return f"plane {plane} (index {', '.join(map(str, info.index(plane)))} of the axes before Y and X)"
+
+
+def refit_note(planes: Sequence[int], info: ImageInfo) -> str:
+    """For people: the planes of a stack (``DenoiseResult.refitted``) fitted on their own
+    because the model fitted once on a few of its planes did not cover them; "" for none."""
+    if not planes:
+        return ""
+    several = len(info.lead) > 1
+    names = [f"{p} (index {', '.join(map(str, info.index(p)))})" if several else str(p) for p in planes[:5]]
+    shown = ", ".join(names) + (f" and {len(planes) - 5} more" if len(planes) > 5 else "")
+    which = f"plane {shown} was fitted on its own" if len(planes) == 1 else f"planes {shown} were fitted on their own"
+    numbered = "numbered from 0" + (", the index along the axes before Y and X" if several else "")
+    return f"{which}: mostly darker than the planes the model was fitted on ({numbered})"
 
 
 def darkest(prepared: Sequence[np.ndarray], channels: int) -> tuple[float, ...]:

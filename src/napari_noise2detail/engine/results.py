@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Sequence, TypeVar
+from typing import Any, Callable, Generator, TypeVar
 
 from .clipping import Clipping
 from .presets import Settings
@@ -107,12 +107,3 @@ class DenoiseResult:
     #: ``Denoiser.apply``).
     refitted: tuple[int, ...] = ()
 
-
-def refit_note(planes: Sequence[int]) -> str:
-    """For people: the planes of a stack fitted on their own because the model fitted once
-    on a few of its planes did not cover them (``DenoiseResult.refitted``); "" for none."""
-    if not planes:
-        return ""
-    shown = ", ".join(map(str, planes[:5])) + (f" and {len(planes) - 5} more" if len(planes) > 5 else "")
-    which = f"plane {shown} was fitted on its own" if len(planes) == 1 else f"planes {shown} were fitted on their own"
-    return f"{which}: mostly darker than the planes the model was fitted on"

@@ -122,7 +122,11 @@ def _read_ome(path: Path) -> ZarrImage | None:
     try:
         location = parse_url(str(path), fmt=fmt)
         nodes = list(Reader(location)()) if location is not None else []
-    except Exception:  # noqa: BLE001 - not OME-Zarr: read as plain zarr
+    except Exception as error:  # noqa: BLE001 - not OME-Zarr: read as plain zarr, unless it says it is
+        if _declares_multiscales(path):  # read plainly it would lose its axes and scale, and mix channels
+            raise ValueError(f"its OME-Zarr metadata is not valid ({error}); read as a plain array it would "
+                             "lose its axes and scale, and its channels would be fitted together. Fix the "
+                             "metadata, or give the array inside it (its first level) to denoise it as a plain array") from None
         return None
     for node in nodes:
         axes = node.metadata.get("axes")
@@ -135,6 +139,17 @@ def _read_ome(path: Path) -> ZarrImage | None:
             return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale],
                              [float(t) for t in shift] if shift else None, _channels(location.root_attrs), version)
     return None
+
+
+def _declares_multiscales(path: Path) -> bool:
+    """Whether the store's group says it is OME-Zarr (``multiscales``, 0.4; or within ``ome``, 0.5)."""
+    import zarr
+
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:  # noqa: BLE001 - not a group
+        return False
+    return "multiscales" in attrs or "multiscales" in (attrs.get("ome") or {})
 
 
 def _channels(attrs: Mapping[str, Any]) -> list[dict] | None:
