@@ -281,9 +281,12 @@ def test_fit_one_channel_of_a_stack(tmp_path, capsys):
     assert main(base) == 0
     assert "the image has 2 channels (axes ZCYX)" in capsys.readouterr().err  # both, and a note
     for extra, message in [(["--channel", "2"], "has channels 0 to 1"),
-                           (["--channel", "0", "--planes", "0"], "not both")]:
+                           (["--channel", "1", "--planes", "2,6"], "--planes 6: with --channel, planes are "
+                            "numbered among the channel's own, and channel 1 has planes 0 to 5")]:
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err
+    assert main(base + ["--channel", "1", "--planes", "0,2"]) == 0  # planes 0 and 2 of channel 1: z 0 and 2
+    assert load_model(tmp_path / "m.n2d", device="cpu").planes == (1, 5)
     tifffile.imwrite(tmp_path / "z.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX"})
     # no channel axis (an OME-TIFF of one channel reads so): one channel, 0, every plane
     z = ["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--steps", "3", "--device", "cpu"]

@@ -119,8 +119,9 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
 
 def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
                     planes: list[int] | None) -> list[int] | None:
-    """The planes to fit on: ``planes``, or a few of ``channel``'s. A stack with several
-    channels fitted on all of them gets a note: they are better fitted one at a time."""
+    """The planes to fit on: ``planes``, or a few of ``channel``'s (or those ``planes`` of
+    them, numbered among its own). A stack with several channels fitted on all of them gets a
+    note: they are better fitted one at a time."""
     from .batch import channel_planes
     from .engine.model import planes_to_fit
     from .engine.planes import ImageInfo
@@ -133,14 +134,19 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
                   "of all of them. Channels that differ in brightness or gain are better fitted one at a "
                   "time: --channel N.", file=sys.stderr)
         return planes
-    if planes is not None:
-        raise ValueError("choose the planes to fit on with --planes or --channel, not both")
     # An image with no channel axis has one channel, 0: tifffile drops a C axis of one (an
     # OME-TIFF of one channel reads as ZYX), and a script looping over channels asks for 0.
     count = len(channels)
     if not 0 <= channel < count:
         which = "one channel, 0" if count == 1 else f"channels 0 to {count - 1}"
         raise ValueError(f"--channel {channel}: the image has {which}")
+    own = channels[channel]
+    if planes is not None:  # numbered among the channel's own planes
+        bad = [p for p in planes if not 0 <= p < len(own)]
+        if bad:
+            raise ValueError(f"--planes {','.join(map(str, bad))}: with --channel, planes are numbered among the "
+                             f"channel's own, and channel {channel} has planes 0 to {len(own) - 1}")
+        return [own[p] for p in planes]
     if count == 1:
         return planes  # its one channel: every plane
     return planes_to_fit(channels[channel])
@@ -349,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_fit.add_argument("-o", "--output", type=Path, required=True, help="the model file to write (.n2d)")
     run_fit.add_argument("--planes", type=_planes, default=None,
                          help="planes to fit on, numbered through the leading axes, e.g. 0,10,20 "
-                              "(default: 5 spread evenly)")
+                              "(with --channel: among that channel's planes; default: 5 spread evenly)")
     run_fit.add_argument("--channel", type=int, default=None,
                          help="fit on the planes of this channel only (numbered from 0), for a stack "
                               "with a channel axis (C); denoise fits each channel on its own")

@@ -61,7 +61,7 @@ def test_the_activity_levels_nest_the_plane_under_the_run_and_the_stage_under_th
     plane_by_plane = Progress(2, 5, 3, 40, 800, 0.01, 0.4)
     assert texts("denoising", plane_by_plane) == [("plane 3/5", 2, 5), ("stage 3/3 (detail recovery)", 40, 800)]
     assert texts("denoising", Progress(0, 1, 1, 10, 1200, 0.1, 0.1)) == [("stage 1/3 (partial denoising)", 10, 1200)]
-    fitting_once = texts("fitting", Progress(0, 5, 1, 10, 1200, 0.1, 0.1))
+    fitting_once = texts("fitting", Progress(0, 60, 1, 10, 1200, 0.1, 0.1, fitted_on=5))
     assert fitting_once[0][0] == "fitting once on 5 planes" and fitting_once[1][0].startswith("stage 1/3")
     assert texts("applying", Progress(6, 60, 0, 7, 60, None, 0.5)) == [("applying the model: plane 7/60", 7, 60)]
     from napari_noise2detail._napari.runs import FITTED_ALONE

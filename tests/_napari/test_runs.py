@@ -42,6 +42,8 @@ def test_fit_once_reports_fitting_then_applying_and_its_fraction_grows(monkeypat
     steps, outcome = finish(start_run(Job(stack(5), False, settings=QUICK, kinds=("detail",))))
     phases = [s.phase for s in steps]
     assert phases == sorted(phases, key=["fitting", "applying"].index) and "applying" in phases
+    fitting = [s.progress for s in steps if s.phase == "fitting"]  # what the Activity panel and status show
+    assert all(p.fitted_on == 5 and p.describe().startswith("5 planes fitted together, stage") for p in fitting)
     fractions = [s.fraction for s in steps]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert list(outcome.arrays) == ["detail"] and outcome.arrays["detail"].shape == (5, 32, 32)

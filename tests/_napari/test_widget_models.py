@@ -198,7 +198,7 @@ def test_each_channel_of_a_layer_is_fitted_on_its_own_and_saved_as_shown(
     about = viewer.layers["two [N2D detail]"].metadata["noise2detail"]
     assert about["how"] == "each of its 2 channels on its own, fitted once on 4 of 4 planes, applied to every plane"
     assert w.noise.value.startswith("channel 0: ") and "channel 1: " in w.noise.tooltip
-    assert w.history.title == "channel 1"  # the loss plot shows the last channel's fit, not both mixed
+    assert w.history.title == "channel 1, 4 planes fitted together"  # the last channel's fit, not both mixed
     steps = [step for step, _ in w.history.series["stage 1"]]
     assert steps and steps == sorted(set(steps))
     assert w.model is None  # no one model of the layer

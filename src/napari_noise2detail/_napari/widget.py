@@ -77,8 +77,8 @@ def _levels(step: Step) -> tuple[float, list[Level]]:
     if step.phase == "applying":
         levels.append(Level(f"applying the model: plane {event.step}/{event.total}", event.step, event.total))
         return step.fraction, levels
-    if step.phase == "fitting" and event.planes > 1:
-        levels.append(Level(f"fitting once on {event.planes} planes", 0, 1))
+    if event.fitted_on > 1:
+        levels.append(Level(f"fitting once on {event.fitted_on} planes", 0, 1))
     elif event.planes > 1:
         alone = ", fitted on its own" if step.phase == FITTED_ALONE else ""
         levels.append(Level(f"plane {event.plane + 1}/{event.planes}{alone}", event.plane, event.planes))

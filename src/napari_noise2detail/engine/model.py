@@ -479,7 +479,8 @@ def _fit_run(
         raw = np.stack([read_plane(image, info, i) for i in planes])
         noise = noise_of(raw[..., : info.fitted], settings)
         run = fit_planes(raw[..., : info.fitted], noise, settings, device, seed, planes, start, tuner)
-        model, _stages = yield from fit_progress(run, settings, start is not None, 0, 1, 0.0, 1.0)
+        model, _stages = yield from fit_progress(run, settings, start is not None, planes[0], info.planes, 0.0, 1.0,
+                                                 len(planes))
     return model
 
 
@@ -703,10 +704,11 @@ def _channel_mismatch(model: int, image: int) -> str:
 
 def fit_progress(
     run: Generator[StageEvent, None, Any], settings: Settings, warm: bool, plane: int, planes: int,
-    before: float, share: float,
+    before: float, share: float, fitted_on: int = 1,
 ) -> Generator[Progress, None, Any]:
-    """The stages' events of one fit as :class:`Progress`; the fit covers ``share`` of the
-    run's fraction, starting at ``before``."""
+    """The stages' events of one fit (of ``fitted_on`` planes together, from ``plane`` of
+    ``planes``) as :class:`Progress`; the fit covers ``share`` of the run's fraction, starting
+    at ``before``."""
     fit1, fit3 = settings.fits(warm=warm)
     work = (fit1.steps + fit3.steps) or 1
     while True:
@@ -718,7 +720,7 @@ def fit_progress(
         if (stage == 2 and fit3.steps == 0) or stage == 4:
             within = work
         fraction = min(before + share * within / work, 1.0)
-        yield Progress(plane, planes, stage, step, total, loss, fraction, held_out)
+        yield Progress(plane, planes, stage, step, total, loss, fraction, held_out, fitted_on)
 
 
 def drive(

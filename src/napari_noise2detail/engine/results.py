@@ -63,6 +63,9 @@ class Progress:
     fraction: float
     #: Stage 3 with the detail guard, once it has checked: what it saw (None otherwise).
     held_out: HeldOut | None = None
+    #: While fitting: how many planes the networks are fitted to together (a model fitted
+    #: once on a few planes of a stack); ``plane`` is then the first of them.
+    fitted_on: int = 1
 
     @property
     def stage_name(self) -> str:
@@ -76,6 +79,8 @@ class Progress:
     def describe(self) -> str:
         """One line for people, e.g. ``"plane 2/5, stage 1/3 (partial denoising), step 40/1200"``."""
         plane = f"plane {self.plane + 1}/{self.planes}, " if self.planes > 1 else ""
+        if self.fitted_on > 1:
+            plane = f"{self.fitted_on} planes fitted together, "
         if not 1 <= self.stage <= 3:
             return f"{plane}{self.stage_label}"
         return f"{plane}{self.stage_label}, step {self.step}/{self.total}"
