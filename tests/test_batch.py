@@ -15,6 +15,7 @@ from napari_noise2detail.batch import (
     safe_name,
     to_dtype,
 )
+from napari_noise2detail.engine import stack as stack_module
 from napari_noise2detail.engine.presets import resolve_settings
 from napari_noise2detail.io import ImageMeta, meta_from_scale, read_image, write_image
 
@@ -142,7 +143,7 @@ def test_an_input_beside_which_nothing_can_be_written_fails_before_it_is_denoise
                         lambda folder: "cannot write in it: Read-only file system" if "locked" in str(folder)
                         else real(folder))
     fitted = []
-    monkeypatch.setattr(batch, "denoise_iter", lambda *a, **k: fitted.append(1) or pytest.fail("denoised"))
+    monkeypatch.setattr(stack_module, "denoise_iter", lambda *a, **k: fitted.append(1) or pytest.fail("denoised"))
     _, summary = drain(run_batch([tmp_path / "locked" / "a.tif"], None, OPTIONS))
     assert [r.reason for r in summary.failed] == ["cannot write in it: Read-only file system"]
     assert not fitted
@@ -342,8 +343,8 @@ def test_a_saved_model_is_applied_to_every_image_without_fitting(tmp_path, monke
     def no_fitting(*args, **kwargs):
         raise AssertionError("a saved model was given: nothing may be fitted")
 
-    monkeypatch.setattr(batch, "denoise_iter", no_fitting)
-    monkeypatch.setattr(batch, "fit_iter", no_fitting)
+    monkeypatch.setattr(stack_module, "denoise_iter", no_fitting)
+    monkeypatch.setattr(stack_module, "fit_iter", no_fitting)
     options = BatchOptions(device="cpu", model=str(model_path), save_smooth=True)
     _events, summary = drain(run_batch(collect_inputs([tmp_path / "in"]), tmp_path / "out", options))
     assert {r.name for r in summary.done} == {"a.tif", "b.tif"}
@@ -372,8 +373,8 @@ def test_long_stacks_are_fitted_once(tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "short.tif", rng.random((2, 16, 16)).astype(np.float32))
     calls = []
     for name in ("fit_iter", "denoise_iter"):
-        real = getattr(batch, name)
-        monkeypatch.setattr(batch, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+        real = getattr(stack_module, name)
+        monkeypatch.setattr(stack_module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     _events, summary = drain(run_batch([tmp_path / "long.tif", tmp_path / "short.tif"], tmp_path / "out", OPTIONS))
     assert summary.ok and calls == ["fit_iter", "denoise_iter"]
     assert tifffile.imread(tmp_path / "out" / "long_n2d_detail.tif").shape == (FIT_ONCE_FROM, 16, 16)

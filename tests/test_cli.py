@@ -186,17 +186,17 @@ def test_stabilise_flag_reaches_the_engine(tmp_path):
 
 
 def test_threads_option_reaches_the_engine(tmp_path, monkeypatch):
-    import napari_noise2detail.batch as batch
+    from napari_noise2detail.engine import stack as stack_module
 
     make_folder(tmp_path)
     seen = []
-    real = batch.denoise_iter
+    real = stack_module.denoise_iter
 
     def spy(*args, **kwargs):
         seen.append(kwargs["threads"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "denoise_iter", spy)
+    monkeypatch.setattr(stack_module, "denoise_iter", spy)
     assert main(["denoise", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--steps", "3",
                  "--device", "cpu", "--threads", "1"]) == 0
     assert main(["denoise", str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"), "--steps", "3",

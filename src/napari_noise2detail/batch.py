@@ -30,12 +30,13 @@ from typing import Any, Generator, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
-from .engine import Cancelled, Denoiser, Progress, denoise_iter, fit_iter, load_model
+from .engine import Cancelled, Denoiser, Progress, fit_iter, load_model
 from .engine.device import resolve_device
-from .engine.model import NotCovered, drive, fits_once, planes_to_fit, refit_note
-from .engine.planes import ImageInfo, channel_groups, channel_view, inspect, is_lazy
+from .engine.model import drive, planes_to_fit, refit_note
+from .engine.planes import ImageInfo, channel_groups, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
+from .engine.stack import denoise_stack_iter
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
 from .io.atomic import making_folder
@@ -549,11 +550,6 @@ class _Opened:
                               f"(its axes: {self.meta.axes or 'unknown'})")
         return channels
 
-    def channel_view(self, planes: Sequence[int]) -> tuple[Any, tuple]:
-        """The image restricted to the channel whose planes are ``planes`` (a view, not a
-        copy), and its index in the whole image (see :func:`~.engine.planes.channel_view`)."""
-        return channel_view(self.data, self.info, channel_axis(self.info, self.meta.axes), planes)
-
 
 def channel_axis(info: ImageInfo, axes: str | None) -> int | None:
     """Where a stack's channel axis ("C" in ``axes``, not the colour of RGB) lies among its
@@ -630,56 +626,15 @@ def _denoise_into(
     out: dict[str, Any], opened: _Opened, settings: Settings, device: Any, options: BatchOptions
 ) -> Generator[Progress, None, str]:
     """Denoise an opened item into ``out`` (its results by kind, shaped like the image; None:
-    made here, float32), a channel at a time (:meth:`_Opened.model_planes`): with the
-    batch's model; or fitted once on a few planes, for a lazy image or a long stack (half of
-    the channel's progress; planes that model does not cover fitted on their own); or else
-    plane by plane. Returns a note for people on how it went ("" if nothing to say)."""
-    groups = opened.model_planes(options)
-    shape = opened.info.shape
-    share = 1 / len(groups)
-    refitted: list[int] = []
-    for number, planes in enumerate(groups):
-        start, model = number * share, options.model[number] if options.model else None
-        fitted_here = model is None and (is_lazy(opened.data) or fits_once(len(planes)))
-        if fitted_here:
-            model = yield from _scaled(_fit_once(opened, settings, device, options, planes),
-                                       start, start + share / 2)
-            start += share / 2
-        if model is not None:
-            _made(out, shape)
-            # a plane the model fitted here does not cover is fitted on its own; a saved one refuses it
-            run = model.apply_iter(opened.data, rgb=opened.rgb, threads=options.threads, out=out, planes=planes,
-                                   refit=fitted_here)
-            try:
-                result = yield from _scaled(run, start, (number + 1) * share)
-            except NotCovered as refused:
-                if len(options.model or ()) < 2:
-                    raise
-                raise NotCovered(f"{refused} (this is channel {number}'s model: one model per channel, "
-                                 "in channel order)") from None
-            refitted += result.refitted
-            continue
-        view, index = opened.channel_view(planes)
-        run = relabelled(  # its planes numbered in the whole image, as the other ways number them
-            denoise_iter(view, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                         threads=options.threads),
-            lambda event: replace(event, plane=planes[event.plane], planes=opened.info.planes))
-        try:
-            result = yield from _scaled(run, start, (number + 1) * share)
-        finally:
-            run.close()
-        if index == (Ellipsis,):  # the whole image: its results as they are
-            out.update({kind: getattr(result, kind) for kind in out})
-            continue
-        _made(out, shape)
-        for kind in out:
-            out[kind][index] = getattr(result, kind)
-    return refit_note(sorted(refitted), opened.info)
-
-
-def _made(out: dict[str, Any], shape: tuple[int, ...]) -> None:
-    """The outputs not made yet (None in ``out``) made: float32 zeros shaped ``shape``."""
-    out.update({kind: np.zeros(shape, np.float32) for kind, array in out.items() if array is None})
+    made here, float32), a channel at a time (:meth:`_Opened.model_planes`), as the dock does
+    (:func:`~.engine.stack.denoise_stack_iter`): with the batch's models, or fitted once on a
+    few planes (a lazy image or a long stack), or plane by plane. Returns a note for people on
+    how it went ("" if nothing to say)."""
+    run = denoise_stack_iter(opened.data, opened.info, opened.model_planes(options), out,
+                             axis=channel_axis(opened.info, opened.meta.axes), rgb=opened.rgb, preset=settings,
+                             device=device, seed=options.seed, threads=options.threads, models=options.model)
+    results = yield from relabelled(run, lambda step: replace(step.progress, fraction=step.fraction))
+    return refit_note(sorted(plane for result, _model in results for plane in result.refitted), opened.info)
 
 
 def fit_job(
@@ -730,11 +685,6 @@ def run_block(
     except Cancelled as stopped:
         raise _ItemFailed(REMOVED) from stopped
     return result.refitted
-
-
-def _scaled(run: Generator[Progress, None, Any], start: float, end: float) -> Generator[Progress, None, Any]:
-    """The events of one part of an item's work, their fraction mapped into [start, end]."""
-    return relabelled(run, lambda event: replace(event, fraction=start + (end - start) * event.fraction))
 
 
 #: Why a block of a stack on a cluster stopped: the client is removing the stack's outputs.

@@ -177,6 +177,7 @@ def test_closing_the_viewer_mid_batch_stops_it(make_napari_viewer, qtbot, tmp_pa
 def test_a_saved_model_is_applied_to_every_image_without_fitting(viewer, qtbot, tmp_path, monkeypatch):
     from napari_noise2detail import batch as batch_module
     from napari_noise2detail import fit
+    from napari_noise2detail.engine import stack as stack_module
 
     make_folder(tmp_path / "in")
     # fitted on b ([0, 1]): a ([0, 1000]) is brighter, which a model takes in, not darker
@@ -186,8 +187,9 @@ def test_a_saved_model_is_applied_to_every_image_without_fitting(viewer, qtbot, 
     def refuse(*args, **kwargs):
         raise AssertionError("fitted, but a saved model was to be applied")
 
-    monkeypatch.setattr(batch_module, "fit_iter", refuse)
-    monkeypatch.setattr(batch_module, "denoise_iter", refuse)
+    monkeypatch.setattr(batch_module, "fit_iter", refuse)  # a fit once on a cluster's worker
+    monkeypatch.setattr(stack_module, "fit_iter", refuse)
+    monkeypatch.setattr(stack_module, "denoise_iter", refuse)
     widget = open_from_menu(viewer)
     assert widget.preset.enabled
     widget.source.value = "folder"

@@ -64,7 +64,7 @@ def test_the_activity_levels_nest_the_plane_under_the_run_and_the_stage_under_th
     fitting_once = texts("fitting", Progress(0, 60, 1, 10, 1200, 0.1, 0.1, fitted_on=5))
     assert fitting_once[0][0] == "fitting once on 5 planes" and fitting_once[1][0].startswith("stage 1/3")
     assert texts("applying", Progress(6, 60, 0, 7, 60, None, 0.5)) == [("applying the model: plane 7/60", 7, 60)]
-    from napari_noise2detail._napari.runs import FITTED_ALONE
+    from napari_noise2detail.engine.stack import FITTED_ALONE
 
     alone = texts(FITTED_ALONE, Progress(6, 60, 1, 40, 100, 0.1, 0.5))  # a plane the model does not cover
     assert alone == [("plane 7/60, fitted on its own", 6, 60), ("stage 1/3 (partial denoising)", 40, 100)]

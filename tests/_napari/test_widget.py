@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import psnr, synthetic_cells
-from napari_noise2detail._napari import runs as runs_module
+from napari_noise2detail.engine import stack as stack_module
 from napari_noise2detail._napari import widget as widget_module
 from napari_noise2detail._napari.widget import DenoiseWidget
 from widget_helpers import WAIT, noisy_cells, viewer  # noqa: F401 - viewer is a fixture
@@ -141,7 +141,7 @@ def test_engine_failure_in_the_worker_is_reported_and_widget_is_ready(viewer, qt
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
         return run()
 
-    monkeypatch.setattr(runs_module, "fit_iter", explode)
+    monkeypatch.setattr(stack_module, "fit_iter", explode)
     viewer.add_image(noisy_cells(24)[1], name="cells")
     w = make_widget(viewer)
     click_and_wait(qtbot, w)

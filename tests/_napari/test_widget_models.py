@@ -6,6 +6,7 @@ import pytest
 
 from napari_noise2detail import load_model
 from napari_noise2detail._napari import runs as runs_module
+from napari_noise2detail.engine import stack as stack_module
 from napari_noise2detail._napari import widget as widget_module
 from napari_noise2detail.engine import model as model_module
 from napari_noise2detail.io.zarr import read_zarr
@@ -26,8 +27,9 @@ def no_fitting(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("fitted, but a saved model was to be applied")
 
-    monkeypatch.setattr(runs_module, "fit_iter", refuse)
-    monkeypatch.setattr(runs_module, "denoise_iter", refuse)
+    for module in (runs_module, stack_module):
+        monkeypatch.setattr(module, "fit_iter", refuse)
+        monkeypatch.setattr(module, "denoise_iter", refuse)
 
 
 def test_a_long_stack_is_fitted_once_and_a_short_one_plane_by_plane(viewer, make_widget, qtbot, fit_once_from_4):

@@ -9,7 +9,8 @@
 
 A layer whose axis labels name a channel axis (``c``) is denoised a channel at a time, each
 channel the way its own planes call for, with its own fit (as the batch does: channels differ
-in structure, brightness and gain), unless a saved model is applied to all of them.
+in structure, brightness and gain), unless a saved model is applied to all of them. The
+run itself is the batch's (:func:`~napari_noise2detail.engine.stack.denoise_stack_iter`).
 
 :func:`start_run` checks everything it can and returns a generator of :class:`Step` that
 returns an :class:`Outcome`; closing the generator cancels the run and leaves no store behind.
@@ -17,7 +18,6 @@ returns an :class:`Outcome`; closing the generator cancels the run and leaves no
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,17 +25,12 @@ from typing import Any, Generator, Mapping, Sequence
 
 import numpy as np
 
-from ..engine import Denoiser, DenoiseResult, Progress, denoise_iter, fit_iter
+from ..engine import Denoiser, DenoiseResult, denoise_iter, fit_iter
 from ..engine.model import fits_once, planes_to_fit, refit_note
-from ..engine.planes import ImageInfo, channel_groups, channel_view, is_lazy
+from ..engine.planes import ImageInfo, channel_groups, is_lazy
 from ..engine.results import relabelled
+from ..engine.stack import FITTING, Step, denoise_stack_iter
 from ..io.zarr import colour_as_channel, ome_zarr_outputs, output_levels
-
-#: Roughly how many planes' application one fit costs, to share the progress bar between
-#: fitting and applying (a fit of ``fast`` takes as long as applying it to some tens of
-#: planes of a few hundred pixels a side). Only the bar and the time left depend on it.
-FIT_COST_IN_PLANES = 30
-
 
 @dataclass(frozen=True)
 class Stores:
@@ -71,18 +66,6 @@ class Job:
     #: Where its channel axis lies among the axes that index planes (a "c" axis label), if it
     #: has one: each channel is fitted on its own.
     channel_axis: int | None = None
-
-
-@dataclass(frozen=True)
-class Step:
-    """One event of a run: what it is doing (``phase``), the engine's event, and how far the
-    whole run is (0..1)."""
-
-    phase: str
-    progress: Progress
-    fraction: float
-    #: The channel it is of, for a layer denoised a channel at a time.
-    channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,40 +127,21 @@ def start_run(job: Job) -> Generator[Step, None, Outcome]:
     return _run(job, how)
 
 
-#: One channel's run, filling the outputs given: its events, then its result and model.
-Fill = Generator[Step, None, tuple[DenoiseResult, Denoiser | None]]
-
-
 def _run(job: Job, how: str) -> Generator[Step, None, Outcome]:
     """The job's run: each channel (see :func:`channel_planes`) filled into the outputs in
-    turn, with its share of the progress bar."""
+    turn, with its share of the progress (see :func:`~..engine.stack.denoise_stack_iter`)."""
     began = time.perf_counter()
     groups = channel_planes(job)
-    share = 1 / len(groups)
-    done = []
-    outcome = yield from _into_outputs(job, lambda out: _channels(job, how, groups, share, out, done))
-    results = tuple(done)
-    return Outcome(outcome.arrays, results[0][0], results[0][1] if len(results) == 1 else None,
-                   _how(job, how, groups, results), time.perf_counter() - began, outcome.stores,
-                   results if len(results) > 1 else ())
+    info = ImageInfo.of(job.image, job.rgb)
+    arrays, stores, results = yield from _into_outputs(job, lambda out: denoise_stack_iter(
+        job.image, info, groups, out, axis=job.channel_axis, rgb=job.rgb, preset=job.preset, device=job.device,
+        models=[job.model] if job.model is not None else None, keep_models=True, **job.settings))
+    return Outcome(arrays, results[0][0], results[0][1] if len(results) == 1 else None,
+                   _how(job, how, groups, results), time.perf_counter() - began, stores,
+                   tuple(results) if len(results) > 1 else ())
 
 
-def _channels(job: Job, how: str, groups: list[list[int]], share: float, out: dict[str, Any],
-              done: list) -> Generator[Step, None, None]:
-    for number, planes in enumerate(groups):
-        start, end = number * share, (number + 1) * share
-        if how == "apply":
-            fill = _apply(job, job.model, planes, out, start, end)
-        elif how == "every plane":
-            fill = _every_plane(job, planes, out, start, end)
-        else:
-            fill = _fit_then_apply(job, planes, len(groups) > 1, out, start, end)
-        if len(groups) > 1:  # its steps say which channel they are of
-            fill = relabelled(fill, lambda step, c=number: dataclasses.replace(step, channel=c))
-        done.append((yield from fill))
-
-
-def _how(job: Job, how: str, groups: list[list[int]], results: tuple) -> str:
+def _how(job: Job, how: str, groups: list[list[int]], results: list) -> str:
     """How the run went, in words."""
     planes, channels = len(groups[0]), len(groups)
     if how == "apply":
@@ -193,72 +157,23 @@ def _how(job: Job, how: str, groups: list[list[int]], results: tuple) -> str:
     return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane" + (f"; {note}" if note else "")
 
 
-def _every_plane(job: Job, planes: list[int], out: dict[str, Any], start: float, end: float) -> Fill:
-    """Every plane of one channel (or of the image) fitted in turn, its results put in ``out``."""
-    info = ImageInfo.of(job.image, job.rgb)
-    image, index = channel_view(job.image, info, job.channel_axis, planes)  # one channel: a view of it
-    run = denoise_iter(image, rgb=job.rgb, preset=job.preset, device=job.device, **job.settings)
-    # its planes numbered in the whole image, as the other ways number them
-    run = relabelled(run, lambda event: dataclasses.replace(event, plane=planes[event.plane], planes=info.planes))
-    result = yield from _steps(run, "denoising", start, end)
-    for kind in job.kinds:
-        if index == (Ellipsis,):
-            out[kind] = getattr(result, kind)  # as it is, not copied
-        else:
-            out[kind][index] = getattr(result, kind)
-    return result, None
-
-
-def _fit_then_apply(job: Job, planes: list[int], apart: bool, out: dict[str, Any], start: float, end: float) -> Fill:
-    """One channel's planes (or the image's) fitted once, on a few of them, then applied to them."""
-    settings = dict(job.settings)
-    if apart:
-        settings["planes"] = planes_to_fit(planes)
-    fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
-    middle = start + (end - start) * FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + len(planes))
-    model = yield from _steps(fit, "fitting", start, middle)
-    return (yield from _apply(job, model, planes, out, middle, end, refit=True))
-
-
-def _apply(job: Job, model: Denoiser, planes: list[int], out: dict[str, Any], start: float, end: float,
-           refit: bool = False) -> Fill:
-    """``model`` applied to one channel's planes; ``refit``: it was fitted on them, and fits
-    those it does not cover on their own (see ``Denoiser.apply``)."""
-    run = model.apply_iter(job.image, rgb=job.rgb, out=out, planes=planes, refit=refit)
-    steps = relabelled(_steps(run, "applying", start, end), lambda step: step if step.progress.stage == 0
-                       else dataclasses.replace(step, phase=FITTED_ALONE))
-    return (yield from steps), model
-
-
-#: The phase of the steps of a plane that the model fitted once does not cover, fitted on its
-#: own while the model is applied (see ``Denoiser.apply``'s ``refit``).
-FITTED_ALONE = "fitting a plane on its own"
-
-
-def _into_outputs(job: Job, fill: Any) -> Generator[Step, None, Outcome]:
+def _into_outputs(job: Job, fill: Any) -> Generator[Step, None, tuple[dict[str, Any], Mapping[str, Path], Any]]:
     """``fill(out)`` run into the job's outputs: numpy arrays, or (lazy images) new stores,
-    shown once complete."""
+    shown once complete. Returns the arrays to show, the stores, and what ``fill`` returned."""
     shape = tuple(int(n) for n in job.image.shape)
     if job.stores is None or not is_lazy(job.image):
         out = {kind: np.zeros(shape, np.float32) for kind in job.kinds}
-        yield from fill(out)
-        return Outcome(out, None, None, "", 0.0)
+        filled = yield from fill(out)
+        return out, {}, filled
     paths = {kind: job.stores.paths[kind] for kind in job.kinds}
     with ome_zarr_outputs(paths, shape, job.stores.axes, job.stores.scale, rgb=job.rgb,
                           translation=job.stores.translation, source=job.stores.source,
                           order=job.stores.order) as out:
-        yield from fill(out)
+        filled = yield from fill(out)
     # The stores were filled under temporary names; what is shown is read from the final ones
     # (every level of huge planes, so that napari reads what suits the zoom)
     arrays = {kind: _shown_levels(output_levels(path, job.rgb, job.stores.order)) for kind, path in paths.items()}
-    return Outcome(arrays, None, None, "", 0.0, paths)
-
-
-def _steps(
-    run: Generator[Progress, None, Any], phase: str, start: float, end: float
-) -> Generator[Step, None, Any]:
-    """The engine's events as Steps, its fraction mapped onto ``start..end`` of the whole run."""
-    return relabelled(run, lambda event: Step(phase, event, start + (end - start) * event.fraction))
+    return arrays, paths, filled
 
 
 def _shown_levels(levels: list[Any]) -> Any:
@@ -274,4 +189,4 @@ def fit_only(job: Job, channel: int = 0) -> Generator[Step, None, Denoiser]:
     if len(groups) > 1:
         settings["planes"] = planes_to_fit(groups[channel])
     fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
-    return _steps(fit, "fitting", 0.0, 1.0)
+    return relabelled(fit, lambda event: Step(FITTING, event, event.fraction))

@@ -33,6 +33,7 @@ from ..engine.clipping import Clipping
 from ..engine.planes import is_lazy
 from ..engine.presets import presets_explained
 from ..engine.stabilise import NoiseModel
+from ..engine.stack import FITTED_ALONE
 from . import remembered
 from .remembered import chosen_path
 from .activity import Level
@@ -41,7 +42,7 @@ from .layers import SUFFIXES, image_data, layer_channel_axis, put_results, resul
 from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
-from .runs import FITTED_ALONE, Job, Outcome, Step, fit_only, fitted_on_several_planes, start_run, way
+from .runs import Job, Outcome, Step, fit_only, fitted_on_several_planes, start_run, way
 from .steady import SteadyLabel, steady_combo, steady_width
 from .stores import default_folder, layer_stores
 from .worker import Failed, Handlers, Runner
