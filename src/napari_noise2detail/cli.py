@@ -106,7 +106,7 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     try:
         saved = model.save(output)
     except OSError as err:
-        print(f"napari-noise2detail: error: cannot write {output}: {err.strerror or err}", file=sys.stderr)
+        print(f"napari-noise2detail fit: error: cannot write {output}: {err.strerror or err}", file=sys.stderr)
         return 1
     print(f"{model.describe()}, planes {', '.join(map(str, model.planes))}; "
           f"fitted in {time.perf_counter() - began:.1f} s.")
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("napari-noise2detail: stopped; nothing was written", file=sys.stderr)
         return 130
     except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"napari-noise2detail: error: {err}", file=sys.stderr)
+        print(f"napari-noise2detail {args.command}: error: {err}", file=sys.stderr)  # as argparse says it
         return 2
     return 2
 
