@@ -57,6 +57,7 @@ def test_a_plane_the_fitted_model_does_not_cover_is_fitted_on_its_own_and_said(m
     steps, outcome = finish(start_run(Job(lapse, False, settings=QUICK, kinds=("detail",))))
     assert outcome.model.planes == (0, 3, 6)
     assert outcome.result.refitted == (2,)
+    assert outcome.note.startswith("plane 2 was fitted on its own")  # for the notification
     assert outcome.how.endswith("; plane 2 was fitted on its own: mostly darker than the planes the model was fitted on "
                                 "(numbered from 0)")
     alone = [s for s in steps if s.phase == "fitting a plane on its own"]

@@ -49,9 +49,13 @@ def test_the_dock_keeps_its_width_with_long_texts(viewer, make_widget, qtbot):
     width = dock.width()
     viewer.add_image(noisy_cells(64)[1], name=LONG)
     w.layer.value = viewer.layers[LONG]
-    widths = []
+    widths, formats = [], []
     w.denoise_button.native.click()
-    qtbot.waitUntil(lambda: (widths.append(dock.width()) or not w.running), timeout=WAIT)
+    qtbot.waitUntil(lambda: (widths.append(dock.width()) or formats.append(w.progress.native.format())
+                             or not w.running), timeout=WAIT)
+    # the time left is on the bar, where the status cannot push it out of sight; gone once done
+    assert any(f.startswith("%p%, about ") and f.endswith(" left") for f in formats)
+    assert w.progress.native.format() == "%p%"
     w.status.value = "x" * 300  # a path, say: no spaces to wrap at
     qtbot.wait(50)
     assert set(widths) == {width} and dock.width() == width
@@ -164,6 +168,8 @@ def test_preview_of_a_rectangle_then_the_whole_image_with_the_same_settings(view
     preview = viewer.layers[result_name(source, "preview")]
     assert [layer.name for layer in viewer.layers] == ["cells", "region", "cells [N2D preview]"]
     assert preview.data.shape == (32, 48)
+    assert preview.contrast_limits == source.contrast_limits  # drawn as the image around it
+    assert preview.colormap.name == source.colormap.name
     assert np.allclose(preview.translate, (3 + 0.5 * 10, 4 + 0.5 * 12)) and np.allclose(preview.scale, 0.5)
     assert "Denoise runs the whole image with these settings" in w.status.value
     settings = preview.metadata["noise2detail"]["settings"]

@@ -110,7 +110,10 @@ def put_results(
             name = result_name(source, kind)
             levels = isinstance(result, list)  # a multiscale result: its levels, the full resolution first
             data = [shown(level, source) for level in result] if levels else shown(result, source)
-            limits = source.contrast_limits if source.rgb else fitted_limits(data[-1] if levels else data, source)
+            # a preview lies over its source, and is drawn as it is (a patch of its own contrast
+            # looked much brighter than the image around it)
+            same = source.rgb or offset is not None
+            limits = source.contrast_limits if same else fitted_limits(data[-1] if levels else data, source)
             existing = viewer.layers[name] if name in viewer.layers else None
             if isinstance(existing, Image) and existing.rgb == source.rgb and existing.multiscale == levels:
                 existing.data = data

@@ -83,6 +83,8 @@ class Outcome:
     #: A layer fitted a channel at a time: each channel's result (``result`` is the first's,
     #: its arrays the whole image's) and model (None where its planes were fitted in turn).
     channels: tuple[tuple[DenoiseResult, Denoiser | None], ...] = ()
+    #: What the user should know of how it went, if anything (planes fitted on their own).
+    note: str = ""
 
 
 def channel_planes(job: Job) -> list[list[int]]:
@@ -136,9 +138,10 @@ def _run(job: Job, how: str) -> Generator[Step, None, Outcome]:
     arrays, stores, results = yield from _into_outputs(job, lambda out: denoise_stack_iter(
         job.image, info, groups, out, axis=job.channel_axis, rgb=job.rgb, preset=job.preset, device=job.device,
         models=[job.model] if job.model is not None else None, keep_models=True, **job.settings))
+    note = refit_note(sorted(plane for result, _model in results for plane in result.refitted), info)
     return Outcome(arrays, results[0][0], results[0][1] if len(results) == 1 else None,
-                   _how(job, how, groups, results), time.perf_counter() - began, stores,
-                   tuple(results) if len(results) > 1 else ())
+                   _how(job, how, groups, results) + (f"; {note}" if note else ""), time.perf_counter() - began,
+                   stores, tuple(results) if len(results) > 1 else (), note)
 
 
 def _how(job: Job, how: str, groups: list[list[int]], results: list) -> str:
@@ -152,9 +155,7 @@ def _how(job: Job, how: str, groups: list[list[int]], results: list) -> str:
     if planes == 1:
         return f"{each}fitted and applied"
     fitted = len(results[0][1].planes)
-    note = refit_note(sorted(plane for result, _model in results for plane in result.refitted),
-                      ImageInfo.of(job.image, job.rgb))
-    return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane" + (f"; {note}" if note else "")
+    return f"{each}fitted once on {fitted} of {planes} planes, applied to every plane"
 
 
 def _into_outputs(job: Job, fill: Any) -> Generator[Step, None, tuple[dict[str, Any], Mapping[str, Path], Any]]:

@@ -78,8 +78,8 @@ def _levels(step: Step) -> tuple[float, list[Level]]:
     if step.phase == "applying":
         levels.append(Level(f"applying the model: plane {event.step}/{event.total}", event.step, event.total))
         return step.fraction, levels
-    if event.fitted_on > 1:
-        levels.append(Level(f"fitting once on {event.fitted_on} planes", 0, 1))
+    if event.fitted_on > 1:  # how far the fit is, its stages together
+        levels.append(Level(f"fitting once on {event.fitted_on} planes", round(100 * event.fraction), 100))
     elif event.planes > 1:
         alone = ", fitted on its own" if step.phase == FITTED_ALONE else ""
         levels.append(Level(f"plane {event.plane + 1}/{event.planes}{alone}", event.plane, event.planes))
@@ -218,6 +218,8 @@ class DenoiseWidget(Container):
         if self._runner.closed:
             return
         idle = not self.running
+        if idle:
+            self.progress.native.resetFormat()  # no time left to show
         chosen = self.layer.value is not None
         self.denoise_button.enabled = self.preview_button.enabled = idle and chosen
         self.save_model_button.enabled = self.apply_model_button.enabled = idle and chosen
@@ -354,10 +356,11 @@ class DenoiseWidget(Container):
         self.progress.value = round(100 * step.fraction)
         elapsed = time.perf_counter() - self._started
         left = elapsed / step.fraction * (1 - step.fraction) if step.fraction > 0.01 else None
-        eta = f", about {_eta(left)} left" if left is not None else ""
+        # the time left on the bar, where a long status cannot push it out of sight
+        self.progress.native.setFormat(f"%p%, about {_eta(left)} left" if left is not None else "%p%")
         name = self._source.name if self._source is not None else ""
         phase = step.phase if step.channel is None else f"channel {step.channel}, {step.phase}"
-        self.status.value = f"'{name}', {phase}: {step.progress.describe()}{eta}"
+        self.status.value = f"'{name}', {phase}: {step.progress.describe()}"
         if step.channel != self._channel:  # each channel's fit is a plot of its own
             self._channel = step.channel
             self.history.clear()
@@ -372,8 +375,7 @@ class DenoiseWidget(Container):
         if isinstance(value, Failed):
             self._fail(value.error)
         elif source is None or source not in self._viewer.layers:
-            self._fail(ValueError("the source layer was removed while it was being denoised; "
-                                  "the result was discarded"))
+            self._removed(source, "the result was discarded")
         else:
             try:
                 done(value)
@@ -416,7 +418,8 @@ class DenoiseWidget(Container):
             self.noise.value = f"channel 0: {said[0][0]}"
             self.noise.tooltip = "\n".join(f"channel {c}: {full}" for c, (_, full) in enumerate(said))
         self._update_buttons()
-        show_info(f"Noise2Detail: '{source.name}' denoised in {outcome.seconds:.1f} s")
+        note = f"; {outcome.note}" if outcome.note else ""
+        show_info(f"Noise2Detail: '{source.name}' denoised in {outcome.seconds:.1f} s{note}")
 
     def _show_preview(self, source: Image, region: Region, outcome: Outcome) -> None:
         about = self._about(outcome)
@@ -432,11 +435,20 @@ class DenoiseWidget(Container):
     def _on_cancelled(self) -> None:
         self.progress.value = 0
         if self._source is not None and self._source not in self._viewer.layers:
-            self._fail(ValueError("the source layer was removed while it was being denoised; the run was "
-                                  "stopped and nothing was added"))
+            self._removed(self._source, "the run was stopped and nothing was added")
             return
         self.status.value = "Cancelled; no layer was changed"
         self.noise.value = "estimated when denoising"
+
+    def _removed(self, source: Image | None, what: str) -> None:
+        """The user removed the layer being denoised: said, but not as an error (it was their doing)."""
+        name = f" '{source.name}'" if source is not None else ""
+        message = f"Stopped: the source layer{name} was removed while it was being denoised; {what}"
+        show_info(f"Noise2Detail: {message}")
+        if not self._runner.closed:
+            self.status.value = message
+            self.progress.value = 0
+            self.noise.value = "estimated when denoising"
 
     def _fail(self, error: BaseException) -> None:
         if isinstance(error, Cancelled):
