@@ -149,6 +149,14 @@ def test_how_fiji_shows_a_hyperstack_is_kept(tmp_path):
         assert "LUTs" not in tif.imagej_metadata and "Labels" not in tif.imagej_metadata
 
 
+def test_a_tiff_header_with_no_page_after_it_is_refused_in_words(tmp_path):
+    from napari_noise2detail.io import read_image
+
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")  # its first page lies nowhere
+    with pytest.raises(ValueError, match=r"the TIFF holds no image \(a damaged or truncated file\?\)"):
+        read_image(tmp_path / "broken.tif")  # it was "integer modulo by zero"
+
+
 def test_a_truncated_tiff_is_refused_however_tifffile_logs(tmp_path):
     import logging
 
@@ -167,3 +175,15 @@ def test_a_truncated_tiff_is_refused_however_tifffile_logs(tmp_path):
     finally:
         log.setLevel(before)
         logging.disable(logging.NOTSET)
+
+
+def test_a_z_spacing_without_a_pixel_size_is_kept(tmp_path):
+    """ImageJ writes a stack's spacing even when its pixels have no size (resolution 1, no unit)."""
+    from napari_noise2detail.io import read_image, write_image
+
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((3, 8, 8), np.uint16), imagej=True,
+                     metadata={"axes": "ZYX", "spacing": 0.29})
+    data, meta = read_image(tmp_path / "z.tif")
+    assert meta.z_spacing == pytest.approx(0.29) and meta.pixel_size is None and meta.unit is None
+    _, back = read_image(write_image(tmp_path / "out.tif", data.astype(np.float32), meta))
+    assert back.z_spacing == pytest.approx(0.29)

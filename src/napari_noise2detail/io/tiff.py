@@ -25,6 +25,8 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, **tiff_kwargs: Any) -
 def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     """Read the first series of a TIFF with its axes, pixel size, z spacing and unit."""
     with tifffile.TiffFile(path) as tif:  # opens the file read-only ("rb")
+        if not len(tif.pages):  # a header and nothing readable after it (tifffile only logs that)
+            raise ValueError("the TIFF holds no image (a damaged or truncated file?)")
         # Not ImageJ files: their stacks over 4 GB chain their pages past 32-bit offsets
         # (tifffile reads them from the first page), and their header counts the planes
         # (_check_complete)
@@ -175,10 +177,10 @@ def _tag_sizes(
         return None, None, None
     if imagej:
         unit = canonical_unit(imagej.get("unit"))
-        spacing = imagej.get("spacing")
-        if unit is None and (xres, yres) == (1.0, 1.0):
-            return None, None, None
-        return (1 / yres, 1 / xres), (float(spacing) if spacing else None), unit
+        spacing = float(imagej["spacing"]) if imagej.get("spacing") else None
+        if unit is None and (xres, yres) == (1.0, 1.0):  # no pixel size; a z spacing (in pixels) may be
+            return None, spacing, None
+        return (1 / yres, 1 / xres), spacing, unit
     resunit = int(page.resolutionunit)
     if resunit == 1:  # NONE: sizes without a unit; (1, 1) is what writers put when they know nothing
         return (None if (xres, yres) == (1.0, 1.0) else (1 / yres, 1 / xres)), None, None
