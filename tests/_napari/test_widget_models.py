@@ -1,6 +1,8 @@
 """Stacks fitted once, layers larger than memory, and saved models, in the Noise2Detail dock:
 driven by real clicks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -109,13 +111,32 @@ def test_a_cancelled_lazy_run_leaves_no_store(viewer, make_widget, qtbot, tmp_pa
     assert [layer.name for layer in viewer.layers] == ["big"]
 
 
+def test_save_model_proposes_a_name_from_the_layer_in_the_last_models_folder(
+        viewer, make_widget, tmp_path, monkeypatch):
+    from magicgui.application import use_app
+
+    source = viewer.add_image(noisy_cells(24)[1], name="cells 2")
+    w = make_widget()
+    asked = {}
+
+    def dialog(mode, caption, start_path, filter, parent):  # noqa: A002 - magicgui's names
+        asked.update(mode=mode, start=start_path)
+
+    monkeypatch.setattr(type(use_app()), "get_obj", lambda self, name: dialog)
+    w._ask_save_path(source, None)
+    assert asked == {"mode": "w", "start": str(Path.home() / "cells 2.n2d")}
+    w.model_file.value = tmp_path / "old.n2d"  # not proposed again: saving would write over it
+    w._ask_save_path(source, 1)
+    assert asked["start"] == str(tmp_path / "cells 2_c1.n2d")
+
+
 def test_save_the_fitted_model_then_apply_it_to_another_layer_with_one_click(
         viewer, make_widget, qtbot, tmp_path, monkeypatch):
     viewer.add_image(noisy_cells(48, seed=1)[1], name="first")
     w = make_widget()
     click(qtbot, w.denoise_button, w)
     fitted = w.model
-    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "cells"))
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self, *_: str(tmp_path / "cells"))
     w.save_model_button.native.click()  # no run: the model of the last run is written
     assert not w.running
     path = tmp_path / "cells.n2d"
@@ -140,7 +161,7 @@ def test_save_model_fits_one_first_when_the_last_run_fitted_plane_by_plane(viewe
     w = make_widget()
     click(qtbot, w.denoise_button, w)
     assert w.model is None  # every plane had its own fit
-    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "short.n2d"))
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self, *_: str(tmp_path / "short.n2d"))
     click(qtbot, w.save_model_button, w)
     assert load_model(tmp_path / "short.n2d", device="cpu").planes == (0, 1, 2)
     assert w.noise.value not in ("being estimated...", "")  # the new model's noise, in words
@@ -157,7 +178,7 @@ def test_model_and_results_paths_take_a_home_folder_and_keep_what_is_typed(
     viewer.add_image(noisy_cells(32)[1], name="cells")
     w = make_widget()
     click(qtbot, w.denoise_button, w)
-    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: "~/cells.v2")
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self, *_: "~/cells.v2")
     w.save_model_button.native.click()
     assert (tmp_path / "cells.v2.n2d").is_file()  # the suffix added, not put in place of ".v2"
     w.model_file.value = "~/cells.v2.n2d"  # typed
@@ -204,7 +225,7 @@ def test_each_channel_of_a_layer_is_fitted_on_its_own_and_saved_as_shown(
     steps = [step for step, _ in w.history.series["stage 1"]]
     assert steps and steps == sorted(set(steps))
     assert w.model is None  # no one model of the layer
-    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self: str(tmp_path / "c1.n2d"))
+    monkeypatch.setattr(widget_module.DenoiseWidget, "_ask_save_path", lambda self, *_: str(tmp_path / "c1.n2d"))
     viewer.dims.set_current_step(1, 1)  # channel 1 shown: its model is saved, as fitted (no run)
     w.save_model_button.native.click()
     assert not w.running

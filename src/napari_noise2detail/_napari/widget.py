@@ -33,6 +33,7 @@ from ..engine.clipping import Clipping
 from ..engine.planes import is_lazy
 from ..engine.presets import presets_explained
 from ..engine.stabilise import NoiseModel
+from ..batch import safe_name
 from ..engine.stack import FITTED_ALONE
 from . import remembered
 from .remembered import chosen_path
@@ -499,12 +500,12 @@ class DenoiseWidget(Container):
         source = self.layer.value
         if self.running or source is None:
             return None
-        path = path or self._ask_save_path()
+        axis = layer_channel_axis(source)
+        channel = shown_index(self._viewer, source, axis) if axis is not None and image_data(source)[0].shape[axis] > 1 else None
+        path = path or self._ask_save_path(source, channel)
         if not path:
             return None
         path = Path(str(path) if str(path).endswith(MODEL_SUFFIX) else f"{path}{MODEL_SUFFIX}").expanduser()
-        axis = layer_channel_axis(source)
-        channel = shown_index(self._viewer, source, axis) if axis is not None and image_data(source)[0].shape[axis] > 1 else None
         fitted = self._models.get(channel) if self._model_layer is source else None
         if fitted is not None and self._model_choices == self._choices():
             self._write_model(fitted, path)
@@ -538,10 +539,15 @@ class DenoiseWidget(Container):
         self.status.value = f"Model saved to {path}"
         show_info(f"Noise2Detail: model saved to {path}")
 
-    def _ask_save_path(self) -> str | None:
+    def _ask_save_path(self, source: Image, channel: int | None) -> str | None:
         from magicgui.application import use_app
 
-        start = str(chosen_path(self.model_file) or Path.home() / f"model{MODEL_SUFFIX}")
+        # named after the layer (and channel), in the folder of the last model: proposing the
+        # last model itself invited writing over it
+        last = chosen_path(self.model_file)
+        folder = last.parent if last is not None else Path.home()
+        name = safe_name(source.name) + (f"_c{channel}" if channel is not None else "")
+        start = str(folder / f"{name}{MODEL_SUFFIX}")
         dialog = use_app().get_obj("show_file_dialog")
         return dialog("w", caption="Save the Noise2Detail model", start_path=start,
                       filter=f"Noise2Detail model (*{MODEL_SUFFIX})", parent=self.native)
