@@ -62,8 +62,11 @@ def test_denoise_adds_smooth_and_detail_exactly_over_the_source(viewer, qtbot, e
         assert layer.contrast_limits == [float(layer.data.min()), float(layer.data.max())]
     assert psnr(detail.data, clean) > psnr(noisy, clean) + 3
     assert viewer.layers.selection.active is detail
-    assert w.progress.value == 100 and w.status.value.startswith("Done")
+    assert w.progress.value == 100 and w.status.value.startswith("'cells' done in ")  # names its layer
     assert w.denoise_button.enabled and not w.cancel_button.enabled
+    assert w.noise.value != "estimated when denoising"
+    w.layer.value = detail  # another layer: the noise line was not about it
+    assert w.noise.value == "estimated when denoising" and not w.noise.tooltip
 
 
 def test_stage_one_layer_on_request(viewer, qtbot):

@@ -185,7 +185,7 @@ def test_model_and_results_paths_take_a_home_folder_and_keep_what_is_typed(
     assert widget_module.DenoiseWidget(viewer).model_file.value == tmp_path / "cells.v2.n2d"  # remembered
     no_fitting(monkeypatch)
     click(qtbot, w.apply_model_button, w)
-    assert "no such model" not in w.status.value and "Done" in w.status.value
+    assert "no such model" not in w.status.value and " done in " in w.status.value
 
     big = viewer.add_image(OnePlaneAtATime(stack(2)), name="big", contrast_limits=(0, 1))
     w.layer.value = big

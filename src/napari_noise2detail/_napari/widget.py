@@ -98,6 +98,7 @@ class DenoiseWidget(Container):
         self.native.destroyed.connect(self._on_destroyed)  # a bound method: Qt keeps no hold on self
         _Undocked(self.native, self._end_compare)
         self._source: Image | None = None
+        self._noise_of: Image | None = None  # the layer the noise line is about
         self._channel: int | None = None  # the channel the loss plot is of
         self._started = 0.0
         self._comparison: Comparison | None = None
@@ -181,6 +182,7 @@ class DenoiseWidget(Container):
         self.save_model_button.changed.connect(self.save_model)
         self.apply_model_button.changed.connect(self.apply_model)
         self.layer.changed.connect(self._update_buttons)
+        self.layer.changed.connect(self._on_layer_chosen)
         for setting in (self.preset, self.steps, self.add_stage1, self.stabilise, self.folder, self.model_file):
             setting.changed.connect(self._remember)
         viewer.layers.events.inserted.connect(self._layers_changed)
@@ -393,10 +395,18 @@ class DenoiseWidget(Container):
                 "shot_noise": noise and noise.signal_dependent, "stabilised": noise and noise.stabilised,
                 "stores": {kind: str(path) for kind, path in outcome.stores.items()}}
 
-    def _show_noise(self, noise: NoiseModel | None, clipping: Clipping | None) -> None:
+    def _show_noise(self, noise: NoiseModel | None, clipping: Clipping | None, source: Image) -> None:
         short, full = noise_words(noise, clipping)
         self.noise.value = short
         self.noise.tooltip = full
+        self._noise_of = source
+
+    def _on_layer_chosen(self, layer: Image | None) -> None:
+        """Another layer chosen: the noise line, which was another layer's, is cleared (the
+        status names the layer it is about)."""
+        if not self.running and layer is not self._noise_of:
+            self.noise.value, self.noise.tooltip = "estimated when denoising", ""
+            self._noise_of = None
 
     def _show_results(self, source: Image, outcome: Outcome) -> None:
         put_results(self._viewer, source, outcome.arrays, {"noise2detail": self._about(outcome)})
@@ -412,8 +422,8 @@ class DenoiseWidget(Container):
         self._models, self._model_layer, self._model_choices = models, source, self._choices()
         self.progress.value = 100
         where = f"; results in {next(iter(outcome.stores.values())).parent}" if outcome.stores else ""
-        self.status.value = f"Done in {outcome.seconds:.1f} s: {outcome.how}{where}"
-        self._show_noise(outcome.result.noise, outcome.result.clipping)
+        self.status.value = f"'{source.name}' done in {outcome.seconds:.1f} s: {outcome.how}{where}"
+        self._show_noise(outcome.result.noise, outcome.result.clipping, source)
         if outcome.channels:  # each channel's own noise: the line says the first's, the tooltip all
             said = [noise_words(result.noise, result.clipping) for result, _ in outcome.channels]
             self.noise.value = f"channel 0: {said[0][0]}"
@@ -430,7 +440,7 @@ class DenoiseWidget(Container):
         self.progress.value = 100
         self.status.value = (f"Preview done in {outcome.seconds:.1f} s. Denoise runs the whole "
                              f"{'stack' if source.ndim > 2 else 'image'} with these settings.")
-        self._show_noise(outcome.result.noise, outcome.result.clipping)
+        self._show_noise(outcome.result.noise, outcome.result.clipping, source)
         self.noise.value = f"preview: {self.noise.value}"  # the region's, not the result layers
 
     def _on_cancelled(self) -> None:
@@ -525,7 +535,7 @@ class DenoiseWidget(Container):
         self._models[channel] = model
         self._model_layer, self._model_choices = source, self._choices()
         self.progress.value = 100
-        self._show_noise(model.noise, model.clipping)
+        self._show_noise(model.noise, model.clipping, source)
         self._write_model(model, path)
 
     def _write_model(self, model: Denoiser, path: Path) -> None:
