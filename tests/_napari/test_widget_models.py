@@ -154,6 +154,13 @@ def test_save_the_fitted_model_then_apply_it_to_another_layer_with_one_click(
     assert about["how"] == "saved model applied, no fitting"
     assert viewer.layers["second [N2D detail]"].data.shape == (48, 48)
 
+    # a darker layer is refused, with what to do in the dock (not the command line's words)
+    w.layer.value = viewer.add_image(noisy_cells(48, seed=2)[1] - 5.0, name="dark")
+    click(qtbot, w.apply_model_button, w)
+    assert w.status.value.startswith("Noise2Detail cannot apply this model: 100 % of plane 0 is darker")
+    assert w.status.value.endswith("Denoise fits a model to this layer itself (and Save model keeps it).")
+    assert "fit --planes" not in w.status.value and "dark [N2D detail]" not in viewer.layers
+
 
 def test_save_model_fits_one_first_when_the_last_run_fitted_plane_by_plane(viewer, make_widget, qtbot, tmp_path,
                                                                           monkeypatch):

@@ -102,7 +102,7 @@ def test_input_is_never_modified():
         (np.zeros(64), False, ValueError, "at least 2 dimensions"),
         (np.full((16, 16), 1e300), False, ValueError, "beyond float32's range"),
         (np.full((16, 16), 1e-300), False, ValueError, "beyond float32's range"),  # would become all 0
-        (np.zeros((24, 24, 3)), False, ValueError, "24x3 pixels.*it is an RGB image: rgb=True, or --rgb"),
+        (np.zeros((24, 24, 3)), False, ValueError, "24x3 pixels.*it is an RGB image: rgb=True, --rgb, or in napari a layer opened as RGB"),
         (np.zeros((4, 4)), False, ValueError, "4x4 pixels; N2D needs at least 8x8$"),  # no colour hint: 2D
     ],
 )

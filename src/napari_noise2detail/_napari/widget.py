@@ -30,6 +30,7 @@ from qtpy.QtCore import QEvent, QObject
 
 from ..engine import PRESETS, Cancelled, Denoiser, describe_device, load_model
 from ..engine.clipping import Clipping
+from ..engine.model import NotCovered
 from ..engine.planes import is_lazy
 from ..engine.presets import presets_explained
 from ..engine.stabilise import NoiseModel
@@ -61,6 +62,9 @@ def plain_message(error: BaseException) -> str:
     if isinstance(error, MemoryError) or "out of memory" in text.lower():
         return ("Noise2Detail ran out of memory. Try a smaller image or crop, close other "
                 "programs, or use the CPU if the GPU is full.")
+    if isinstance(error, NotCovered):  # a saved model applied to a darker layer: what to do, in the dock
+        return (f"Noise2Detail cannot apply this model: {error.finding}. Denoise fits a model to this "
+                "layer itself (and Save model keeps it).")
     if isinstance(error, (ValueError, TypeError, FileNotFoundError)):
         return f"Noise2Detail cannot do this: {text}"
     return f"Noise2Detail failed ({type(error).__name__}): {text}"

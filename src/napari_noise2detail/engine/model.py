@@ -80,7 +80,15 @@ BATCH_PIXELS = 1024 * 1024
 
 
 class NotCovered(ValueError):
-    """A model refuses a plane it does not cover (see ``Denoiser._uncovered``)."""
+    """A model refuses a plane it does not cover (see ``Denoiser._uncovered``): ``finding``
+    says what is wrong, the message adds what to do in Python and on the command line (the
+    dock says it in its own words)."""
+
+    def __init__(self, finding: str) -> None:
+        self.finding = finding
+        super().__init__(f"{finding}. Fit a model on this image or on planes that include this one (fit "
+                         "--planes, or fit(planes=...)), or denoise it without a model, which fits such a "
+                         "plane on its own")
 
 
 @dataclass
@@ -355,9 +363,7 @@ class Denoiser:
             raise NotCovered(
                 f"{share:.0f} % of {plane} is darker than nearly all of what this model was fitted "
                 f"on{below}: it was fitted on brighter images (or brighter planes of this stack), or on a "
-                "camera with another offset, and would lift or flatten those pixels. Fit a model on this "
-                "image or on planes that include this one (fit --planes, or fit(planes=...)), or denoise "
-                "it without a model, which fits such a plane on its own")
+                "camera with another offset, and would lift or flatten those pixels")
         return True
 
     def _darkest(self) -> float | None:

@@ -98,7 +98,8 @@ def inspect(image: Any, rgb: bool) -> tuple[Any, ImageInfo]:
     info = ImageInfo(shape, dtype, rgb)
     if info.height < MIN_SIZE or info.width < MIN_SIZE:
         colour = not rgb and len(shape) >= 3 and shape[-1] in (3, 4)  # (a 2D image's last axis is X)
-        hint = " (if its last axis is colour, it is an RGB image: rgb=True, or --rgb)" if colour else ""
+        hint = (" (if its last axis is colour, it is an RGB image: rgb=True, --rgb, or in napari a layer "
+                "opened as RGB)" if colour else "")
         raise ValueError(
             f"the image is {info.height}x{info.width} pixels; N2D needs at least {MIN_SIZE}x{MIN_SIZE}{hint}"
         )

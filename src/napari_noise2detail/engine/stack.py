@@ -95,8 +95,8 @@ def denoise_stack_iter(
             except NotCovered as refused:
                 if models is None or len(models) < 2:
                     raise
-                raise NotCovered(f"{refused} (this is channel {number}'s model: one model per channel, "
-                                 "in channel order)") from None
+                raise NotCovered(f"{refused.finding} (this is channel {number}'s model: one model per "
+                                 "channel, in channel order)") from None
             results.append((result, model))
             continue
         view, index = channel_view(image, info, axis, planes)  # one channel: a view of it
