@@ -292,3 +292,20 @@ def test_a_scheduler_batch_cancelled_from_the_dock(viewer, qtbot, tmp_path, sche
     out = tmp_path / "out"
     for path in (out.iterdir() if out.exists() else []):  # a task already running may end: whole files only
         assert path.name.endswith("_n2d_detail.tif") and tifffile.imread(path).size
+
+
+def test_the_fitting_steps_follow_the_preset_reach_every_image_and_come_back(viewer, tmp_path):
+    from napari_noise2detail import fit
+    from napari_noise2detail.engine import PRESETS
+
+    widget = open_from_menu(viewer, settings={})
+    assert widget.steps.value == PRESETS["fast"].steps
+    widget.preset.value = "paper"
+    assert widget.steps.value == PRESETS["paper"].steps
+    widget.steps.value = 40  # a quick trial batch
+    assert widget._options().settings == {"steps": 40}
+    widget._save_choices()
+    assert BatchWidget(viewer).steps.value == 40 and BatchWidget(viewer).preset.value == "paper"
+    fit(np.random.default_rng(0).random((16, 16)), device="cpu", steps=3).save(tmp_path / "m.n2d")
+    widget.model.value = tmp_path / "m.n2d"  # a saved model brings its own settings
+    assert not widget.steps.enabled and widget._options().settings == {}

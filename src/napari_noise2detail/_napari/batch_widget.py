@@ -23,6 +23,7 @@ from magicgui.widgets import (
     ProgressBar,
     PushButton,
     RadioButtons,
+    SpinBox,
     TextEdit,
 )
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 _SCALE = 1000  # progress bar resolution: tenths of a percent
 SETTINGS_NAME = "batch"
 # Choices that come back next time; not "overwrite", which should be chosen each time.
-_REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "save_smooth", "dtype",
+_REMEMBERED = ("source", "input_folder", "output_folder", "model", "preset", "steps", "save_smooth", "dtype",
                "scheduler")
 _PATHS = ("input_folder", "output_folder", "model")
 #: napari's title of this dock, which the dock is made wide enough to show.
@@ -141,6 +142,9 @@ class BatchWidget(Container):
                               "Leave empty to fit each image.")
         self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="fast")
         self.preset.tooltip = presets_explained("\n")
+        self.steps = SpinBox(label="Fitting steps", min=1, max=100_000, value=PRESETS["fast"].steps,
+                             tooltip="Steps of stage 1 for every image, set by the preset; stage 3 is "
+                                     "scaled in proportion. Fewer: faster and rougher (a quick trial batch).")
         self.save_smooth = CheckBox(text="Also save the smooth image")
         self.overwrite = CheckBox(text="Overwrite existing outputs")
         self.dtype = ComboBox(label="Output type", value="float32",
@@ -157,7 +161,7 @@ class BatchWidget(Container):
         self.summary.read_only = True
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.run_button, self.cancel_button])
-        self.extend([self.source, self.input_folder, self.output_folder, self.model, self.preset,
+        self.extend([self.source, self.input_folder, self.output_folder, self.model, self.preset, self.steps,
                      self.save_smooth, self.overwrite, self.dtype, self.scheduler, buttons, self.progress,
                      self.status, self.summary])
         steady_width(self.native, DOCK_TITLE)
@@ -179,6 +183,7 @@ class BatchWidget(Container):
         self._outdir: Path | None = None
 
         self._load_choices()
+        self.preset.changed.connect(self._on_preset)  # after the remembered steps came back
         self.source.changed.connect(self._on_source)
         self.model.changed.connect(self._on_model)
         self.run_button.changed.connect(self.start)
@@ -197,7 +202,10 @@ class BatchWidget(Container):
 
     def _on_model(self, *_: object) -> None:
         # a saved model brings its own settings
-        self.preset.enabled = not self.running and chosen_path(self.model) is None
+        self.preset.enabled = self.steps.enabled = not self.running and chosen_path(self.model) is None
+
+    def _on_preset(self, name: str) -> None:
+        self.steps.value = PRESETS[name].steps
 
     def _items(self) -> list:
         if self.source.value == "folder":
@@ -221,7 +229,8 @@ class BatchWidget(Container):
         return BatchOptions(
             preset=self.preset.value, device=self.device, save_smooth=self.save_smooth.value,
             overwrite=self.overwrite.value, dtype=self.dtype.value,
-            model=str(model) if model else None, settings={} if model else dict(self.settings),
+            model=str(model) if model else None,
+            settings={} if model else {"steps": self.steps.value, **self.settings},
         )
 
     # --- running ------------------------------------------------------------------------------
