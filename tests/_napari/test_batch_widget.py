@@ -309,3 +309,8 @@ def test_the_fitting_steps_follow_the_preset_reach_every_image_and_come_back(vie
     fit(np.random.default_rng(0).random((16, 16)), device="cpu", steps=3).save(tmp_path / "m.n2d")
     widget.model.value = tmp_path / "m.n2d"  # a saved model brings its own settings
     assert not widget.steps.enabled and widget._options().settings == {}
+
+    from napari_noise2detail._napari import remembered
+
+    remembered.save("batch", {"preset": "paper"})  # saved before the steps were: the preset's
+    assert BatchWidget(viewer).steps.value == PRESETS["paper"].steps

@@ -128,6 +128,9 @@ def test_save_model_proposes_a_name_from_the_layer_in_the_last_models_folder(
     w.model_file.value = tmp_path / "old.n2d"  # not proposed again: saving would write over it
     w._ask_save_path(source, 1)
     assert asked["start"] == str(tmp_path / "cells 2_c1.n2d")
+    (tmp_path / "cells 2_c1.n2d").write_bytes(b"")  # saved before: not proposed again either
+    w._ask_save_path(source, 1)
+    assert asked["start"] == str(tmp_path / "cells 2_c1_2.n2d")
 
 
 def test_save_the_fitted_model_then_apply_it_to_another_layer_with_one_click(

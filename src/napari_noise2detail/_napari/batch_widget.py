@@ -345,6 +345,8 @@ class BatchWidget(Container):
                     getattr(self, name).value = saved[name]
                 except (ValueError, TypeError):
                     pass  # e.g. a preset that no longer exists
+        if saved.get("steps") in (None, ""):  # saved before there were steps: the preset's
+            self.steps.value = PRESETS[self.preset.value].steps
 
     def _save_choices(self) -> None:
         values = {name: getattr(self, name).value for name in _REMEMBERED}

@@ -561,7 +561,11 @@ class DenoiseWidget(Container):
         last = chosen_path(self.model_file)
         folder = last.parent if last is not None else Path.home()
         name = safe_name(source.name) + (f"_c{channel}" if channel is not None else "")
-        start = str(folder / f"{name}{MODEL_SUFFIX}")
+        start, number = folder / f"{name}{MODEL_SUFFIX}", 1
+        while start.exists():  # saved before (after another fit, say): a new name, not that file
+            number += 1
+            start = folder / f"{name}_{number}{MODEL_SUFFIX}"
+        start = str(start)
         dialog = use_app().get_obj("show_file_dialog")
         return dialog("w", caption="Save the Noise2Detail model", start_path=start,
                       filter=f"Noise2Detail model (*{MODEL_SUFFIX})", parent=self.native)
