@@ -658,7 +658,7 @@ def _fit_once(
     """The model of an item fitted once on a few of ``planes`` (spread evenly), for them
     all: in process and on a cluster alike."""
     return fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                    threads=options.threads, planes=planes_to_fit(planes))
+                    threads=options.threads, planes=planes_to_fit(planes, opened.data, opened.info))
 
 
 def run_block(

@@ -127,7 +127,8 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
     from .engine.planes import ImageInfo
 
     # from the shape alone: fit() checks the image (a whole pass over its pixels) itself
-    channels = channel_planes(ImageInfo.of(data, rgb), axes)
+    info = ImageInfo.of(data, rgb)
+    channels = channel_planes(info, axes)
     if channel is None:
         if len(channels) > 1 and planes is None:
             print(f"Note: the image has {len(channels)} channels (axes {axes}); the model is fitted on planes "
@@ -149,7 +150,7 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
         return [own[p] for p in planes]
     if count == 1:
         return planes  # its one channel: every plane
-    return planes_to_fit(channels[channel])
+    return planes_to_fit(channels[channel], data, info)
 
 
 def _at_least_one(text: str) -> int:

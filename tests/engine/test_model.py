@@ -403,3 +403,12 @@ def test_the_note_names_the_planes_fitted_on_their_own_as_people_find_them():
     assert refit_note([6], lapse).endswith("(numbered from 0)")
     assert refit_note([6, 7], hyperstack).startswith("planes 6 (index 3, 0), 7 (index 3, 1) were fitted on their own")
     assert refit_note(list(range(8)), lapse).startswith("planes 0, 1, 2, 3, 4 and 3 more were")
+
+
+def test_fit_chooses_no_constant_plane_to_fit_on_unless_told_to():
+    from conftest import with_a_blank_frame
+
+    lapse = with_a_blank_frame(10, blank=3).astype(np.float32)
+    lapse[7] = 0  # a dropped frame, where the evenly spread planes (0, 2, 4, 7, 9) would fit
+    assert fit(lapse, device="cpu", threads=1, **QUICK).planes == (0, 2, 4, 6, 9)
+    assert fit(lapse, planes=[7, 8], device="cpu", threads=1, **QUICK).planes == (7, 8)  # as chosen

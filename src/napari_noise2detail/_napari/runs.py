@@ -188,6 +188,6 @@ def fit_only(job: Job, channel: int = 0) -> Generator[Step, None, Denoiser]:
     groups = channel_planes(job)
     settings = dict(job.settings)
     if len(groups) > 1:
-        settings["planes"] = planes_to_fit(groups[channel])
+        settings["planes"] = planes_to_fit(groups[channel], job.image, ImageInfo.of(job.image, job.rgb))
     fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
     return relabelled(fit, lambda event: Step(FITTING, event, event.fraction))

@@ -48,14 +48,42 @@ FIT_PLANES = 5
 FIT_ONCE_FROM = 8
 
 
-def planes_to_fit(planes: Sequence[int]) -> list[int]:
-    """The few of ``planes`` (:data:`FIT_PLANES`, spread evenly) a model for them all is fitted on."""
-    return [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
+def planes_to_fit(planes: Sequence[int], image: Any = None, info: ImageInfo | None = None) -> list[int]:
+    """The few of ``planes`` (:data:`FIT_PLANES`, spread evenly) a model for them all is fitted
+    on. Given the image (and its ``info``), a constant one among them is swapped for the
+    nearest plane that is not (see :func:`_not_constant`)."""
+    chosen = [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
+    return chosen if image is None or info is None else _not_constant(image, info, planes, chosen)
+
+
+def _not_constant(image: Any, info: ImageInfo, planes: Sequence[int], chosen: list[int]) -> list[int]:
+    """The planes to fit on, ``chosen`` from ``planes``, each constant one (a dropped frame
+    of zeros) swapped for the nearest plane that is not: fitted on, it would set the model's
+    darkest level and be denoised rather than kept as it is. All constant: left as they are
+    (the fit then says so)."""
+    result, order = list(chosen), list(planes)
+    for k, plane in enumerate(chosen):
+        if not _constant(read_plane(image, info, plane)):
+            continue
+        at = order.index(plane)
+        for i in sorted(range(len(order)), key=lambda i: abs(i - at)):  # nearest first
+            if order[i] not in result and not _constant(read_plane(image, info, order[i])):
+                result[k] = order[i]
+                break
+    return sorted(result)
+
+
+def _constant(plane: np.ndarray) -> bool:
+    """Whether a ``(H, W, C)`` plane holds one value (isolated outliers, hot pixels, aside)."""
+    low, high = unit_range(plane)
+    return not high > low
 
 
 def fits_once(planes: int) -> bool:
     """Whether a stack of ``planes`` planes is better fitted once than plane by plane."""
     return planes >= FIT_ONCE_FROM
+
+
 #: Planes larger than this many pixels a side are applied in tiles of this size.
 PLANE_TILE = 4096
 #: A stabilised model refuses a plane with more than this share of its pixels below the
@@ -428,9 +456,8 @@ def fit_iter(
     Everything is checked before the generator is returned, so bad input raises at once.
     """
     image, info = inspect(image, rgb)
-    if planes is None:
-        planes = planes_to_fit(range(info.planes))
-    planes = _check_planes(planes, info.planes)
+    spread = planes is None  # constant ones swapped as the run starts: nothing is read before
+    planes = _check_planes(planes_to_fit(range(info.planes)) if spread else planes, info.planes)
     if len(planes) > 1 and settings.get("stabilise") is None:
         # One model for planes of different brightness: with shot noise their noise differs
         # in kind, unless stabilised (docs/benchmarks.md: -0.24 and -0.38 dB against fitting
@@ -441,7 +468,7 @@ def fit_iter(
     check_threads(threads)
     if start is not None and start.channels != info.fitted:
         raise ValueError(_channel_mismatch(start.channels, info.fitted))
-    return _fit_run(image, info, chosen, dev, check_seed(seed), threads, planes, start)
+    return _fit_run(image, info, chosen, dev, check_seed(seed), threads, planes, start, spread)
 
 
 def fit(
@@ -463,7 +490,8 @@ def fit(
         numpy or lazy (dask, zarr: only the planes fitted on are read).
     planes: the planes of a stack to fit on (numbers of the flattened leading axes); one
         pair of networks is fitted to all of them. None: :data:`FIT_PLANES` spread evenly
-        (all, for fewer planes). Fitted on several planes, shot noise is stabilised unless
+        (all, for fewer planes; a constant one, a dropped frame, swapped for the nearest
+        plane that is not). Fitted on several planes, shot noise is stabilised unless
         ``stabilise=False`` is given: one model then suits planes of any brightness.
     start: a model to continue fitting from (a neighbouring acquisition, say), with the
         shorter warm fit of the preset; it is not changed.
@@ -476,8 +504,10 @@ def fit(
 
 def _fit_run(
     image: Any, info: ImageInfo, settings: Settings, device: torch.device, seed: int,
-    threads: int | None, planes: list[int], start: Denoiser | None,
+    threads: int | None, planes: list[int], start: Denoiser | None, spread: bool = False,
 ) -> Generator[Progress, None, Denoiser]:
+    if spread:  # planes spread evenly by default: none constant (see planes_to_fit)
+        planes = _not_constant(image, info, range(info.planes), planes)
     settings = resolve_for(settings, device)
     most = threads or torch.get_num_threads()
     tuner = AdaptiveThreads(most) if threads is None and device.type == "cpu" else None

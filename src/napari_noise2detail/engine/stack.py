@@ -17,8 +17,7 @@ import numpy as np
 
 from .denoise import denoise_iter
 from .model import Denoiser, NotCovered, fit_iter, fits_once, planes_to_fit
-from .normalize import unit_range
-from .planes import ImageInfo, channel_view, is_lazy, read_plane
+from .planes import ImageInfo, channel_view, is_lazy
 from .results import DenoiseResult, Progress, relabelled
 
 #: Roughly how many planes' application one fit costs, to share the progress between fitting
@@ -82,8 +81,8 @@ def denoise_stack_iter(
         model = models[number] if models else None
         fit_here = model is None and (is_lazy(image) or fits_once(len(planes)) or (keep_models and len(planes) == 1))
         if fit_here:
-            chosen = _not_constant(image, info, planes, planes_to_fit(planes))
-            fit = fit_iter(image, rgb=rgb, preset=preset, planes=chosen, device=device, seed=seed,
+            fit = fit_iter(image, rgb=rgb, preset=preset, planes=planes_to_fit(planes, image, info), device=device,
+                           seed=seed,
                            threads=threads, **settings)
             middle = start + (end - start) * FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + len(planes))
             model = yield from _steps(fit, FITTING, channel, start, middle)
@@ -114,29 +113,6 @@ def denoise_stack_iter(
                 out[kind][index] = getattr(result, kind)
         results.append((result, None))
     return results
-
-
-def _not_constant(image: Any, info: ImageInfo, planes: Sequence[int], chosen: list[int]) -> list[int]:
-    """The planes to fit on, ``chosen`` from ``planes``, each constant one (a dropped frame
-    of zeros) swapped for the nearest plane that is not: fitted on, it would set the model's
-    darkest level and be denoised rather than kept as it is. All constant: left as they are
-    (the fit then says so)."""
-    result, order = list(chosen), list(planes)
-    for k, plane in enumerate(chosen):
-        if not _constant(read_plane(image, info, plane)):
-            continue
-        at = order.index(plane)
-        for i in sorted(range(len(order)), key=lambda i: abs(i - at)):  # nearest first
-            if order[i] not in result and not _constant(read_plane(image, info, order[i])):
-                result[k] = order[i]
-                break
-    return sorted(result)
-
-
-def _constant(plane: np.ndarray) -> bool:
-    """Whether a ``(H, W, C)`` plane holds one value (isolated outliers, hot pixels, aside)."""
-    low, high = unit_range(plane)
-    return not high > low
 
 
 def _steps(
