@@ -419,6 +419,22 @@ def test_per_channel_models_given_in_the_wrong_order_are_refused_with_the_likely
     assert "(this is channel 1's model: one model per channel, in channel order)" in failed.reason
 
 
+@pytest.mark.parametrize("given", [None, False, True])
+def test_stabilise_given_reaches_a_fit_on_several_planes(tmp_path, monkeypatch, given):
+    """A fit on several planes stabilises shot noise unless told not to: stabilise=False given
+    to the batch must reach it (the resolved preset's False cannot say it was given)."""
+    from napari_noise2detail.engine.model import FIT_ONCE_FROM
+
+    tifffile.imwrite(tmp_path / "long.tif", with_a_blank_frame(FIT_ONCE_FROM, blank=3))
+    seen = []
+    real = stack_module.fit_iter
+    monkeypatch.setattr(stack_module, "fit_iter", lambda *a, **k: seen.append(k.get("stabilise")) or real(*a, **k))
+    settings = {**TINY, **({} if given is None else {"stabilise": given})}
+    options = BatchOptions(device="cpu", settings=settings)
+    _events, summary = drain(run_batch([tmp_path / "long.tif"], tmp_path / "out", options))
+    assert summary.ok and seen == [given]
+
+
 def test_a_zarr_input_streams_into_ome_zarr_outputs(tmp_path):
     from napari_noise2detail.io.zarr import default_axes, ome_zarr_outputs, read_zarr, scale_from_meta
 

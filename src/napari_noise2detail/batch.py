@@ -632,7 +632,8 @@ def _denoise_into(
     how it went ("" if nothing to say)."""
     run = denoise_stack_iter(opened.data, opened.info, opened.model_planes(options), out,
                              axis=channel_axis(opened.info, opened.meta.axes), rgb=opened.rgb, preset=settings,
-                             device=device, seed=options.seed, threads=options.threads, models=options.model)
+                             device=device, seed=options.seed, threads=options.threads, models=options.model,
+                             **_explicit(options))
     results = yield from relabelled(run, lambda step: replace(step.progress, fraction=step.fraction))
     return refit_note(sorted(plane for result, _model in results for plane in result.refitted), opened.info)
 
@@ -658,7 +659,16 @@ def _fit_once(
     """The model of an item fitted once on a few of ``planes`` (spread evenly), for them
     all: in process and on a cluster alike."""
     return fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                    threads=options.threads, planes=planes_to_fit(planes, opened.data, opened.info))
+                    threads=options.threads, planes=planes_to_fit(planes, opened.data, opened.info),
+                    **_explicit(options))
+
+
+def _explicit(options: BatchOptions) -> dict[str, Any]:
+    """Settings given that a fit on several planes must not override: ``stabilise`` given as
+    False (the resolved settings cannot tell it from the preset's own False, which such a fit
+    turns to True)."""
+    given = options.settings.get("stabilise")
+    return {} if given is None else {"stabilise": given}
 
 
 def run_block(
