@@ -32,11 +32,11 @@ import numpy as np
 
 from .engine import Cancelled, Denoiser, Progress, fit_iter, load_model
 from .engine.device import resolve_device
-from .engine.model import drive, planes_to_fit, refit_note
+from .engine.model import drive
 from .engine.planes import ImageInfo, channel_groups, inspect, is_lazy
 from .engine.presets import Settings, resolve_settings
 from .engine.results import relabelled
-from .engine.stack import denoise_stack_iter
+from .engine.stack import denoise_stack_iter, results_note
 from .engine.threads import check_threads
 from .io import TIFF_SUFFIXES, ImageMeta, read_image, write_image, write_problem
 from .io.atomic import making_folder
@@ -635,7 +635,7 @@ def _denoise_into(
                              device=device, seed=options.seed, threads=options.threads, models=options.model,
                              **_explicit(options))
     results = yield from relabelled(run, lambda step: replace(step.progress, fraction=step.fraction))
-    return refit_note(sorted(plane for result, _model in results for plane in result.refitted), opened.info)
+    return results_note(results, opened.info)
 
 
 def fit_job(
@@ -657,10 +657,9 @@ def _fit_once(
     opened: _Opened, settings: Settings, device: Any, options: BatchOptions, planes: Sequence[int]
 ) -> Generator[Progress, None, Denoiser]:
     """The model of an item fitted once on a few of ``planes`` (spread evenly), for them
-    all: in process and on a cluster alike."""
+    all, on a cluster's worker: as :func:`~.engine.stack.denoise_stack_iter` fits it in process."""
     return fit_iter(opened.data, rgb=opened.rgb, preset=settings, device=device, seed=options.seed,
-                    threads=options.threads, planes=planes_to_fit(planes, opened.data, opened.info),
-                    **_explicit(options))
+                    threads=options.threads, among=planes, **_explicit(options))
 
 
 def _explicit(options: BatchOptions) -> dict[str, Any]:

@@ -97,12 +97,12 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     else:
         data, meta = read_image(path)
         rgb = rgb or meta.rgb
-    planes = _channel_planes(data, rgb, meta.axes, channel, planes)
+    planes, among = _channel_planes(data, rgb, meta.axes, channel, planes)
     bar, update = _progress_bar(f"Fitting {path.name}")
     began = time.perf_counter()
     with bar:
-        model = fit(data, rgb=rgb, planes=planes, preset=preset, device=device, seed=seed, threads=threads,
-                    progress=update, **settings)
+        model = fit(data, rgb=rgb, planes=planes, among=among, preset=preset, device=device, seed=seed,
+                    threads=threads, progress=update, **settings)
     try:
         saved = model.save(output)
     except OSError as err:
@@ -118,23 +118,22 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
 
 
 def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
-                    planes: list[int] | None) -> list[int] | None:
-    """The planes to fit on: ``planes``, or a few of ``channel``'s (or those ``planes`` of
-    them, numbered among its own). A stack with several channels fitted on all of them gets a
-    note: they are better fitted one at a time."""
+                    planes: list[int] | None) -> tuple[list[int] | None, list[int] | None]:
+    """The planes to fit on (``planes``, or those ``planes`` of ``channel``'s, numbered among
+    its own), or else the planes to choose a few among (``channel``'s); None, None: a few of
+    all. A stack with several channels fitted on all of them gets a note: they are better
+    fitted one at a time."""
     from .batch import channel_planes
-    from .engine.model import planes_to_fit
     from .engine.planes import ImageInfo
 
     # from the shape alone: fit() checks the image (a whole pass over its pixels) itself
-    info = ImageInfo.of(data, rgb)
-    channels = channel_planes(info, axes)
+    channels = channel_planes(ImageInfo.of(data, rgb), axes)
     if channel is None:
         if len(channels) > 1 and planes is None:
             print(f"Note: the image has {len(channels)} channels (axes {axes}); the model is fitted on planes "
                   "of all of them. Channels that differ in brightness or gain are better fitted one at a "
                   "time: --channel N.", file=sys.stderr)
-        return planes
+        return planes, None
     # An image with no channel axis has one channel, 0: tifffile drops a C axis of one (an
     # OME-TIFF of one channel reads as ZYX), and a script looping over channels asks for 0.
     count = len(channels)
@@ -147,10 +146,8 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
         if bad:
             raise ValueError(f"--planes {','.join(map(str, bad))}: with --channel, planes are numbered among the "
                              f"channel's own, and channel {channel} has planes 0 to {len(own) - 1}")
-        return [own[p] for p in planes]
-    if count == 1:
-        return planes  # its one channel: every plane
-    return planes_to_fit(channels[channel], data, info)
+        return [own[p] for p in planes], None
+    return None, own  # (an image of one channel: every plane)
 
 
 def _at_least_one(text: str) -> int:

@@ -412,3 +412,7 @@ def test_fit_chooses_no_constant_plane_to_fit_on_unless_told_to():
     lapse[7] = 0  # a dropped frame, where the evenly spread planes (0, 2, 4, 7, 9) would fit
     assert fit(lapse, device="cpu", threads=1, **QUICK).planes == (0, 2, 4, 6, 9)
     assert fit(lapse, planes=[7, 8], device="cpu", threads=1, **QUICK).planes == (7, 8)  # as chosen
+    # spread over some planes only (a channel's, say): the same choice among them
+    assert fit(lapse, among=range(3, 10), device="cpu", threads=1, **QUICK).planes == (3, 5, 6, 8, 9)
+    with pytest.raises(ValueError, match="not both"):
+        fit(lapse, planes=[1], among=[1, 2], device="cpu")

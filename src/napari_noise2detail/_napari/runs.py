@@ -26,11 +26,12 @@ from typing import Any, Generator, Mapping, Sequence
 import numpy as np
 
 from ..engine import Denoiser, DenoiseResult, denoise_iter, fit_iter
-from ..engine.model import fits_once, planes_to_fit, refit_note
+from ..engine.model import fits_once
 from ..engine.planes import ImageInfo, channel_groups, is_lazy
 from ..engine.results import relabelled
-from ..engine.stack import FITTING, Step, denoise_stack_iter
+from ..engine.stack import FITTING, Step, denoise_stack_iter, results_note
 from ..io.zarr import colour_as_channel, ome_zarr_outputs, output_levels
+
 
 @dataclass(frozen=True)
 class Stores:
@@ -138,7 +139,7 @@ def _run(job: Job, how: str) -> Generator[Step, None, Outcome]:
     arrays, stores, results = yield from _into_outputs(job, lambda out: denoise_stack_iter(
         job.image, info, groups, out, axis=job.channel_axis, rgb=job.rgb, preset=job.preset, device=job.device,
         models=[job.model] if job.model is not None else None, keep_models=True, **job.settings))
-    note = refit_note(sorted(plane for result, _model in results for plane in result.refitted), info)
+    note = results_note(results, info)
     return Outcome(arrays, results[0][0], results[0][1] if len(results) == 1 else None,
                    _how(job, how, groups, results) + (f"; {note}" if note else ""), time.perf_counter() - began,
                    stores, tuple(results) if len(results) > 1 else (), note)
@@ -188,6 +189,6 @@ def fit_only(job: Job, channel: int = 0) -> Generator[Step, None, Denoiser]:
     groups = channel_planes(job)
     settings = dict(job.settings)
     if len(groups) > 1:
-        settings["planes"] = planes_to_fit(groups[channel], job.image, ImageInfo.of(job.image, job.rgb))
+        settings["among"] = groups[channel]
     fit = fit_iter(job.image, rgb=job.rgb, preset=job.preset, device=job.device, **settings)
     return relabelled(fit, lambda event: Step(FITTING, event, event.fraction))

@@ -48,35 +48,40 @@ FIT_PLANES = 5
 FIT_ONCE_FROM = 8
 
 
-def planes_to_fit(planes: Sequence[int], image: Any = None, info: ImageInfo | None = None) -> list[int]:
-    """The few of ``planes`` (:data:`FIT_PLANES`, spread evenly) a model for them all is fitted
-    on. Given the image (and its ``info``), a constant one among them is swapped for the
-    nearest plane that is not (see :func:`_not_constant`)."""
-    chosen = [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
-    return chosen if image is None or info is None else _not_constant(image, info, planes, chosen)
+def planes_to_fit(planes: Sequence[int]) -> list[int]:
+    """The few of ``planes`` (:data:`FIT_PLANES`, spread evenly) a model for them all is fitted on."""
+    return [planes[i] for i in spread_planes(len(planes), FIT_PLANES)]
 
 
-def _not_constant(image: Any, info: ImageInfo, planes: Sequence[int], chosen: list[int]) -> list[int]:
-    """The planes to fit on, ``chosen`` from ``planes``, each constant one (a dropped frame
-    of zeros) swapped for the nearest plane that is not: fitted on, it would set the model's
-    darkest level and be denoised rather than kept as it is. All constant: left as they are
-    (the fit then says so)."""
-    result, order = list(chosen), list(planes)
-    for k, plane in enumerate(chosen):
-        if not _constant(read_plane(image, info, plane)):
+def _not_constant(
+    image: Any, info: ImageInfo, among: Sequence[int], chosen: list[int], raw: list[np.ndarray],
+) -> tuple[list[int], list[np.ndarray]]:
+    """The planes to fit on, ``chosen`` (read: ``raw``) from ``among``, each constant one (a
+    dropped frame of zeros) swapped for the nearest plane that is not: fitted on, it would set
+    the model's darkest level and be denoised rather than kept as it is. All constant: left as
+    they are (the fit then says so). Returns them in order, with their data."""
+    planes, order = dict(zip(chosen, raw)), list(among)
+    for plane in chosen:
+        if not _constant(planes[plane]):
             continue
         at = order.index(plane)
         for i in sorted(range(len(order)), key=lambda i: abs(i - at)):  # nearest first
-            if order[i] not in result and not _constant(read_plane(image, info, order[i])):
-                result[k] = order[i]
+            if order[i] in planes:
+                continue
+            other = read_plane(image, info, order[i])
+            if not _constant(other):
+                del planes[plane]
+                planes[order[i]] = other
                 break
-    return sorted(result)
+    kept = sorted(planes)
+    return kept, [planes[p] for p in kept]
 
 
-def _constant(plane: np.ndarray) -> bool:
-    """Whether a ``(H, W, C)`` plane holds one value (isolated outliers, hot pixels, aside)."""
-    low, high = unit_range(plane)
-    return not high > low
+def _constant(data: np.ndarray, per_channel: bool = False) -> bool:
+    """Whether ``(H, W, C)`` data holds one value (per channel, with ``per_channel``; isolated
+    outliers, hot pixels, aside)."""
+    low, high = unit_range(data, per_channel=per_channel)
+    return not np.all(np.asarray(high) > np.asarray(low))
 
 
 def fits_once(planes: int) -> bool:
@@ -293,8 +298,7 @@ class Denoiser:
         raw = read_plane(image, info, plane)
         # as it is (its own fit estimates its noise afresh: under this model's stabilising
         # transform a blank frame below the camera's offset would be constant)
-        low, high = self._range(prepare(raw[..., : self.channels], None, self._decorrelate))
-        if not np.all(high > low):
+        if _constant(prepare(raw[..., : self.channels], None, self._decorrelate), self._decorrelate):
             _write(outputs, info, plane, [raw[..., : self.channels]] * len(KINDS), raw)
             return False
         run = _fit_run(image, info, self.settings, self.device, self.seed, threads, [plane], self)
@@ -445,6 +449,7 @@ def fit_iter(
     rgb: bool = False,
     preset: str | Settings = "fast",
     planes: Sequence[int] | None = None,
+    among: Sequence[int] | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
     threads: int | None = None,
@@ -456,8 +461,11 @@ def fit_iter(
     Everything is checked before the generator is returned, so bad input raises at once.
     """
     image, info = inspect(image, rgb)
-    spread = planes is None  # constant ones swapped as the run starts: nothing is read before
-    planes = _check_planes(planes_to_fit(range(info.planes)) if spread else planes, info.planes)
+    if planes is not None and among is not None:
+        raise ValueError("choose the planes to fit on, or the planes to choose them among, not both")
+    if planes is None:  # constant ones are swapped as the run starts: nothing is read before
+        among = _check_planes(range(info.planes) if among is None else among, info.planes, "to choose among")
+    planes = _check_planes(planes_to_fit(among) if planes is None else planes, info.planes)
     if len(planes) > 1 and settings.get("stabilise") is None:
         # One model for planes of different brightness: with shot noise their noise differs
         # in kind, unless stabilised (docs/benchmarks.md: -0.24 and -0.38 dB against fitting
@@ -468,7 +476,7 @@ def fit_iter(
     check_threads(threads)
     if start is not None and start.channels != info.fitted:
         raise ValueError(_channel_mismatch(start.channels, info.fitted))
-    return _fit_run(image, info, chosen, dev, check_seed(seed), threads, planes, start, spread)
+    return _fit_run(image, info, chosen, dev, check_seed(seed), threads, planes, start, among)
 
 
 def fit(
@@ -477,6 +485,7 @@ def fit(
     rgb: bool = False,
     preset: str | Settings = "fast",
     planes: Sequence[int] | None = None,
+    among: Sequence[int] | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
     threads: int | None = None,
@@ -493,26 +502,31 @@ def fit(
         (all, for fewer planes; a constant one, a dropped frame, swapped for the nearest
         plane that is not). Fitted on several planes, shot noise is stabilised unless
         ``stabilise=False`` is given: one model then suits planes of any brightness.
+    among: instead of ``planes``, the planes to spread them over (a channel's, say; the
+        same choice, made among these).
     start: a model to continue fitting from (a neighbouring acquisition, say), with the
         shorter warm fit of the preset; it is not changed.
     preset, device, seed, threads, progress, settings: as for :func:`denoise`.
     """
-    run = fit_iter(image, rgb=rgb, preset=preset, planes=planes, device=device, seed=seed,
+    run = fit_iter(image, rgb=rgb, preset=preset, planes=planes, among=among, device=device, seed=seed,
                    threads=threads, start=start, **settings)
     return drive(run, progress, "fitting was cancelled")
 
 
 def _fit_run(
     image: Any, info: ImageInfo, settings: Settings, device: torch.device, seed: int,
-    threads: int | None, planes: list[int], start: Denoiser | None, spread: bool = False,
+    threads: int | None, planes: list[int], start: Denoiser | None, among: Sequence[int] | None = None,
 ) -> Generator[Progress, None, Denoiser]:
-    if spread:  # planes spread evenly by default: none constant (see planes_to_fit)
-        planes = _not_constant(image, info, range(info.planes), planes)
+    """``among``: the planes ``planes`` were spread over, for a constant one to be swapped
+    (see :func:`_not_constant`); None: chosen by hand, fitted on as they are."""
     settings = resolve_for(settings, device)
     most = threads or torch.get_num_threads()
     tuner = AdaptiveThreads(most) if threads is None and device.type == "cpu" else None
     with torch_threads(most):
-        raw = np.stack([read_plane(image, info, i) for i in planes])
+        raw = [read_plane(image, info, i) for i in planes]
+        if among is not None:
+            planes, raw = _not_constant(image, info, among, planes, raw)
+        raw = np.stack(raw)
         noise = noise_of(raw[..., : info.fitted], settings)
         run = fit_planes(raw[..., : info.fitted], noise, settings, device, seed, planes, start, tuner)
         model, _stages = yield from fit_progress(run, settings, start is not None, planes[0], info.planes, 0.0, 1.0,

@@ -111,4 +111,3 @@ class DenoiseResult:
     #: A model applied with ``refit``: the planes it did not cover, fitted on their own (see
     #: ``Denoiser.apply``).
     refitted: tuple[int, ...] = ()
-

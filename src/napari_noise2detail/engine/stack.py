@@ -16,7 +16,7 @@ from typing import Any, Generator, MutableMapping, Sequence
 import numpy as np
 
 from .denoise import denoise_iter
-from .model import Denoiser, NotCovered, fit_iter, fits_once, planes_to_fit
+from .model import Denoiser, NotCovered, fit_iter, fits_once, refit_note
 from .planes import ImageInfo, channel_view, is_lazy
 from .results import DenoiseResult, Progress, relabelled
 
@@ -81,9 +81,8 @@ def denoise_stack_iter(
         model = models[number] if models else None
         fit_here = model is None and (is_lazy(image) or fits_once(len(planes)) or (keep_models and len(planes) == 1))
         if fit_here:
-            fit = fit_iter(image, rgb=rgb, preset=preset, planes=planes_to_fit(planes, image, info), device=device,
-                           seed=seed,
-                           threads=threads, **settings)
+            fit = fit_iter(image, rgb=rgb, preset=preset, among=planes, device=device, seed=seed, threads=threads,
+                           **settings)
             middle = start + (end - start) * FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + len(planes))
             model = yield from _steps(fit, FITTING, channel, start, middle)
             start = middle
@@ -113,6 +112,11 @@ def denoise_stack_iter(
                 out[kind][index] = getattr(result, kind)
         results.append((result, None))
     return results
+
+
+def results_note(results: Results, info: ImageInfo) -> str:
+    """For people: the planes of every group fitted on their own (see :func:`.model.refit_note`)."""
+    return refit_note(sorted(plane for result, _model in results for plane in result.refitted), info)
 
 
 def _steps(
