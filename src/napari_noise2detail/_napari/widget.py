@@ -56,6 +56,10 @@ DOCK_TITLE = "Noise2Detail (napari-noise2detail)"
 MODEL_SUFFIX = ".n2d"
 
 
+#: The noise line before a run has estimated it.
+NOISE_UNKNOWN = "estimated when denoising"
+
+
 def plain_message(error: BaseException) -> str:
     """What a person should read when a run fails."""
     text = str(error) or type(error).__name__
@@ -140,7 +144,7 @@ class DenoiseWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=100, value=0)
         self.status = SteadyLabel(2, label="status", value="Ready")
-        self.noise = SteadyLabel(3, label="noise", value="estimated when denoising")
+        self.noise = SteadyLabel(3, label="noise", value=NOISE_UNKNOWN)
         self.compare_button = PushButton(text="Compare stages", enabled=False,
                                          tooltip="show the image and its results side by side, "
                                                  "labelled; press again to go back")
@@ -409,7 +413,7 @@ class DenoiseWidget(Container):
         """Another layer chosen: the noise line, which was another layer's, is cleared (the
         status names the layer it is about)."""
         if not self.running and layer is not self._noise_of:
-            self.noise.value, self.noise.tooltip = "estimated when denoising", ""
+            self.noise.value, self.noise.tooltip = NOISE_UNKNOWN, ""
             self._noise_of = None
 
     def _show_results(self, source: Image, outcome: Outcome) -> None:
@@ -453,17 +457,21 @@ class DenoiseWidget(Container):
             self._removed(self._source, "the run was stopped and nothing was added")
             return
         self.status.value = "Cancelled; no layer was changed"
-        self.noise.value = "estimated when denoising"
+        self.noise.value = NOISE_UNKNOWN
 
     def _removed(self, source: Image | None, what: str) -> None:
         """The user removed the layer being denoised: said, but not as an error (it was their doing)."""
         name = f" '{source.name}'" if source is not None else ""
         message = f"Stopped: the source layer{name} was removed while it was being denoised; {what}"
         show_info(f"Noise2Detail: {message}")
+        self._stopped(message)
+
+    def _stopped(self, message: str) -> None:
+        """A run that ended without results: ``message`` in the status, the bar and noise line reset."""
         if not self._runner.closed:
             self.status.value = message
             self.progress.value = 0
-            self.noise.value = "estimated when denoising"
+            self.noise.value = NOISE_UNKNOWN  # not "being estimated..." for ever
 
     def _fail(self, error: BaseException) -> None:
         if isinstance(error, Cancelled):
@@ -471,10 +479,7 @@ class DenoiseWidget(Container):
             return
         message = plain_message(error)
         show_error(message)
-        if not self._runner.closed:
-            self.status.value = message
-            self.progress.value = 0
-            self.noise.value = "estimated when denoising"  # not "being estimated..." for ever
+        self._stopped(message)
 
     # -- comparing ------------------------------------------------------------------------
     def _compared(self) -> list[Image]:
