@@ -114,6 +114,14 @@ def test_compare_shows_the_stages_side_by_side_and_goes_back(viewer, make_widget
     assert w.compare_button.text == "Compare stages"
 
     w.compare_button.native.click()
+    viewer.layers.remove("cells [N2D smooth]")  # no empty tile is left where it was
+    assert grid.enabled and tuple(grid.shape) == (1, 2)
+    viewer.layers.remove("cells [N2D detail]")  # nothing left to compare: the view as it was
+    assert not grid.enabled and other.visible and w.compare_button.text == "Compare stages"
+    assert camera.zoom == pytest.approx(3.0)
+
+    click(qtbot, w.denoise_button, w)
+    w.compare_button.native.click()
     viewer.window.remove_dock_widget(w.native)  # the dock closed while comparing
     qtbot.waitUntil(lambda: not grid.enabled, timeout=5_000)
     assert other.visible and camera.zoom == pytest.approx(3.0)  # the view is given back

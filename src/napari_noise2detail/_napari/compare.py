@@ -74,6 +74,18 @@ class Comparison:
                 setattr(layer.name_overlay, key, value)
         viewer.reset_view()
 
+    def drop(self, layer: Any) -> bool:
+        """``layer`` was removed from the viewer: the grid closes up over the tiles left, so
+        that none stays empty. False when fewer than two are left to compare."""
+        if not any(shown is layer for shown in self.layers):
+            return True
+        self.layers = [kept for kept in self.layers if kept is not layer]
+        if len(self.layers) < 2:
+            return False
+        grid_of(self.viewer).shape = (1, len(self.layers))
+        self.viewer.reset_view()
+        return True
+
     def end(self) -> None:
         """The viewer as it was: grid, visible layers, labels and view (for the layers that are
         still there)."""

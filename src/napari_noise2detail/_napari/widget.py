@@ -361,6 +361,9 @@ class DenoiseWidget(Container):
             self.cancel()
         if event.value is self._model_layer:
             self._models, self._model_layer = {}, None
+        if self._comparison is not None and not self._comparison.drop(event.value):
+            self._end_compare()
+            self._update_buttons()
 
     # -- progress and results (GUI thread) ------------------------------------------------
     def _on_step(self, step: Step) -> None:
