@@ -39,3 +39,20 @@ def test_sample_data_loads_without_network(make_napari_viewer, monkeypatch):
     (layer,) = viewer.layers
     assert layer.name == "noisy nuclei" and layer.data.shape == (256, 256)
     assert layer.data.dtype.kind == "u"
+
+
+def test_both_docks_scroll_in_a_short_window_rather_than_stretch_it(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    for name in ("Noise2Detail", "Batch denoise..."):
+        viewer.window.add_plugin_dock_widget("napari-noise2detail", name)
+    window.resize(1200, 700)  # a laptop's screen: the two docks' rows need over 1200 px
+    qtbot.waitUntil(lambda: window.height() == 700, timeout=5_000)  # not pushed past the screen
+    denoise, batch = (w for w in window.findChildren(QScrollArea) if type(w).__name__ == "_Scroll")
+    assert max(denoise.verticalScrollBar().maximum(), batch.verticalScrollBar().maximum()) > 0
+    window.resize(1200, 1600)  # room for every row: nothing to scroll
+    qtbot.waitUntil(lambda: window.height() == 1600, timeout=5_000)
+    viewer.window.remove_dock_widget(batch.parentWidget())
+    qtbot.waitUntil(lambda: denoise.verticalScrollBar().maximum() == 0, timeout=5_000)

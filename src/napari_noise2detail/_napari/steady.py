@@ -1,21 +1,25 @@
 """A dock that keeps its width whatever its texts say: labels show whole lines, at most a fixed
 number of them, and never ask for more width (text that does not fit ends in "…", and the full
 text is in the tooltip), choices do not widen to their longest name, and the dock is wide
-enough for napari's title of it."""
+enough for napari's title of it. Nor does it grow taller than the window: its rows scroll
+when the window is short (napari does not scroll docks, and a dock taller than the screen
+pushes the window past the screen's bottom edge)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from magicgui.widgets import Label
-from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtCore import QEvent, QObject, QSize, Qt
 from qtpy.QtGui import QFontMetrics
-from qtpy.QtWidgets import QComboBox, QLabel, QSizePolicy, QWidget
+from qtpy.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 #: Room the dock's title bar takes beside the title: its close, hide and float buttons.
 TITLE_BUTTONS = 110
 #: The narrowest the dock gets, whatever its title.
 MIN_WIDTH = 320
+#: The shortest the dock gets before its rows scroll: a few rows.
+MIN_HEIGHT = 120
 ELLIPSIS = "\u2026"
 
 
@@ -145,7 +149,33 @@ def steady_combo(combo: Any, characters: int = 12) -> None:
     native.setMinimumContentsLength(characters)
 
 
-def steady_width(widget: QWidget, title: str) -> None:
-    """Give the dock's content a fixed minimum width that fits napari's title bar of it."""
+class _Scroll(QScrollArea):
+    """Asks for the full height of its rows (a plain scroll area asks for at most 24 lines),
+    and settles for :data:`MIN_HEIGHT` with a scroll bar."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        rows = self.widget().sizeHint().expandedTo(self.widget().minimumSizeHint())
+        return QSize(rows.width() + self.verticalScrollBar().sizeHint().width(), rows.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        rows = self.widget().minimumSizeHint()
+        return QSize(rows.width() + self.verticalScrollBar().sizeHint().width(), min(rows.height(), MIN_HEIGHT))
+
+
+def steady_dock(widget: QWidget, title: str) -> QScrollArea:
+    """Give a dock's content a fixed minimum width that fits napari's title bar of it, and
+    put its rows in a scroll area filling it (returned): its layout moves to a widget inside
+    the scroll area, so everything laid out on ``widget`` keeps its place."""
     needed = QFontMetrics(widget.font()).horizontalAdvance(title) + TITLE_BUTTONS
+    rows = QWidget()
+    rows.setLayout(widget.layout())  # Qt takes the layout (and its widgets) from ``widget``
+    scroll = _Scroll()
+    scroll.setWidget(rows)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
     widget.setMinimumWidth(max(MIN_WIDTH, needed))
+    return scroll

@@ -45,7 +45,7 @@ from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
 from .runs import Job, Outcome, Step, fit_only, fitted_on_several_planes, start_run, way
-from .steady import SteadyLabel, steady_combo, steady_width
+from .steady import SteadyLabel, steady_combo, steady_dock
 from .stores import default_folder, layer_stores
 from .worker import Failed, Handlers, Runner
 
@@ -180,7 +180,7 @@ class DenoiseWidget(Container):
         layout.insertWidget(layout.indexOf(self.loss_note.native.parentWidget()), self.loss_plot)
         for combo in (self.layer, self.preset, self.region):
             steady_combo(combo)
-        steady_width(self.native, DOCK_TITLE)
+        steady_dock(self.native, DOCK_TITLE)
 
         self.preset.changed.connect(self._on_preset)
         self.denoise_button.changed.connect(self.start)
