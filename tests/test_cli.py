@@ -224,6 +224,7 @@ def test_fit_then_denoise_with_the_saved_model(tmp_path, capsys):
     (["fit", "{tmp}/missing.tif", "-o", "{tmp}/m.n2d"], "no such file"),
     (["fit", "{tmp}/b.tif", "-o", "{tmp}/m.n2d", "--planes", "5"], "do not exist"),
     (["denoise", "{tmp}/a.tif", "--model", "{tmp}/missing.n2d"], "no such model file"),
+    (["denoise", "{tmp}/a.tif", "--model", "{tmp}/"], "is a folder, not a model file"),
     (["denoise", "{tmp}/a.tif", "--model", "{tmp}/a.tif"], "not a readable Noise2Detail model"),
     (["fit", "{tmp}", "-o", "{tmp}/m.n2d"], "is one image file or a zarr store"),
     (["fit", "{tmp}/b.tif", "-o", "{tmp}"], "is a folder"),
@@ -287,6 +288,7 @@ def test_fit_one_channel_of_a_stack(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(base + ["--channel", "1", "--planes", "0,2"]) == 0  # planes 0 and 2 of channel 1: z 0 and 2
     assert load_model(tmp_path / "m.n2d", device="cpu").planes == (1, 5)
+    assert "planes 0, 2 of channel 1's own" in capsys.readouterr().out  # as --planes numbers them
     tifffile.imwrite(tmp_path / "z.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX"})
     # no channel axis (an OME-TIFF of one channel reads so): one channel, 0, every plane
     z = ["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--steps", "3", "--device", "cpu"]

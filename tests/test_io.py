@@ -187,3 +187,24 @@ def test_a_z_spacing_without_a_pixel_size_is_kept(tmp_path):
     assert meta.z_spacing == pytest.approx(0.29) and meta.pixel_size is None and meta.unit is None
     _, back = read_image(write_image(tmp_path / "out.tif", data.astype(np.float32), meta))
     assert back.z_spacing == pytest.approx(0.29)
+
+
+@pytest.mark.parametrize("dtype, axes, rgb", [(np.uint8, "ZYXS", True), (np.uint16, "ZCYX", False)])
+def test_an_rgb_tiff_of_one_plane_per_colour_is_colour_when_8_bit_else_channels(tmp_path, dtype, axes, rgb):
+    from napari_noise2detail.io import read_image
+
+    planes = np.arange(2 * 3 * 8 * 8).astype(dtype).reshape(2, 3, 8, 8)
+    tifffile.imwrite(tmp_path / "p.tif", planes, photometric="rgb", planarconfig="separate")
+    data, meta = read_image(tmp_path / "p.tif")
+    assert meta.axes == axes and meta.rgb == rgb
+    np.testing.assert_array_equal(data, np.moveaxis(planes, 1, -1) if rgb else planes)
+
+
+@pytest.mark.parametrize("shape, axes", [((8, 8, 8), "ZYX"), ((2, 3, 8, 8), "TZYX"), ((2, 2, 2, 8, 8), "QQQYX")])
+def test_axes_tifffile_could_not_name_are_named_as_a_plain_stack(tmp_path, shape, axes):
+    from napari_noise2detail.io import read_image
+
+    tifffile.imwrite(tmp_path / "q.tif", np.zeros(shape, np.float32), photometric="minisblack")
+    with tifffile.TiffFile(tmp_path / "q.tif") as tif:
+        assert set(tif.series[0].axes[:-2]) == {"Q"}  # the file does not say
+    assert read_image(tmp_path / "q.tif")[1].axes == axes  # beyond Z and T: left unnamed

@@ -97,7 +97,7 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     else:
         data, meta = read_image(path)
         rgb = rgb or meta.rgb
-    planes, among = _channel_planes(data, rgb, meta.axes, channel, planes)
+    planes, among, own = _channel_planes(data, rgb, meta.axes, channel, planes)
     bar, update = _progress_bar(f"Fitting {path.name}")
     began = time.perf_counter()
     with bar:
@@ -108,8 +108,9 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     except OSError as err:
         print(f"napari-noise2detail fit: error: cannot write {output}: {err.strerror or err}", file=sys.stderr)
         return 1
-    print(f"{model.describe()}, planes {', '.join(map(str, model.planes))}; "
-          f"fitted in {time.perf_counter() - began:.1f} s.")
+    fitted_on = (f"planes {', '.join(map(str, model.planes))}" if own is None else  # as --planes numbers them
+                 f"planes {', '.join(str(own.index(p)) for p in model.planes)} of channel {channel}'s own")
+    print(f"{model.describe()}, {fitted_on}; fitted in {time.perf_counter() - began:.1f} s.")
     how = (f": napari-noise2detail denoise --model {saved} IMAGES..." if channel is None else
            f" one --model per channel, in channel order (this is channel {channel}'s): napari-noise2detail "
            f"denoise --model ... --model ... IMAGES...")
@@ -118,11 +119,11 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
 
 
 def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
-                    planes: list[int] | None) -> tuple[list[int] | None, list[int] | None]:
+                    planes: list[int] | None) -> tuple[list[int] | None, list[int] | None, list[int] | None]:
     """The planes to fit on (``planes``, or those ``planes`` of ``channel``'s, numbered among
-    its own), or else the planes to choose a few among (``channel``'s); None, None: a few of
-    all. A stack with several channels fitted on all of them gets a note: they are better
-    fitted one at a time."""
+    its own), or else the planes to choose a few among (``channel``'s; None, None: a few of
+    all); and ``channel``'s planes (None without a channel). A stack with several channels
+    fitted on all of them gets a note: they are better fitted one at a time."""
     from .batch import channel_planes
     from .engine.planes import ImageInfo
 
@@ -133,7 +134,7 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
             print(f"Note: the image has {len(channels)} channels (axes {axes}); the model is fitted on planes "
                   "of all of them. Channels that differ in brightness or gain are better fitted one at a "
                   "time: --channel N.", file=sys.stderr)
-        return planes, None
+        return planes, None, None
     # An image with no channel axis has one channel, 0: tifffile drops a C axis of one (an
     # OME-TIFF of one channel reads as ZYX), and a script looping over channels asks for 0.
     count = len(channels)
@@ -146,8 +147,8 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
         if bad:
             raise ValueError(f"--planes {','.join(map(str, bad))}: with --channel, planes are numbered among the "
                              f"channel's own, and channel {channel} has planes 0 to {len(own) - 1}")
-        return [own[p] for p in planes], None
-    return None, own  # (an image of one channel: every plane)
+        return [own[p] for p in planes], None, own
+    return None, own, own  # (an image of one channel: every plane)
 
 
 def _at_least_one(text: str) -> int:

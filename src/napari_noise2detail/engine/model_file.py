@@ -80,6 +80,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     """A model saved with :meth:`Denoiser.save`, on ``device``. A file that is not such a
     model, is damaged or truncated, or was saved by a newer version is refused (ValueError)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a model file (a .n2d file saved by Save model... or "
+                         "napari-noise2detail fit)")
     if not path.is_file():
         raise FileNotFoundError(f"no such model file: {path}")
     return model_from_bytes(path.read_bytes(), device, str(path))

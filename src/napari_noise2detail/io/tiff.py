@@ -42,15 +42,26 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
         _check_complete(tif, series)
         data = series.asarray()
         axes = series.axes if len(series.axes) == data.ndim else None
+        key = series.keyframe
+        if axes and axes.endswith("SYX") and data.shape[-3] in (3, 4) and \
+                key.photometric == tifffile.PHOTOMETRIC.RGB and key.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
+            # RGB stored as one plane per colour. 8-bit: a colour image, read as interleaved RGB
+            # is (colour last). Deeper: most often fluorescence channels that tifffile stored
+            # so by default (any 3-plane array until 2026): channels, each denoised on its own.
+            if data.dtype == np.uint8:
+                data, axes = np.moveaxis(data, -3, -1), axes[:-3] + "YXS"
+            elif "C" not in axes:
+                axes = axes[:-3] + "CYX"
         if axes and axes.endswith("S") and data.shape[-1] not in (3, 4):
             # samples that are not RGB(A) colours (two channels stored contiguously, say):
             # read as channels before Y and X (ImageJ's order), each denoised as its own plane
             data, axes = np.moveaxis(data, -1, -3), (axes[:-3] + "C" + axes[-3:-1] if "C" not in axes else None)
+        axes = _named(axes)
         # OME-XML parsed once (it can be megabytes): sizes, frame interval, channel names
         pixels = _ome_pixels(tif.ome_metadata) if tif.is_ome and tif.ome_metadata else None
         pixel_size, z_spacing, unit = _ome_sizes(pixels) if pixels else (None, None, None)
         if pixel_size is None:
-            pixel_size, z_spacing, unit = _tag_sizes(series.keyframe, tif.imagej_metadata)
+            pixel_size, z_spacing, unit = _tag_sizes(key, tif.imagej_metadata)
             if z_spacing is None and tif.is_shaped and tif.shaped_metadata:
                 z_spacing = tif.shaped_metadata[0].get("spacing")  # written by write_image
         interval, time_unit = _frame_interval(tif, pixels)
@@ -58,6 +69,24 @@ def read_tiff(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
         display = _display(tif.imagej_metadata) if tif.is_imagej else None
     return data, ImageMeta(axes=axes, pixel_size=pixel_size, z_spacing=z_spacing, unit=unit,
                            frame_interval=interval, time_unit=time_unit, channel_names=names, display=display)
+
+
+def _named(axes: str | None) -> str | None:
+    """``axes`` with the leading axes tifffile could not name (Q, or S for planes it took for
+    samples) named as a stack's are when its axes are not known (:data:`PLAIN_AXES`: Z, then
+    T), so that its outputs are ImageJ slices; as they were where Z and T do not suffice."""
+    if not axes:
+        return axes
+    plane = "YXS" if axes.endswith("YXS") else "YX"
+    lead = list(axes[: len(axes) - len(plane)])
+    names = iter(name for name in "ZT" if name not in axes)
+    for i in reversed(range(len(lead))):
+        if lead[i] in "QS":
+            name = next(names, None)
+            if name is None:
+                return axes
+            lead[i] = name
+    return "".join(lead) + axes[len(lead):]
 
 
 #: ImageJ's display settings that an output keeps (see ``ImageMeta.display``).
