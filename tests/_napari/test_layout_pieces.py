@@ -1,7 +1,7 @@
 """The pieces that keep the docks readable, on their own: whole lines with the last elided, and
 compare-mode labels that fit their tiles."""
 
-from napari_noise2detail._napari.compare import LARGEST, SMALLEST, label_size
+from napari_noise2detail._napari.compare import LARGEST, SMALLEST, label_position, label_size
 from napari_noise2detail._napari.steady import wrap_lines
 
 
@@ -23,6 +23,10 @@ def test_compare_labels_shrink_to_fit_their_tile_within_readable_sizes():
     size = label_size(names, 227)  # three tiles across a 680-pixel canvas
     assert SMALLEST <= size < LARGEST
     assert label_size(["x" * 200], 100) == SMALLEST
+    # a name too long even then: the label keeps its end, the stage, where the tile cuts it
+    assert label_position(names, 227) == "top_left"
+    long = ["2024-05-01_HeLa_H2B-GFP_confocal_63x_zstack_pos03_ch1 [N2D smooth]"]
+    assert label_position(long, 250) == "top_right"
 
 
 def test_the_loss_history_marks_where_the_guard_stopped_stage_3(qtbot):

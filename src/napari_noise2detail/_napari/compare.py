@@ -20,7 +20,7 @@ def camera_of(viewer: Any) -> Any:
 
 
 #: How each tile's label is shown: on a box, so that it reads over any image.
-LABEL = {"visible": True, "font_size": 10, "box": True}
+LABEL = {"visible": True, "font_size": 10, "box": True, "position": "top_left"}
 #: Label font sizes (points): napari's default, and the smallest still readable.
 LARGEST, SMALLEST = 10, 6
 #: Width of a character of napari's label font, in pixels per point of font size (measured:
@@ -31,9 +31,19 @@ CHAR_WIDTH, BOX_MARGIN = 0.9, 16
 def label_size(names: Sequence[str], tile_width: float) -> int:
     """The font size at which the longest of ``names`` fits in a tile ``tile_width`` pixels
     wide, so that no label runs into the next tile (the smallest readable one at worst)."""
+    return max(SMALLEST, min(LARGEST, _fitting_size(names, tile_width)))
+
+
+def label_position(names: Sequence[str], tile_width: float) -> str:
+    """Where the tiles' labels go: napari's top left, or top right where the longest name
+    does not fit at the smallest size, so that the tile cuts off its start rather than its end
+    (the stage: " [N2D smooth]")."""
+    return "top_left" if _fitting_size(names, tile_width) >= SMALLEST else "top_right"
+
+
+def _fitting_size(names: Sequence[str], tile_width: float) -> int:
     longest = max((len(name) for name in names), default=1)
-    fits = int((tile_width - BOX_MARGIN) / (CHAR_WIDTH * longest))
-    return max(SMALLEST, min(LARGEST, fits))
+    return int((tile_width - BOX_MARGIN) / (CHAR_WIDTH * longest))
 
 
 @dataclass
@@ -67,8 +77,8 @@ class Comparison:
         label = dict(LABEL)
         canvas = getattr(viewer, "canvas", None)
         if canvas is not None and hasattr(canvas, "viewbox_size"):  # (height, width) of a tile
-            label["font_size"] = label_size([layer.name for layer in self.layers],
-                                            canvas.viewbox_size(viewer.layers)[1])
+            names, width = [layer.name for layer in self.layers], canvas.viewbox_size(viewer.layers)[1]
+            label["font_size"], label["position"] = label_size(names, width), label_position(names, width)
         for layer in self.layers:
             for key, value in label.items():
                 setattr(layer.name_overlay, key, value)
