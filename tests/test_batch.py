@@ -572,9 +572,12 @@ def test_each_channel_of_a_stack_is_fitted_on_its_own(tmp_path, planes):
                                                                             save_smooth=True)))
     assert summary.ok, summary.report()
     both_events = [e.progress for e in events if e.name == "both.tif" and e.progress is not None]
-    assert all(e.plane < e.planes and e.planes in (1, 2 * planes) for e in both_events)  # (a fit: 1)
-    if planes == 2:  # plane by plane, each channel on its own: numbered in the whole stack
-        assert {e.plane for e in both_events} == set(range(2 * planes))
+    # each channel's events say so, their planes numbered among the channel's own
+    assert {e.channel for e in both_events} == {0, 1}
+    assert all(e.plane < e.planes and e.planes in (1, planes) for e in both_events)  # (a fit: 1)
+    for channel in (0, 1):
+        assert {e.plane for e in both_events if e.channel == channel and e.stage != 0} >= (
+            set(range(planes)) if planes == 2 else {0})  # plane by plane: each of its own fitted
     for kind in ("detail", "smooth"):
         both = tifffile.imread(tmp_path / "out" / f"both_n2d_{kind}.tif")
         assert both.shape == stack.shape

@@ -40,3 +40,20 @@ def test_a_stack_of_constant_planes_is_refused_as_constant():
 
     with pytest.raises(ValueError, match="the image is constant"):
         run(np.zeros((8, 24, 24), np.float32))
+
+
+def test_a_channel_says_so_and_counts_its_own_planes():
+    from napari_noise2detail.engine.planes import channel_groups
+
+    stack = np.random.default_rng(0).random((8, 2, 16, 16)).astype(np.float32)  # ZCYX
+    for planes in (8, 2):  # fitted once, and plane by plane
+        part = stack[:planes]
+        info = ImageInfo.of(part, False)
+        generator = denoise_stack_iter(part, info, channel_groups(info, 1), dict.fromkeys(("detail",)), axis=1,
+                                       rgb=False, preset="fast", device="cpu", threads=1, **QUICK)
+        events = [step.progress for step in generator]
+        for channel in (0, 1):
+            own = [e for e in events if e.channel == channel]
+            assert own and all(e.planes == planes and 0 <= e.plane < planes for e in own)
+            assert max(e.plane for e in own) == planes - 1  # its last plane, not the image's
+            assert own[-1].describe().startswith(f"channel {channel}, plane {planes}/{planes}")

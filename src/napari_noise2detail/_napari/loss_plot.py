@@ -30,17 +30,18 @@ class LossHistory:
         self.stopped_at: int | None = None
         self.stage1_steps = 0
         self.title = ""
-        self._plane: tuple[int, int, int] | None = None
+        self._plane: tuple[int | None, int, int, int] | None = None
 
     def add(self, event: Progress) -> bool:
         """Take in an event; whether the plot changed."""
         if event.stage not in (1, 3) or event.loss is None:
             return False
-        if (event.plane, event.planes, event.fitted_on) != self._plane:
+        if (event.channel, event.plane, event.planes, event.fitted_on) != self._plane:  # a fit of its own
             self.clear()
-            self._plane = (event.plane, event.planes, event.fitted_on)
-            self.title = (f"{event.fitted_on} planes fitted together" if event.fitted_on > 1
-                          else f"plane {event.plane + 1}/{event.planes}" if event.planes > 1 else "")
+            self._plane = (event.channel, event.plane, event.planes, event.fitted_on)
+            title = (f"{event.fitted_on} planes fitted together" if event.fitted_on > 1
+                     else f"plane {event.plane + 1}/{event.planes}" if event.planes > 1 else "")
+            self.title = ", ".join(filter(None, (None if event.channel is None else f"channel {event.channel}", title)))
         if event.stage == 1:
             self.stage1_steps = event.total
             self.series["stage 1"].append((event.step, event.loss))

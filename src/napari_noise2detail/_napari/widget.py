@@ -107,7 +107,6 @@ class DenoiseWidget(Container):
         _Undocked(self.native, self._end_compare)
         self._source: Image | None = None
         self._noise_of: Image | None = None  # the layer the noise line is about
-        self._channel: int | None = None  # the channel the loss plot is of
         self._started = 0.0
         self._comparison: Comparison | None = None
         #: The models of the last run that fitted them (by channel of a layer with a channel
@@ -373,14 +372,8 @@ class DenoiseWidget(Container):
         # the time left on the bar, where a long status cannot push it out of sight
         self.progress.native.setFormat(f"%p%, about {_eta(left)} left" if left is not None else "%p%")
         name = self._source.name if self._source is not None else ""
-        phase = step.phase if step.channel is None else f"channel {step.channel}, {step.phase}"
-        self.status.value = f"'{name}', {phase}: {step.progress.describe()}"
-        if step.channel != self._channel:  # each channel's fit is a plot of its own
-            self._channel = step.channel
-            self.history.clear()
+        self.status.value = f"'{name}', {step.phase}: {step.progress.describe()}"
         if self.history.add(step.progress):
-            if step.channel is not None and not self.history.title.startswith("channel"):
-                self.history.title = ", ".join(filter(None, (f"channel {step.channel}", self.history.title)))
             self.loss_plot.update()
             self.loss_note.value = self.history.describe()
 

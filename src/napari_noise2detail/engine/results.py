@@ -66,6 +66,9 @@ class Progress:
     #: While fitting: how many planes the networks are fitted to together (a model fitted
     #: once on a few planes of a stack); ``plane`` is then the first of them.
     fitted_on: int = 1
+    #: For a stack denoised a channel at a time: the channel, whose own planes ``plane`` and
+    #: ``planes`` count.
+    channel: int | None = None
 
     @property
     def stage_name(self) -> str:
@@ -81,6 +84,8 @@ class Progress:
         plane = f"plane {self.plane + 1}/{self.planes}, " if self.planes > 1 else ""
         if self.fitted_on > 1:
             plane = f"{self.fitted_on} planes fitted together, "
+        if self.channel is not None:
+            plane = f"channel {self.channel}, {plane}"
         if not 1 <= self.stage <= 3:
             return f"{plane}{self.stage_label}"
         return f"{plane}{self.stage_label}, step {self.step}/{self.total}"

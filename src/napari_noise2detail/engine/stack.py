@@ -39,8 +39,6 @@ class Step:
     phase: str
     progress: Progress
     fraction: float
-    #: The channel it is of, for a stack denoised a channel at a time.
-    channel: int | None = None
 
 
 #: Each group's result, and its model (None where its planes were fitted in turn).
@@ -84,14 +82,14 @@ def denoise_stack_iter(
             fit = fit_iter(image, rgb=rgb, preset=preset, among=planes, device=device, seed=seed, threads=threads,
                            **settings)
             middle = start + (end - start) * FIT_COST_IN_PLANES / (FIT_COST_IN_PLANES + len(planes))
-            model = yield from _steps(fit, FITTING, channel, start, middle)
+            model = yield from _steps(fit, FITTING, channel, start, middle, planes)
             start = middle
         if model is not None:
             _made(out, info.shape)
             # a plane the model fitted here does not cover is fitted on its own; a given one refuses it
             run = model.apply_iter(image, rgb=rgb, threads=threads, out=out, planes=planes, refit=fit_here)
             try:
-                result = yield from _steps(run, APPLYING, channel, start, end)
+                result = yield from _steps(run, APPLYING, channel, start, end, planes)
             except NotCovered as refused:
                 if models is None or len(models) < 2:
                     raise
@@ -101,9 +99,7 @@ def denoise_stack_iter(
             continue
         view, index = channel_view(image, info, axis, planes)  # one channel: a view of it
         run = denoise_iter(view, rgb=rgb, preset=preset, device=device, seed=seed, threads=threads, **settings)
-        # its planes numbered in the whole image, as the other ways number them
-        run = relabelled(run, lambda event: replace(event, plane=planes[event.plane], planes=info.planes))
-        result = yield from _steps(run, DENOISING, channel, start, end)
+        result = yield from _steps(run, DENOISING, channel, start, end)  # numbered in the view: the channel's own
         if index == (Ellipsis,):  # the whole image: its results as they are, not copied
             out.update({kind: getattr(result, kind) for kind in out})
         else:
@@ -120,13 +116,21 @@ def results_note(results: Results, info: ImageInfo) -> str:
 
 
 def _steps(
-    run: Generator[Progress, None, Any], phase: str, channel: int | None, start: float, end: float
+    run: Generator[Progress, None, Any], phase: str, channel: int | None, start: float, end: float,
+    planes: Sequence[int] = (),
 ) -> Generator[Step, None, Any]:
     """The engine's events as Steps, their fraction mapped onto ``start..end`` of the whole
-    run; while a model is applied, the steps of a plane fitted on its own are said to be so."""
+    run; a ``channel``'s events say so, with its ``planes`` (numbered in the image) numbered
+    among its own ("channel 1, plane 2/3"); while a model is applied, the steps of a plane
+    fitted on its own are said to be so."""
+    own = {plane: number for number, plane in enumerate(planes)}
+
     def step(event: Progress) -> Step:
+        if channel is not None:
+            event = replace(event, channel=channel, **(
+                {"plane": own[event.plane], "planes": len(own)} if event.plane in own else {}))
         what = FITTED_ALONE if phase == APPLYING and event.stage != 0 else phase
-        return Step(what, event, start + (end - start) * event.fraction, channel)
+        return Step(what, event, start + (end - start) * event.fraction)
 
     return relabelled(run, step)
 
