@@ -215,7 +215,7 @@ def test_layers_in_memory_keep_their_name_pixel_size_and_dtype(tmp_path):
     options = BatchOptions(device="cpu", settings=TINY, dtype="input")
     _, summary = drain(run_batch([item], tmp_path, options))
     (path,) = summary.done[0].outputs
-    assert path.name == "cells_1_ A__n2d_detail.tif"
+    assert path.name == "cells_1_A_n2d_detail.tif"
     out, out_meta = read_image(path)
     assert out.dtype == np.uint8 and out.shape == (16, 24)
     assert out_meta.pixel_size == pytest.approx((0.1, 0.2)) and out_meta.unit == "µm"
@@ -317,7 +317,8 @@ def test_collect_inputs_expands_folders_and_globs_and_refuses_typos(tmp_path):
 
 def test_names_and_dtypes():
     assert output_stem("x/a.ome.tif") == "a" and output_stem("a.b.tiff") == "a.b"
-    assert safe_name("../etc/passwd") == "_etc_passwd"
+    assert safe_name("../etc/passwd") == "etc_passwd"
+    assert safe_name("zs [1]") == "zs_1" and safe_name("a: b") == "a_b"  # napari's second "zs"
     assert safe_name("  ") == "image" and safe_name("CON") == "_CON"
     assert to_dtype(np.array([-3.4, 2.5, 3.6, 300.0]), "uint8").tolist() == [0, 2, 4, 255]
     assert to_dtype(np.array([1.5], np.float32), "float32").dtype == np.float32

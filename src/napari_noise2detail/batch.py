@@ -51,7 +51,9 @@ OUTPUT_KINDS = ("detail", "smooth")
 DTYPES = ("float32", "input")
 
 _OUTPUT_NAME = re.compile(r"_n2d_(detail|smooth)\.(tif|ome\.zarr)$", re.IGNORECASE)
-_UNSAFE = re.compile(r"[^\w.\- ]+")  # \w keeps letters of any script; drops / \ : * ? " < > |
+# \w keeps letters of any script; drops / \ : * ? " < > | and napari's brackets ("zs [1]" -> "zs_1"),
+# with the spaces around them
+_UNSAFE = re.compile(r"\s*[^\w.\- ]+\s*")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
                      *(f"LPT{i}" for i in range(1, 10))}
 
@@ -210,7 +212,7 @@ def format_duration(seconds: float) -> str:
 
 def safe_name(name: str) -> str:
     """``name`` as a file-name stem on any file system (for layer names)."""
-    cleaned = _UNSAFE.sub("_", name).strip(" .")[:120]  # no hidden files, no trailing dots
+    cleaned = _UNSAFE.sub("_", name).strip(" ._")[:120]  # no hidden files, no trailing dots
     if not cleaned:
         return "image"
     if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:

@@ -202,6 +202,12 @@ def test_a_saved_model_is_applied_to_every_image_without_fitting(viewer, qtbot, 
     assert [r.name for r in summary.done] == ["a.tif", "b.tif"]
     assert tifffile.imread(tmp_path / "out" / "b_n2d_detail.tif").shape == (2, 16, 16)
     assert BatchWidget(viewer).model.value == tmp_path / "a.n2d"  # remembered
+    assert not widget.summary.native.isHidden()
+    (tmp_path / "junk.n2d").write_bytes(b"not a model")
+    widget.model.value = tmp_path / "junk.n2d"
+    widget.run_button.native.click()
+    assert "Not started" in widget.status.value
+    assert widget.summary.native.isHidden()  # the last batch's summary is not taken for this attempt's
 
 
 def test_a_file_that_is_not_a_model_is_refused_before_anything_runs(viewer, qtbot, tmp_path):

@@ -193,6 +193,19 @@ def test_source_removed_during_the_run(viewer, qtbot, errors):
     assert not errors  # the user's own doing: said, not reported as an error
 
 
+def test_source_removed_while_a_model_is_fitted_for_saving(viewer, qtbot, errors, tmp_path):
+    source = viewer.add_image(noisy_cells(48)[1], name="cells")
+    w = make_widget(viewer, steps=50_000)
+    w.layer.value = source
+    w.save_model(path=tmp_path / "m.n2d")  # nothing fitted yet: fits first
+    assert w.running
+    viewer.layers.remove(source)
+    qtbot.waitUntil(lambda: not w.running, timeout=10_000)
+    assert ("the source layer 'cells' was removed while a model was being fitted to it; no model was saved to "
+            f"{tmp_path / 'm.n2d'}") in w.status.value
+    assert not (tmp_path / "m.n2d").exists() and not errors
+
+
 def test_layer_choices_follow_the_viewer(viewer):
     w = make_widget(viewer)
     assert w.layer.choices == () and not w.denoise_button.enabled

@@ -273,6 +273,7 @@ class BatchWidget(Container):
         from napari.utils.notifications import show_error
 
         self.status.value = f"Not started: {reason}"
+        self.summary.visible = False  # the last batch's: not this attempt's
         show_error(f"Batch denoise: {reason}")
 
     def cancel(self, *_: object) -> None:

@@ -106,6 +106,7 @@ class DenoiseWidget(Container):
         self.native.destroyed.connect(self._on_destroyed)  # a bound method: Qt keeps no hold on self
         _Undocked(self.native, self._end_compare)
         self._source: Image | None = None
+        self._saving: Path | None = None  # where the model the run fits is to be saved
         self._noise_of: Image | None = None  # the layer the noise line is about
         self._started = 0.0
         self._comparison: Comparison | None = None
@@ -332,9 +333,12 @@ class DenoiseWidget(Container):
             return view_region(self._viewer, source)
         return shape_region(self._viewer, source, shapes)
 
-    def _launch(self, run: Any, source: Image, what: str, done: Any) -> GeneratorWorker | None:
+    def _launch(self, run: Any, source: Image, what: str, done: Any,
+                saving: Path | None = None) -> GeneratorWorker | None:
+        """Start ``run`` on ``source``, then ``done`` with its outcome; ``saving``: where the
+        model it fits is to be saved."""
         self._end_compare()
-        self._source = source
+        self._source, self._saving = source, saving
         self._started = time.perf_counter()
         self.history.clear()
         self.loss_plot.update()
@@ -458,7 +462,10 @@ class DenoiseWidget(Container):
     def _removed(self, source: Image | None, what: str) -> None:
         """The user removed the layer being denoised: said, but not as an error (it was their doing)."""
         name = f" '{source.name}'" if source is not None else ""
-        message = f"Stopped: the source layer{name} was removed while it was being denoised; {what}"
+        doing = "it was being denoised" if self._saving is None else "a model was being fitted to it"
+        if self._saving is not None:
+            what = f"no model was saved to {self._saving}"
+        message = f"Stopped: the source layer{name} was removed while {doing}; {what}"
         show_info(f"Noise2Detail: {message}")
         self._stopped(message)
 
@@ -532,7 +539,7 @@ class DenoiseWidget(Container):
             return None
         what = f"channel {channel} of '{source.name}'" if channel is not None else f"'{source.name}'"
         return self._launch(run, source, f"Fitting a model to {what}",
-                            lambda model: self._fitted_for_saving(source, model, path, channel))
+                            lambda model: self._fitted_for_saving(source, model, path, channel), saving=path)
 
     def _fitted_for_saving(self, source: Image, model: Denoiser, path: Path, channel: int | None) -> None:
         if self._model_layer is not source or self._model_choices != self._choices():
