@@ -41,15 +41,25 @@ def test_sample_data_loads_without_network(make_napari_viewer, monkeypatch):
     assert layer.data.dtype.kind == "u"
 
 
-def test_both_docks_scroll_in_a_short_window_rather_than_stretch_it(make_napari_viewer, qtbot):
+def test_both_docks_align_their_fields_and_scroll_in_a_short_window(make_napari_viewer, qtbot):
     from qtpy.QtWidgets import QScrollArea
 
     viewer = make_napari_viewer(show=True)
     window = viewer.window._qt_window
-    for name in ("Noise2Detail", "Batch denoise..."):
-        viewer.window.add_plugin_dock_widget("napari-noise2detail", name)
+    docks = [viewer.window.add_plugin_dock_widget("napari-noise2detail", name)[1]
+             for name in ("Noise2Detail", "Batch denoise...")]
     window.resize(1200, 700)  # a laptop's screen: the two docks' rows need over 1200 px
     qtbot.waitUntil(lambda: window.height() == 700, timeout=5_000)  # not pushed past the screen
+    for dock in docks:
+        # magicgui sizes labels in the application's font; napari's style gives them another
+        # (here: a larger one), in which the labels stay one column
+        font = dock.native.font()
+        font.setPointSize(font.pointSize() + 6)
+        dock.native.setFont(font)
+        labels = [w._labeled_widget()[0].native for w in dock
+                  if w._labeled_widget() is not None and w._labeled_widget()[0].native.text()]
+        qtbot.waitUntil(lambda: len({label.width() for label in labels}) == 1, timeout=5_000)
+        assert all(label.width() >= label.sizeHint().width() for label in labels)  # none cut
     denoise, batch = (w for w in window.findChildren(QScrollArea) if type(w).__name__ == "_Scroll")
     assert max(denoise.verticalScrollBar().maximum(), batch.verticalScrollBar().maximum()) > 0
     window.resize(1200, 1600)  # room for every row: nothing to scroll

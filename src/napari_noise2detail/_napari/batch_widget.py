@@ -164,7 +164,7 @@ class BatchWidget(Container):
         self.extend([self.source, self.input_folder, self.output_folder, self.model, self.preset, self.steps,
                      self.save_smooth, self.overwrite, self.dtype, self.scheduler, buttons, self.progress,
                      self.status, self.summary])
-        steady_dock(self.native, DOCK_TITLE)
+        steady_dock(self, DOCK_TITLE)
 
         #: Not shown: engine settings overriding the preset (e.g. ``{"steps": 5}``) and the device.
         self.settings: dict[str, Any] = {}

@@ -162,10 +162,37 @@ class _Scroll(QScrollArea):
         return QSize(rows.width() + self.verticalScrollBar().sizeHint().width(), min(rows.height(), MIN_HEIGHT))
 
 
-def steady_dock(widget: QWidget, title: str) -> QScrollArea:
-    """Give a dock's content a fixed minimum width that fits napari's title bar of it, and
-    put its rows in a scroll area filling it (returned): its layout moves to a widget inside
-    the scroll area, so everything laid out on ``widget`` keeps its place."""
+class _LabelColumn(QObject):
+    """Keeps the labels of a magicgui container's rows one width, the widest in the font the
+    dock ends up with. magicgui measures them in the application's font, before napari's style
+    applies; a label wider in napari's font ("Output folder") pushed its field out of line."""
+
+    def __init__(self, container: Any) -> None:
+        super().__init__(container.native)
+        self.container = container
+        container.native.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.Polish, QEvent.Type.StyleChange, QEvent.Type.Show):
+            self.align()
+        return False
+
+    def align(self) -> None:
+        rows = [row() for row in (getattr(widget, "_labeled_widget", lambda: None) for widget in self.container)]
+        rows = [row for row in rows if row is not None]
+        if rows:
+            widest = max(row[0].native.sizeHint().width() for row in rows)  # row[0]: its label
+            for row in rows:
+                row.label_width = widest
+
+
+def steady_dock(container: Any, title: str) -> QScrollArea:
+    """Give a dock (a magicgui container) a fixed minimum width that fits napari's title bar
+    of it and a column of labels of one width, and put its rows in a scroll area filling it
+    (returned): its layout moves to a widget inside the scroll area, so everything laid out on
+    it keeps its place."""
+    widget = container.native
+    _LabelColumn(container)
     needed = QFontMetrics(widget.font()).horizontalAdvance(title) + TITLE_BUTTONS
     rows = QWidget()
     rows.setLayout(widget.layout())  # Qt takes the layout (and its widgets) from ``widget``

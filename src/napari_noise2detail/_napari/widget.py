@@ -180,7 +180,7 @@ class DenoiseWidget(Container):
         layout.insertWidget(layout.indexOf(self.loss_note.native.parentWidget()), self.loss_plot)
         for combo in (self.layer, self.preset, self.region):
             steady_combo(combo)
-        steady_dock(self.native, DOCK_TITLE)
+        steady_dock(self, DOCK_TITLE)
 
         self.preset.changed.connect(self._on_preset)
         self.denoise_button.changed.connect(self.start)
