@@ -211,3 +211,15 @@ def test_a_tiny_region_is_refused_with_the_reason(viewer, make_widget, qtbot):
     assert w.preview() is None
     assert "4x20 pixels" in w.status.value and "at least 16x16" in w.status.value
     assert [layer.name for layer in viewer.layers] == ["cells", "thin"]
+    viewer.layers["thin"].data = [np.array([[100, 100], [140, 130]])]  # beside the image
+    assert w.preview() is None and "lies outside the image" in w.status.value
+
+
+def test_without_an_image_layer_the_status_says_why_nothing_can_run(viewer, make_widget):
+    from napari_noise2detail._napari.widget import NO_IMAGE
+
+    viewer.add_labels(np.zeros((16, 16), np.int32), name="cells")
+    w = make_widget()
+    assert not w.denoise_button.enabled and w.status.value == NO_IMAGE
+    viewer.add_image(noisy_cells(16)[1], name="image")
+    assert w.denoise_button.enabled and w.status.value == "Ready"

@@ -61,6 +61,8 @@ def _box(layer: Any, corners: np.ndarray, what: str, plane: tuple[int, ...]) -> 
     bottom, right = np.floor(corners.max(axis=0) + 0.5).astype(int)
     top, bottom = int(np.clip(top, 0, height)), int(np.clip(bottom, 0, height))
     left, right = int(np.clip(left, 0, width)), int(np.clip(right, 0, width))
+    if bottom <= top or right <= left:
+        raise ValueError(f"the {what} lies outside the image; draw it over the part to preview")
     if bottom - top < MIN_SIDE or right - left < MIN_SIDE:
         raise ValueError(f"the {what} covers {max(bottom - top, 0)}x{max(right - left, 0)} pixels of "
                          f"the image; a preview needs at least {MIN_SIDE}x{MIN_SIDE}")

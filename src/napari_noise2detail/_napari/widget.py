@@ -58,6 +58,8 @@ MODEL_SUFFIX = ".n2d"
 
 #: The noise line before a run has estimated it.
 NOISE_UNKNOWN = "estimated when denoising"
+#: The status while the viewer holds no image layer (its buttons are greyed out: why).
+NO_IMAGE = "No image layer to denoise: open one (File > Open, or drag a file in); labels, points and shapes are not images"
 
 
 def plain_message(error: BaseException) -> str:
@@ -223,6 +225,11 @@ class DenoiseWidget(Container):
         self.reset_choices()
         if getattr(event, "type", None) == "inserted" and isinstance(event.value, Shapes):
             self.region.value = event.value  # a Shapes layer just added: likely for a preview
+        if not self.running:
+            if not self._image_layers():
+                self.status.value = NO_IMAGE
+            elif self.status.value == NO_IMAGE:
+                self.status.value = "Ready"
         self._update_buttons()
 
     def _update_buttons(self, _value: Any = None) -> None:
