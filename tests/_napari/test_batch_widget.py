@@ -106,8 +106,8 @@ def test_selected_layers_from_the_menu(viewer, qtbot, tmp_path):
     summary = run_and_wait(qtbot, widget)
     assert summary.ok and [r.name for r in summary.done] == ["well A1: DAPI", "stack"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tif") == [
-        "stack_n2d_detail.tif", "well A1_ DAPI_n2d_detail.tif"]
-    well, meta = read_image(tmp_path / "well A1_ DAPI_n2d_detail.tif")
+        "stack_n2d_detail.tif", "well A1_DAPI_n2d_detail.tif"]
+    well, meta = read_image(tmp_path / "well A1_DAPI_n2d_detail.tif")
     assert well.dtype == np.uint16 and well.shape == (20, 24)
     assert meta.pixel_size == pytest.approx((0.5, 0.5)) and meta.unit == "µm"
     stack, meta = read_image(tmp_path / "stack_n2d_detail.tif")

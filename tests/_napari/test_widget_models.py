@@ -69,7 +69,7 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
 
     detail = viewer.layers["big: run 1 [N2D detail]"]
     assert not isinstance(detail.data, np.ndarray)  # shown lazily, from the store
-    path = tmp_path / "results" / "big_ run 1_n2d_detail.ome.zarr"
+    path = tmp_path / "results" / "big_run 1_n2d_detail.ome.zarr"
     assert detail.metadata["noise2detail"]["stores"]["detail"] == str(path)
     written = read_zarr(path)
     assert written.scale == [3.0, 0.5, 0.5] and written.meta.unit == "µm"
@@ -78,7 +78,7 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
     assert written.translation == [0.0, 12.0, -4.0]  # opened on its own later, it lies over its source
     assert np.asarray(written.data[2]).std() < data[2].std()  # denoised
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
-        "big_ run 1_n2d_detail.ome.zarr", "big_ run 1_n2d_smooth.ome.zarr"]  # nothing half-made
+        "big_run 1_n2d_detail.ome.zarr", "big_run 1_n2d_smooth.ome.zarr"]  # nothing half-made
     assert np.array_equal(detail.scale, source.scale) and np.array_equal(detail.translate, source.translate)
     assert "results in" in w.status.value and str(tmp_path / "results") in w.status.tooltip
     assert source.data is lazy  # the source as it was
