@@ -165,7 +165,7 @@ def batch_shot(data: np.ndarray, name: str, scratch: Path, steps: int) -> None:
     tifffile.imwrite(folder / "well_A2.tif", data[..., half:])
     viewer, _source = open_viewer(data, name)
     _dock, batch = viewer.window.add_plugin_dock_widget("napari-noise2detail", "Batch denoise...")
-    batch.settings = {"steps": steps}
+    batch.steps.value = steps
     batch.source.value = "folder"
     batch.input_folder.value = folder
     batch.output_folder.value = scratch / "imaging" / "denoised"
