@@ -12,7 +12,7 @@ from napari_noise2detail.engine import stack as stack_module
 from napari_noise2detail._napari import widget as widget_module
 from napari_noise2detail.engine import model as model_module
 from napari_noise2detail.io.zarr import read_zarr
-from widget_helpers import OnePlaneAtATime, click, make_widget, noisy_cells, viewer  # noqa: F401
+from widget_helpers import WAIT, OnePlaneAtATime, click, make_widget, noisy_cells, viewer  # noqa: F401
 
 
 def stack(planes, size=32):
@@ -82,6 +82,13 @@ def test_a_lazy_layer_streams_into_ome_zarr_and_is_never_read_whole(viewer, make
     assert np.array_equal(detail.scale, source.scale) and np.array_equal(detail.translate, source.translate)
     assert "results in" in w.status.value and str(tmp_path / "results") in w.status.tooltip
     assert source.data is lazy  # the source as it was
+
+    (tmp_path / "not a folder").write_text("")
+    w.folder.value = tmp_path / "not a folder"  # a model to save writes no results: not checked
+    w.steps.value = 6
+    w.save_model(path=tmp_path / "big.n2d")
+    qtbot.waitUntil(lambda: not w.running, timeout=WAIT)
+    assert (tmp_path / "big.n2d").is_file(), w.status.value
 
 
 def test_a_lazy_colour_layer_streams_into_ome_zarr_and_is_shown_as_rgb(viewer, make_widget, qtbot, tmp_path):

@@ -44,6 +44,10 @@ def test_presets():
     assert half == (fast.steps // 2, round(fast.stage_steps[1] / 2))  # stage 3 in proportion
     assert resolve_settings("fast", steps=10, detail_steps=7).stage_steps == (10, 7)
     assert resolve_settings("fast", steps=None) == PRESETS["fast"]
+    # None for a setting that can be None sets it: tile=None applies the networks to whole images
+    assert resolve_settings("fast", tile=None).tile is None and PRESETS["fast"].tile is not None
+    with pytest.raises(ValueError, match="at most 256"):  # drawn as bytes
+        resolve_settings("fast", bank_members=300, bank_window=21)
     # quality: fast, then filtered in groups matched on its result and freed of clipping's
     # bias; paper and fast are not
     assert PRESETS["quality"] == resolve_settings("fast", wiener=True, declip=True)

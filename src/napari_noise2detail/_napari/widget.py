@@ -269,10 +269,11 @@ class DenoiseWidget(Container):
     def _job(self, source: Image, image: Any = None, kinds: tuple[str, ...] | None = None,
              model: Denoiser | None = None) -> Job:
         data, rgb = image_data(source)
-        kinds = kinds or (("partial",) if self.add_stage1.value else ()) + ("smooth", "detail")
+        if kinds is None:
+            kinds = (("partial",) if self.add_stage1.value else ()) + ("smooth", "detail")
         image = data if image is None else image
         stores = None
-        if is_lazy(image):
+        if is_lazy(image) and kinds:  # (a fit for a model to save writes no results)
             folder = chosen_path(self.folder) or default_folder(source)
             stores = layer_stores(source, folder, kinds)
         # unticked: None, as on the command line: a fit on several planes stabilises all the same

@@ -134,6 +134,8 @@ class Settings:
                 raise ValueError(f"{name} must be an odd number of pixels, got {getattr(self, name)}")
         if self.bank_members > self.bank_window ** 2:
             raise ValueError(f"{self.bank_members} bank members do not fit in a {self.bank_window}-pixel window")
+        if self.bank_members > 256:  # the pairs draw members as bytes (bank.BankPairs)
+            raise ValueError(f"bank_members must be at most 256, got {self.bank_members}")
         if self.ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8, got {self.ensemble}")
         if self.width < 1:
@@ -236,7 +238,10 @@ def resolve_settings(preset: str | Settings, **overrides: object) -> Settings:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    given = {k: v for k, v in overrides.items() if v is not None}
+    # None is "not given" (the preset's value) for a setting that cannot be None (steps, as
+    # the command line passes it); a setting that can is set to it (tile=None: whole images)
+    nullable = {f.name for f in fields(Settings) if "None" in str(f.type)}
+    given = {k: v for k, v in overrides.items() if v is not None or k in nullable}
     if "steps" in given and "detail_steps" not in given and base.detail_steps is not None and _whole(given["steps"]):
         # "fewer steps" means fewer in both stages: stage 3 keeps the preset's proportion
         given["detail_steps"] = max(1, round(base.detail_steps * given["steps"] / base.steps))
