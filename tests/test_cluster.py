@@ -340,8 +340,10 @@ def test_the_slurm_job_script_carries_the_options_given(capsys):
     for alone in (["--print-job-script"], ["--jobs", "4"], ["--cluster-option", "cores=8"]):
         assert main(["denoise", "in/", *alone]) == 2  # without --cluster it would be ignored
         assert f"{alone[0]} goes with --cluster" in capsys.readouterr().err
-    assert main(["denoise", "in/", "--cluster", "slurm", "--jobs", "0"]) == 2
-    assert "--jobs must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["denoise", "in/", "--cluster", "slurm", "--jobs", "0"])
+    assert stop.value.code == 2
+    assert "argument --jobs: give a whole number of at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind, expected", [

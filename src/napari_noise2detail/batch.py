@@ -433,17 +433,9 @@ def _run(
             yield event(index, job.name, 1.0, result=job.verdict)
             continue
         yield event(index, job.name, 0.0)
-        run = _item(job, settings, device, options)
-        try:
-            while True:
-                try:
-                    step = next(run)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                yield event(index, job.name, step.fraction, step.fraction, progress=step)
-        finally:
-            run.close()  # on cancel: stops the engine run between two steps
+        run = _item(job, settings, device, options)  # closed on cancel: the engine stops between two steps
+        result = yield from relabelled(run, lambda step: event(index, job.name, step.fraction, step.fraction,
+                                                               progress=step))
         work_done += 1
         results.append(result)
         yield event(index, job.name, 1.0, result=result)

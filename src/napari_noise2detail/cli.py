@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "atomic and resumable as in one process; a worker that dies loses only its image, which "
         "another worker redoes.")
     choice = where.add_mutually_exclusive_group()
-    choice.add_argument("--workers", type=int, default=None, metavar="N",
+    choice.add_argument("--workers", type=_at_least_one, default=None, metavar="N",
                         help="a local Dask cluster of N worker processes, one image at a time each "
                              "(CPU: the cores shared between them; CUDA: one worker per GPU)")
     choice.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument("--cluster", choices=sorted(JOBQUEUE), default=None,
                         help="start workers as jobs of this scheduler (dask-jobqueue; its settings "
                              "from ~/.config/dask/jobqueue.yaml and --cluster-option)")
-    where.add_argument("--jobs", type=int, default=None, help="with --cluster: how many jobs to start (default 1)")
+    where.add_argument("--jobs", type=_at_least_one, default=None, help="with --cluster: how many jobs to start (default 1)")
     where.add_argument("--cluster-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="with --cluster: a dask-jobqueue setting, e.g. cores=8, memory=16GB, queue=gpu, "
                             "walltime=02:00:00, 'job_extra_directives=[\"--gres=gpu:1\"]' (repeatable)")
@@ -393,9 +393,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 (args.cluster_option, "--cluster-option")):
                 if given and args.cluster is None:
                     raise ValueError(f"{name} goes with --cluster")
-            for count, name in ((args.jobs, "--jobs"), (args.workers, "--workers")):
-                if count is not None and count < 1:
-                    raise ValueError(f"{name} must be at least 1, got {count}")
             if args.print_job_script:
                 from .cluster import jobqueue_cluster_object
 

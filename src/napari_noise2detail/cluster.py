@@ -41,9 +41,10 @@ HEARTBEAT = 1.0
 #: A zarr stack of more planes than this is applied in tasks of this many planes each.
 BLOCK_PLANES = 32
 #: The file in each temporary output of a stack shared out in blocks whose presence lets the
-#: blocks write: removed when the stack is cancelled or fails, and then, after this many
-#: seconds for a plane being written to land, the temporary output is removed.
+#: blocks write: removed when the stack is cancelled or fails, and then, after
+#: :data:`STOP_GRACE`, the temporary output is removed.
 WRITING = ".n2d-writing"
+#: Seconds for a plane being written when the stack stopped to land.
 STOP_GRACE = 1.0
 
 
@@ -56,7 +57,7 @@ def require_dask() -> None:
 
 
 @contextmanager
-def local_cluster(workers: int, threads_per_worker: int = 1, gpus: int = 0) -> Iterator[Any]:
+def local_cluster(workers: int, gpus: int = 0) -> Iterator[Any]:
     """A Dask client on a cluster of ``workers`` processes on this machine, each running one
     image at a time; with ``gpus``, one worker per GPU, each seeing only its own."""
     require_dask()

@@ -53,17 +53,12 @@ class Activity:
     """
 
     def __init__(self, title: str, cancel: Callable[[], None]) -> None:
-        self.title = title
         self._top = _Cancelable(total=SCALE, desc=title, cancel_callback=cancel, bar_format=RUN_FORMAT)
         self._nested: list[progress] = []
         self._texts: list[str] = []
         self._busy = False
         self._closing = False
         self._closed = False
-
-    @property
-    def cancelled(self) -> bool:
-        return self._top.is_canceled
 
     def show(self, fraction: float, levels: Sequence[Level] = ()) -> None:
         """The whole run at ``fraction`` (0..1), with a bar per level (added as needed). The

@@ -1,4 +1,5 @@
-"""The "Batch denoise..." dock widget: selected layers or a folder of images into a folder of TIFFs.
+"""The "Batch denoise..." dock widget: selected layers or a folder of images into a folder of
+results (TIFFs; OME-Zarr for zarr stores and layers too large for memory).
 
 A thin shell around :func:`napari_noise2detail.batch.run_batch`, which decides everything about
 what is read, skipped, written and reported; here are only the controls, the background thread

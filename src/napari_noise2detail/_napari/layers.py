@@ -70,7 +70,7 @@ def placement(source: Image, offset: Sequence[int] | None = None) -> dict[str, A
 LIMITS_SAMPLE = 1024
 
 
-def fitted_limits(data: Any, source: Image) -> tuple[float, float]:
+def fitted_limits(data: Any) -> tuple[float, float]:
     """Contrast limits for a result: its range; for a lazy one (never read whole), the range of
     the middle of its first plane (napari gives a dask layer with a scale the limits [0, 1],
     which copied to the results showed them saturated)."""
@@ -113,7 +113,7 @@ def put_results(
             # a preview lies over its source, and is drawn as it is (a patch of its own contrast
             # looked much brighter than the image around it)
             same = source.rgb or offset is not None
-            limits = source.contrast_limits if same else fitted_limits(data[-1] if levels else data, source)
+            limits = source.contrast_limits if same else fitted_limits(data[-1] if levels else data)
             existing = viewer.layers[name] if name in viewer.layers else None
             if isinstance(existing, Image) and existing.rgb == source.rgb and existing.multiscale == levels:
                 existing.data = data

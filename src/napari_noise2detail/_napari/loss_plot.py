@@ -13,6 +13,7 @@ from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ..engine import Progress
+from ..engine.fitting import GUARD_EVERY
 
 #: Series colours: stage 1, stage 3, the held-out error, the guard's stop.
 COLOURS = {"stage 1": "#4f9bd9", "stage 3": "#e8a33d", "held-out": "#7cc36e", "stop": "#e05c5c"}
@@ -81,7 +82,7 @@ class LossPlot(QWidget):
         self.setMinimumWidth(120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("Fitting loss per step (log scale): stage 1, then stage 3, and the held-out "
-                        "error that stage 3's guard checks every 25 steps. A red line marks where "
+                        f"error that stage 3's guard checks every {GUARD_EVERY} steps. A red line marks where "
                         "the guard stopped stage 3.")
 
     def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt's name

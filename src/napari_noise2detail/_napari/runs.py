@@ -141,11 +141,11 @@ def _run(job: Job, how: str) -> Generator[Step, None, Outcome]:
         models=[job.model] if job.model is not None else None, keep_models=True, **job.settings))
     note = results_note(results, info)
     return Outcome(arrays, results[0][0], results[0][1] if len(results) == 1 else None,
-                   _how(job, how, groups, results) + (f"; {note}" if note else ""), time.perf_counter() - began,
+                   _how(how, groups, results) + (f"; {note}" if note else ""), time.perf_counter() - began,
                    stores, tuple(results) if len(results) > 1 else (), note)
 
 
-def _how(job: Job, how: str, groups: list[list[int]], results: list) -> str:
+def _how(how: str, groups: list[list[int]], results: list) -> str:
     """How the run went, in words."""
     planes, channels = len(groups[0]), len(groups)
     if how == "apply":

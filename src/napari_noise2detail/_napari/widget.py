@@ -35,7 +35,7 @@ from ..engine.planes import is_lazy
 from ..engine.presets import presets_explained
 from ..engine.stabilise import NoiseModel
 from ..batch import safe_name
-from ..engine.stack import FITTED_ALONE
+from ..engine.stack import APPLYING, FITTED_ALONE
 from . import remembered
 from .remembered import chosen_path
 from .activity import Level
@@ -86,7 +86,7 @@ def _levels(step: Step) -> tuple[float, list[Level]]:
     """The nested bars of the Activity panel for a step: the plane (or phase), the stage."""
     event = step.progress
     levels = []
-    if step.phase == "applying":
+    if step.phase == APPLYING:
         levels.append(Level(f"applying the model: plane {event.step}/{event.total}", event.step, event.total))
         return step.fraction, levels
     if event.fitted_on > 1:  # how far the fit is, its stages together

@@ -83,8 +83,6 @@ class Runner:
     def __init__(self, native: Any) -> None:
         self.closed = False
         self._worker: GeneratorWorker | None = None
-        self._run: Generator | None = None
-        self.activity: Activity | None = None
         native.destroyed.connect(self._on_destroyed)
 
     @property
@@ -128,7 +126,7 @@ class Runner:
             except Exception as error:  # noqa: BLE001 - the dock must not stay "running"
                 warnings.warn(f"cleaning up after the run failed: {error}", stacklevel=1)
             finally:
-                self._worker, self._run, self.activity = None, None, None
+                self._worker = None
             if not self.closed:
                 handlers.finished()
 
@@ -137,7 +135,7 @@ class Runner:
         worker.errored.connect(on_error)
         worker.aborted.connect(on_aborted)
         worker.finished.connect(on_finished)
-        self._worker, self._run, self.activity = worker, run, activity
+        self._worker = worker
         worker.start()
         return worker
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .fitting import crop_table, whole_image
+
 #: Offsets of the search window handled in one vectorised pass.
 CHUNK = 64
 #: The banks a fit uses cover at most this many pixels (tiles of :data:`BANK_TILE` spread
-#: over the planes): 8 members of int32 indices over 1024 x 1024 pixels are 32 MiB.
+#: over the planes): 8 members of int64 indices over 1024 x 1024 pixels are 64 MiB.
 BANK_PIXELS = 1024 * 1024
 #: Side of the tiles a large image's banks are computed on.
 BANK_TILE = 256
@@ -138,14 +140,6 @@ def gather_pixels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return flat.gather(2, index.reshape(n, 1, -1).expand(-1, c, -1)).reshape(n, c, *index.shape[1:])
 
 
-def pseudo_pair(x: torch.Tensor, bank: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two images whose every pixel is a different member of its bank in ``x``: the same
-    signal (as far as the matches are good), independent noise."""
-    n, members, h, w = bank.shape
-    first, second = draw_members(members, (n, 1, h, w), generator, bank.device)
-    return (gather_pixels(x, bank.gather(1, first)[:, 0]), gather_pixels(x, bank.gather(1, second)[:, 0]))
-
-
 def fit_tiles(
     images: list[torch.Tensor], generator: torch.Generator, pixels: int = BANK_PIXELS, tile: int = BANK_TILE
 ) -> list[torch.Tensor]:
@@ -186,19 +180,16 @@ class BankPairs:
     ) -> None:
         planes, channels, height, width = x.shape
         members = bank.shape[1]
-        whole = crop is None or (crop >= height and crop >= width)
-        ch, cw = (height, width) if whole else (min(crop, height), min(crop, width))
+        whole = whole_image(crop, height, width)
         self.batch = planes if whole else batch
-        shape = (max(steps, 1), self.batch)
-        if whole:
-            which = torch.arange(planes).expand(shape)
-            tops = lefts = torch.zeros(shape, dtype=torch.long)
+        if whole:  # every plane, whole, at every step
+            ch, cw = height, width
+            which = torch.arange(planes).expand(max(steps, 1), planes)
+            table = torch.stack([which, torch.zeros_like(which), torch.zeros_like(which)], dim=-1)
         else:
-            which = torch.randint(0, planes, shape, generator=generator)
-            tops = torch.randint(0, (height - ch) // 2 + 1, shape, generator=generator) * 2
-            lefts = torch.randint(0, (width - cw) // 2 + 1, shape, generator=generator) * 2
+            table, (ch, cw) = crop_table(x.shape, crop, batch, steps, generator)
         device = x.device
-        self.table = torch.stack([which, tops, lefts], dim=-1).to(device)  # (steps, batch, 3)
+        self.table = table.to(device)  # (steps, batch, 3)
         # member draws for at most DRAW_BYTES: later steps reuse them at other crops
         held = max(1, min(max(steps, 1), DRAW_BYTES // (2 * self.batch * ch * cw)))
         if from_self:

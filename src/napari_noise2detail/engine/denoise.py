@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from .device import describe_device, resolve_device
-from .model import data_range, drive, fit_planes, fit_progress, noise_of, plane_from_tensor, prepare, resolve_for
+from .model import drive, fit_planes, fit_progress, is_constant, noise_of, plane_from_tensor, prepare, resolve_for
 from .planes import ImageInfo, inspect, read_plane, spread_planes
 from .presets import Settings, check_seed, resolve_settings
 from .results import Cancelled, DenoiseResult, Progress
-from .threads import AdaptiveThreads, check_threads, torch_threads
+from .threads import check_threads, fitting_threads, torch_threads
 
 __all__ = ["Cancelled", "DenoiseResult", "Progress", "denoise", "denoise_iter"]
 
@@ -52,10 +52,7 @@ def _run(
 ) -> Generator[Progress, None, DenoiseResult]:
     began = time.perf_counter()
     settings = resolve_for(settings, device)
-    # CPU threads: all of them (or the count asked for) for inference; the fitting steps
-    # adapt to the load unless a count was asked for (see .threads).
-    most = threads or torch.get_num_threads()
-    tuner = AdaptiveThreads(most) if threads is None and device.type == "cpu" else None
+    most, tuner = fitting_threads(threads, device)
     fitted, n = info.fitted, info.planes
     with torch_threads(most):
         sample = [read_plane(image, info, i)[..., :fitted] for i in spread_planes(n, NOISE_PLANES)]
@@ -66,13 +63,13 @@ def _run(
         first, later = (sum(f.steps for f in settings.fits(warm=w)) or 1 for w in (False, True))
         total = first + later * (n - 1)
         done, start, clipping = 0, None, None
+        stabilising = noise if noise is not None and noise.stabilised else None
+        decorrelate = settings.decorrelate and fitted == 3
         for index in range(n):
             raw = read_plane(image, info, index)
             share = (first if start is None else later) / total
-            stabilising = noise if noise is not None and noise.stabilised else None
-            decorrelate = settings.decorrelate and fitted == 3
-            low, high = data_range(prepare(raw[..., :fitted], stabilising, decorrelate), decorrelate)
-            if np.all(high > low):  # a constant plane has nothing to denoise and stays as it is
+            # a constant plane has nothing to denoise and stays as it is
+            if not is_constant(prepare(raw[..., :fitted], stabilising, decorrelate), decorrelate):
                 run = fit_planes(raw[None, ..., :fitted], noise, settings, device, seed, [index], start, tuner)
                 model, stages = yield from fit_progress(run, settings, start is not None, index, n, done, share)
                 clipping = clipping or model.clipping

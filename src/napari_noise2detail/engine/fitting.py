@@ -53,18 +53,14 @@ class CropTable:
         planes, channels, height, width = x.shape
         self.channels = channels
         self.same = target is x
+        self.whole = whole_image(crop, height, width)
         #: Images per step: the crops, or the planes when they are taken whole.
-        self.batch = planes if crop is None or (crop >= height and crop >= width) else batch
-        self.whole = crop is None or (crop >= height and crop >= width)
+        self.batch = planes if self.whole else batch
         if self.whole:
             self.pair = (x, target)
             return
-        ch, cw = min(crop, height), min(crop, width)
-        shape = (max(steps, 1), batch)
-        which = torch.randint(0, planes, shape, generator=generator)
-        tops = torch.randint(0, (height - ch) // 2 + 1, shape, generator=generator) * 2
-        lefts = torch.randint(0, (width - cw) // 2 + 1, shape, generator=generator) * 2
-        self.table = torch.stack([which, tops, lefts], dim=-1).to(x.device)  # (steps, batch, 3)
+        self.table, (ch, cw) = crop_table(x.shape, crop, batch, steps, generator)
+        self.table = self.table.to(x.device)
         self.counter = torch.zeros(1, dtype=torch.long, device=x.device)
         self.both = x if self.same else torch.cat([x, target], dim=1)
         self.rows = torch.arange(ch, device=x.device)
@@ -83,6 +79,27 @@ class CropTable:
         if self.same:
             return pieces, pieces
         return pieces[:, : self.channels], pieces[:, self.channels :]
+
+
+def whole_image(crop: int | None, height: int, width: int) -> bool:
+    """Whether crops of side ``crop`` (None: no crops) are the whole ``height`` x ``width``."""
+    return crop is None or (crop >= height and crop >= width)
+
+
+def crop_table(
+    shape: tuple[int, ...], crop: int, batch: int, steps: int, generator: torch.Generator,
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Where each step's ``batch`` crops of images ``shape`` ``(K, C, H, W)`` lie, drawn
+    before the fit on the CPU ``generator`` (a seed gives the same crops on any device):
+    ``(steps, batch, 3)`` rows of (plane, top, left), top and left even so that a crop keeps
+    the 2x2 blocks the pairs are drawn from; and the crops' (height, width)."""
+    planes, _channels, height, width = shape
+    ch, cw = min(crop, height), min(crop, width)
+    size = (max(steps, 1), batch)
+    which = torch.randint(0, planes, size, generator=generator)
+    tops = torch.randint(0, (height - ch) // 2 + 1, size, generator=generator) * 2
+    lefts = torch.randint(0, (width - cw) // 2 + 1, size, generator=generator) * 2
+    return torch.stack([which, tops, lefts], dim=-1), (ch, cw)
 
 
 def learning_rate(how: Fit, step: int) -> float:

@@ -37,7 +37,7 @@ from .presets import Settings, check_seed, resolve_settings
 from .results import KINDS, Cancelled, DenoiseResult, Progress, relabelled
 from .stabilise import NoiseModel, estimate_noise, floor, forward, inverse
 from .stages import StageEvent, detail, halo, n2d_plane, smooth
-from .threads import AdaptiveThreads, check_threads, torch_threads
+from .threads import AdaptiveThreads, check_threads, fitting_threads, torch_threads
 from .wiener import collaborative_wiener, residual_variance
 
 #: Planes of a stack that :func:`fit` fits on when none are chosen, spread evenly.
@@ -62,14 +62,14 @@ def _not_constant(
     they are (the fit then says so). Returns them in order, with their data."""
     planes, order = dict(zip(chosen, raw)), list(among)
     for plane in chosen:
-        if not _constant(planes[plane]):
+        if not is_constant(planes[plane]):
             continue
         at = order.index(plane)
         for i in sorted(range(len(order)), key=lambda i: abs(i - at)):  # nearest first
             if order[i] in planes:
                 continue
             other = read_plane(image, info, order[i])
-            if not _constant(other):
+            if not is_constant(other):
                 del planes[plane]
                 planes[order[i]] = other
                 break
@@ -77,7 +77,7 @@ def _not_constant(
     return kept, [planes[p] for p in kept]
 
 
-def _constant(data: np.ndarray, per_channel: bool = False) -> bool:
+def is_constant(data: np.ndarray, per_channel: bool = False) -> bool:
     """Whether ``(H, W, C)`` data holds one value (per channel, with ``per_channel``; isolated
     outliers, hot pixels, aside)."""
     low, high = unit_range(data, per_channel=per_channel)
@@ -298,7 +298,7 @@ class Denoiser:
         raw = read_plane(image, info, plane)
         # as it is (its own fit estimates its noise afresh: under this model's stabilising
         # transform a blank frame below the camera's offset would be constant)
-        if _constant(prepare(raw[..., : self.channels], None, self._decorrelate), self._decorrelate):
+        if is_constant(prepare(raw[..., : self.channels], None, self._decorrelate), self._decorrelate):
             _write(outputs, info, plane, [raw[..., : self.channels]] * len(KINDS), raw)
             return False
         run = _fit_run(image, info, self.settings, self.device, self.seed, threads, [plane], self)
@@ -520,8 +520,7 @@ def _fit_run(
     """``among``: the planes ``planes`` were spread over, for a constant one to be swapped
     (see :func:`_not_constant`); None: chosen by hand, fitted on as they are."""
     settings = resolve_for(settings, device)
-    most = threads or torch.get_num_threads()
-    tuner = AdaptiveThreads(most) if threads is None and device.type == "cpu" else None
+    most, tuner = fitting_threads(threads, device)
     with torch_threads(most):
         raw = [read_plane(image, info, i) for i in planes]
         if among is not None:

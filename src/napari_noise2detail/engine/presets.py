@@ -76,7 +76,7 @@ class Settings:
     bank_patch: int = 7
     #: Channels of the hidden layers.
     width: int = 48
-    #: Adam learning rate; halved once, half-way through the steps.
+    #: Adam learning rate, at the start (how it falls: ``schedule``).
     lr: float = 1e-3
     #: Report progress (and allow cancellation) every this many steps.
     report_every: int = 10

@@ -110,8 +110,8 @@ class DenoiseResult:
     #: None if it could not be estimated (a flat or tiny image, one clipped almost everywhere).
     noise: NoiseModel | None = None
     #: Where the noisy image was clipped at its limits and the clipping's bias was undone
-    #: (``declip``): the noise's sigma and the limits, per channel (the first plane's, in a
-    #: stack fitted plane by plane); None otherwise.
+    #: (``declip``): the noise's sigma and the limits, per channel (the first clipped plane's,
+    #: in a stack fitted plane by plane); None otherwise.
     clipping: Clipping | None = None
     #: A model applied with ``refit``: the planes it did not cover, fitted on their own (see
     #: ``Denoiser.apply``).

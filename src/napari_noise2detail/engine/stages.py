@@ -1,7 +1,8 @@
-"""The three N2D stages on one plane, as a generator that reports progress.
+"""The three N2D stages, as a generator that reports progress.
 
-Everything here works on ``(1, C, H, W)`` tensors in [0, 1] with H and W divisible by 4, on
-whatever device they live on; :mod:`.denoise` deals with arrays, shapes and intensities.
+Everything here works on ``(K, C, H, W)`` tensors (K planes fitted together) in [0, 1] with H
+and W divisible by 4, on whatever device they live on; :mod:`.model` and :mod:`.denoise` deal
+with arrays, shapes and intensities.
 """
 
 from __future__ import annotations

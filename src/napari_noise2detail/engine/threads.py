@@ -59,11 +59,6 @@ class Mode:
     threads: int
     workers: int = 1
 
-    def __str__(self) -> str:
-        if self.workers == 1:
-            return f"{self.threads} thread{'s' if self.threads != 1 else ''}"
-        return f"{self.workers} workers x {self.threads} thread{'s' if self.threads != 1 else ''}"
-
 
 class AdaptiveThreads:
     """Picks the :class:`Mode` of a loop of equal steps by timing the steps.
@@ -113,8 +108,6 @@ class AdaptiveThreads:
         self._split = True
         #: The mode in use, and the one that won the last comparison.
         self.current = self.best = self.safe
-        #: How often the mode was changed (for tests and benchmarks).
-        self.switches = 0
         self._seen: set[Mode] = set()
         self._run = self.FIRST_RUN
         self._times: dict[Mode, float] = {}  # seconds per step in each mode, as last measured
@@ -160,8 +153,6 @@ class AdaptiveThreads:
         self._record(time.perf_counter() - began)
 
     def _start_block(self, kind: str, mode: Mode) -> None:
-        if mode != self.current:
-            self.switches += 1
         self.current = mode
         self._kind = kind
         self._settle = self.SETTLE if mode in self._seen else self.FIRST_SETTLE
@@ -200,3 +191,10 @@ class AdaptiveThreads:
         self._run = int(min(max(self._run, cost), self.LONGEST_RUN))
         self.best = winner
         self._start_block("run", winner)
+
+
+def fitting_threads(threads: int | None, device: torch.device) -> tuple[int, AdaptiveThreads | None]:
+    """The torch threads of a run (``threads``, or all) and, on the CPU with no count asked
+    for, the tuner that adapts the fitting steps' threads to the load (inference uses them all)."""
+    most = threads or torch.get_num_threads()
+    return most, AdaptiveThreads(most) if threads is None and device.type == "cpu" else None

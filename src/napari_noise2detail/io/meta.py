@@ -69,7 +69,7 @@ class ImageMeta:
     unit: str | None = None
     #: Time between the frames of a time-lapse in ``time_unit``, if known.
     frame_interval: float | None = None
-    #: ``"s"``, ``"ms"``, ``"min"`` or ``"h"``; None when unknown.
+    #: ``"s"``, ``"ms"``, ``"µs"``, ``"ns"``, ``"min"``, ``"h"`` or ``"d"``; None when unknown.
     time_unit: str | None = None
     #: The names of the channels (one per plane of the ``C`` axis), if the file names them.
     channel_names: tuple[str, ...] | None = None
