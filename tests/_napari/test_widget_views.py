@@ -38,6 +38,15 @@ def test_a_run_is_in_the_activity_panel_and_is_cancelled_from_there(viewer, make
     qtbot.waitUntil(lambda: not ours(), timeout=10_000)  # the bars are gone with the run
 
 
+def test_a_run_goes_on_when_the_dock_is_closed_and_adds_its_layers(viewer, make_widget, qtbot):
+    viewer.add_image(noisy_cells(32)[1], name="cells")
+    w = make_widget(steps=60)
+    w.denoise_button.native.click()
+    viewer.window.remove_dock_widget(w.native)  # napari's close button: the dock leaves the window
+    qtbot.waitUntil(lambda: not w.running, timeout=WAIT)
+    assert [layer.name for layer in viewer.layers] == ["cells", "cells [N2D smooth]", "cells [N2D detail]"]
+
+
 def test_the_dock_keeps_its_width_with_long_texts(viewer, make_widget, qtbot):
     viewer.add_image(noisy_cells(64)[1], name="short")
     w = make_widget(steps=200)
