@@ -457,7 +457,11 @@ class DenoiseWidget(Container):
         self.status.value = (f"Preview done in {outcome.seconds:.1f} s. Denoise runs the whole "
                              f"{'stack' if source.ndim > 2 else 'image'} with these settings.")
         self._show_noise(outcome.result.noise, outcome.result.clipping, source)
-        self.noise.value = f"preview: {self.noise.value}"  # the region's, not the result layers
+        if outcome.result.noise is None:  # a small region: the whole image says more
+            self.noise.value = ("preview: the region is too small (or flat) to estimate it; Denoise does, on the "
+                                "whole image")
+        else:
+            self.noise.value = f"preview: {self.noise.value}"  # the region's, not the result layers
 
     def _on_cancelled(self) -> None:
         self.progress.value = 0
