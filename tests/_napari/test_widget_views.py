@@ -233,3 +233,23 @@ def test_without_an_image_layer_the_status_says_why_nothing_can_run(viewer, make
     assert not w.denoise_button.enabled and w.status.value == NO_IMAGE
     viewer.add_image(noisy_cells(16)[1], name="image")
     assert w.denoise_button.enabled and w.status.value == "Ready"
+
+
+def test_the_current_view_of_a_pyramid_is_the_part_the_canvas_shows(viewer, qtbot):
+    from napari_noise2detail._napari.compare import camera_of
+    from napari_noise2detail._napari.preview import view_region
+
+    image = noisy_cells(96)[1]
+    plain = viewer.add_image(image, name="plain")
+    pyramid = viewer.add_image([image, image[::2, ::2]], multiscale=True, name="pyramid")
+    viewer.window._qt_window.show()
+    camera = camera_of(viewer)
+    camera.zoom, camera.center = camera.zoom * 4, (0.0, 30.0, 60.0)
+    qtbot.waitUntil(lambda: plain.corner_pixels[1, 0] - plain.corner_pixels[0, 0] < 90, timeout=WAIT)
+    # napari gives a pyramid's corner pixels at the level drawn, widened to whole chunks
+    seen, expected = view_region(viewer, pyramid), view_region(viewer, plain)
+    assert seen.shape[0] < 90 and seen.rows.start > 0  # a part, not the whole plane
+    for ours, truth in ((seen.rows, expected.rows), (seen.cols, expected.cols)):
+        assert abs(ours.start - truth.start) <= 1 and abs(ours.stop - truth.stop) <= 1
+    top, left = plain.corner_pixels[0]
+    assert abs(expected.rows.start - top) <= 1 and abs(expected.cols.start - left) <= 1  # as napari draws it

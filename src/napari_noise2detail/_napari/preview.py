@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .compare import camera_of
 from .layers import shown_index
 
 #: The smallest region worth a preview (N2D itself takes 8x8).
@@ -85,12 +86,24 @@ def shape_region(viewer: Any, layer: Any, shapes: Any) -> Region:
 
 
 def view_region(viewer: Any, layer: Any) -> Region:
-    """What the canvas shows of ``layer`` (the whole plane until the canvas has been drawn)."""
+    """What the canvas shows of ``layer`` (the whole plane until the canvas has a size), in its
+    full-resolution pixels: from the camera, not ``layer.corner_pixels``, which a multiscale
+    layer gives at the level drawn and widened to whole chunks (a preview of a pyramid then
+    covered the wrong part of the image)."""
     plane = _current_plane(viewer, layer)
-    corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
-    if np.any(corners[1] - corners[0] < 1):
+    size = getattr(getattr(viewer, "canvas", None), "size", None)  # (height, width) in screen pixels
+    camera = camera_of(viewer)
+    zoom = float(camera.zoom)
+    if size is None or min(size) < 1 or zoom <= 0:
         height, width = _plane_size(layer)
         corners = np.array([[0, 0], [height, width]], dtype=float)
     else:
-        corners[1] += 1  # corner_pixels holds the last pixel shown, not the end
+        centre = np.asarray(camera.center, dtype=float)[-2:]
+        half = np.asarray(size, dtype=float) / zoom / 2
+        points = []
+        for dy, dx in ((-1, -1), (-1, 1), (1, -1), (1, 1)):  # the canvas's corners, in the world
+            world = np.array(viewer.dims.point, dtype=float)
+            world[-2:] = centre + (dy * half[0], dx * half[1])
+            points.append(np.asarray(layer.world_to_data(world), dtype=float)[-2:])
+        corners = np.array(points)
     return _box(layer, corners, "current view", plane)
