@@ -136,6 +136,22 @@ def test_compare_shows_the_stages_side_by_side_and_goes_back(viewer, make_widget
     assert other.visible and camera.zoom == pytest.approx(3.0)  # the view is given back
 
 
+def test_a_rerun_refreshes_the_results_of_a_renamed_layer_and_keeps_how_they_are_shown(
+        viewer, make_widget, qtbot):
+    source = viewer.add_image(noisy_cells(32)[1], name="cells")
+    w = make_widget()
+    click(qtbot, w.denoise_button, w)
+    detail = viewer.layers["cells [N2D detail]"]
+    detail.colormap, detail.visible = "viridis", False
+    source.name = "cells, day 2"
+    w.layer.value = source
+    click(qtbot, w.denoise_button, w)
+    assert [layer.name for layer in viewer.layers] == [
+        "cells, day 2", "cells, day 2 [N2D smooth]", "cells, day 2 [N2D detail]"]  # renamed, not doubled
+    assert viewer.layers["cells, day 2 [N2D detail]"] is detail
+    assert detail.colormap.name == "viridis" and detail.visible  # the user's colours; shown again
+
+
 def test_a_stage_one_layer_of_an_earlier_run_does_not_outlive_it(viewer, make_widget, qtbot):
     viewer.add_image(noisy_cells(32)[1], name="cells")
     w = make_widget()

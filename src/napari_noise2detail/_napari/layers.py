@@ -114,13 +114,15 @@ def put_results(
             # looked much brighter than the image around it)
             same = source.rgb or offset is not None
             limits = source.contrast_limits if same else fitted_limits(data[-1] if levels else data)
-            existing = viewer.layers[name] if name in viewer.layers else None
+            existing = result_layer(viewer, source, kind)
             if isinstance(existing, Image) and existing.rgb == source.rgb and existing.multiscale == levels:
+                existing.name = name  # (the source was renamed since)
                 existing.data = data
                 for key, value in where.items():
-                    if key != "rgb":
+                    if key not in _DISPLAY:  # how the user chose to show it stays
                         setattr(existing, key, value)
                 existing.contrast_limits = limits
+                existing.visible = True  # refreshed: shown, on top
                 layer = existing
             else:
                 if existing is not None:
@@ -128,6 +130,7 @@ def put_results(
                 layer = viewer.add_image(data, name=name, contrast_limits=limits, **where)
                 added.append(layer)
             layer.metadata.update(metadata or {})
+            layer.metadata[RESULT_OF] = [source.unique_id, kind]
             touched.append(layer)
     except Exception:
         for layer in added:
@@ -138,6 +141,23 @@ def put_results(
     viewer.layers.move(viewer.layers.index(top), len(viewer.layers))
     viewer.layers.selection.active = top
     return touched
+
+
+#: A result layer's metadata key naming its source layer (napari's ``unique_id``) and its kind:
+#: a re-run refreshes it even after the source was renamed.
+RESULT_OF = "noise2detail_result_of"
+#: What :func:`placement` copies that the user may change on a result; a refresh keeps it.
+_DISPLAY = ("rgb", "blending", "opacity", "colormap")
+
+
+def result_layer(viewer: Any, source: Image, kind: str) -> Any:
+    """The layer holding ``source``'s ``kind`` result, if any: by its name, or else the one
+    that says it is (named after what the source was called before)."""
+    name = result_name(source, kind)
+    if name in viewer.layers:
+        return viewer.layers[name]
+    mine = [source.unique_id, kind]
+    return next((layer for layer in viewer.layers if list(layer.metadata.get(RESULT_OF, ())) == mine), None)
 
 
 def layer_channel_axis(layer: Any) -> int | None:

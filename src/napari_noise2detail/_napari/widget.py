@@ -40,7 +40,7 @@ from . import remembered
 from .remembered import chosen_path
 from .activity import Level
 from .compare import Comparison
-from .layers import SUFFIXES, image_data, layer_channel_axis, put_results, result_name, shown_index
+from .layers import SUFFIXES, image_data, layer_channel_axis, put_results, result_layer, result_name, shown_index
 from .loss_plot import LossHistory, LossPlot
 from .noise_words import noise_words
 from .preview import Region, shape_region, view_region
@@ -426,11 +426,11 @@ class DenoiseWidget(Container):
 
     def _show_results(self, source: Image, outcome: Outcome) -> None:
         put_results(self._viewer, source, outcome.arrays, {"noise2detail": self._about(outcome)})
-        preview = result_name(source, "preview")
-        if preview in self._viewer.layers:  # a preview is temporary: the real result replaces it
+        preview = result_layer(self._viewer, source, "preview")
+        if preview is not None:  # a preview is temporary: the real result replaces it
             self._viewer.layers.remove(preview)
-        stale = result_name(source, "partial")
-        if "partial" not in outcome.arrays and stale in self._viewer.layers:
+        stale = result_layer(self._viewer, source, "partial")
+        if "partial" not in outcome.arrays and stale is not None:
             self._viewer.layers.remove(stale)  # an earlier run's stage 1, not to be taken for this one's
         models = {c: model for c, (_, model) in enumerate(outcome.channels) if model is not None}
         if outcome.model is not None:
