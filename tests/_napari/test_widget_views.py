@@ -269,3 +269,13 @@ def test_the_current_view_of_a_pyramid_is_the_part_the_canvas_shows(viewer, qtbo
         assert abs(ours.start - truth.start) <= 1 and abs(ours.stop - truth.stop) <= 1
     top, left = plain.corner_pixels[0]
     assert abs(expected.rows.start - top) <= 1 and abs(expected.cols.start - left) <= 1  # as napari draws it
+
+
+def test_compare_fits_the_view_to_the_compared_layers_only(viewer):
+    from napari_noise2detail._napari.compare import Comparison, camera_of
+
+    small = [viewer.add_image(noisy_cells(32)[1], name=name, translate=(100, 200)) for name in ("a", "a [N2D detail]")]
+    viewer.add_image(np.zeros((600, 900), np.float32), name="big")  # hidden while comparing
+    Comparison(viewer, small)
+    centre = camera_of(viewer).center[-2:]
+    assert centre == pytest.approx((100 + 15.5, 200 + 15.5), abs=1.0)  # the 32x32 layers' middle

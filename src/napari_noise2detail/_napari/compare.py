@@ -46,6 +46,15 @@ def _fitting_size(names: Sequence[str], tile_width: float) -> int:
     return int((tile_width - BOX_MARGIN) / (CHAR_WIDTH * longest))
 
 
+def _fit_view(viewer: Any, layers: Sequence[Any]) -> None:
+    """The view fitted to ``layers`` only, not to the hidden ones (which may be much larger, or
+    elsewhere: the compared tiles came out small and off-centre); napari before 0.9 fits all."""
+    try:
+        viewer.reset_view(layers=list(layers))
+    except TypeError:
+        viewer.reset_view()
+
+
 @dataclass
 class _Saved:
     grid: dict[str, Any]
@@ -82,7 +91,7 @@ class Comparison:
         for layer in self.layers:
             for key, value in label.items():
                 setattr(layer.name_overlay, key, value)
-        viewer.reset_view()
+        _fit_view(viewer, self.layers)
 
     def drop(self, layer: Any) -> bool:
         """``layer`` was removed from the viewer: the grid closes up over the tiles left, so
@@ -93,7 +102,7 @@ class Comparison:
         if len(self.layers) < 2:
             return False
         grid_of(self.viewer).shape = (1, len(self.layers))
-        self.viewer.reset_view()
+        _fit_view(self.viewer, self.layers)
         return True
 
     def end(self) -> None:
