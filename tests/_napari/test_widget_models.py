@@ -162,6 +162,7 @@ def test_save_the_fitted_model_then_apply_it_to_another_layer_with_one_click(
     click(qtbot, w.apply_model_button, w)
     about = viewer.layers["second [N2D detail]"].metadata["noise2detail"]
     assert about["how"] == "saved model applied, no fitting"
+    assert about["preset"] is None and about["model_file"] == str(path)  # not the dock's preset: the model's settings
     assert viewer.layers["second [N2D detail]"].data.shape == (48, 48)
 
     # a darker layer is refused, with what to do in the dock (not the command line's words)

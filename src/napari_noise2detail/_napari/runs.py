@@ -86,6 +86,8 @@ class Outcome:
     channels: tuple[tuple[DenoiseResult, Denoiser | None], ...] = ()
     #: What the user should know of how it went, if anything (planes fitted on their own).
     note: str = ""
+    #: The preset fitted with; None where a saved model was applied (its settings are its own).
+    preset: str | None = None
 
 
 def channel_planes(job: Job) -> list[list[int]]:
@@ -142,7 +144,8 @@ def _run(job: Job, how: str) -> Generator[Step, None, Outcome]:
     note = results_note(results, info)
     return Outcome(arrays, results[0][0], results[0][1] if len(results) == 1 else None,
                    _how(how, groups, results) + (f"; {note}" if note else ""), time.perf_counter() - began,
-                   stores, tuple(results) if len(results) > 1 else (), note)
+                   stores, tuple(results) if len(results) > 1 else (), note,
+                   None if job.model is not None else job.preset)
 
 
 def _how(how: str, groups: list[list[int]], results: list) -> str:

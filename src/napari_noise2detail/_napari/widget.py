@@ -405,7 +405,8 @@ class DenoiseWidget(Container):
     def _about(self, outcome: Outcome) -> dict[str, Any]:
         """What the result layers keep in their metadata: how they were made."""
         result, noise = outcome.result, outcome.result.noise
-        return {"preset": self.preset.value, "seconds": round(outcome.seconds, 2), "device": result.device,
+        applied = {} if outcome.preset is not None else {"model_file": str(chosen_path(self.model_file) or "")}
+        return {"preset": outcome.preset, **applied, "seconds": round(outcome.seconds, 2), "device": result.device,
                 "how": outcome.how, "settings": dataclasses.asdict(result.settings),
                 "noise_a": noise and noise.a, "noise_b": noise and noise.b,
                 "shot_noise": noise and noise.signal_dependent, "stabilised": noise and noise.stabilised,
