@@ -25,6 +25,11 @@ def test_even_noise_and_stabilised_and_unknown():
     short, full = noise_words(NoiseModel(a=1.0, b=-10.0, signal_dependent=True, stabilised=True, level=40.0))
     assert short.endswith("; fitted on the variance-stabilised image")
     assert noise_words(None)[0].startswith("could not be estimated")
+    # stabilising asked for: said where it was not done
+    even = NoiseModel(a=0.0, b=0.01, level=0.5)
+    assert noise_words(even, asked_to_stabilise=True)[0].endswith("; not stabilised: it does not grow with the signal")
+    shot = NoiseModel(a=1.0, b=-10.0, signal_dependent=True, stabilised=True, level=40.0)
+    assert "not stabilised" not in noise_words(shot, asked_to_stabilise=True)[0]
 
 
 def test_a_result_freed_of_the_clipping_bias_says_so():

@@ -18,10 +18,18 @@ def _n(value: float) -> str:
     return f"{value:.3g}"
 
 
-def noise_words(noise: NoiseModel | None, clipping: Clipping | None = None) -> tuple[str, str]:
+def noise_words(
+    noise: NoiseModel | None, clipping: Clipping | None = None, asked_to_stabilise: bool = False,
+) -> tuple[str, str]:
     """A short line for the dock and a fuller explanation (its tooltip); ``clipping``: a
-    result's :class:`~napari_noise2detail.engine.clipping.Clipping`, if its bias was undone."""
+    result's :class:`~napari_noise2detail.engine.clipping.Clipping`, if its bias was undone;
+    ``asked_to_stabilise``: the user asked for shot noise to be stabilised (said, where it was
+    not: the noise is not shot noise)."""
     short, full = _words(noise)
+    if asked_to_stabilise and noise is not None and not noise.signal_dependent:
+        short += "; not stabilised: it does not grow with the signal"
+        full += (" Stabilising was asked for, but only shot noise (noise that grows with the "
+                 "signal) is stabilised: this image was fitted as it is.")
     if clipping is None:
         return short, full
     limits = sorted({_n(v) for v in (*clipping.low, *clipping.high) if v is not None})

@@ -413,7 +413,7 @@ class DenoiseWidget(Container):
                 "stores": {kind: str(path) for kind, path in outcome.stores.items()}}
 
     def _show_noise(self, noise: NoiseModel | None, clipping: Clipping | None, source: Image) -> None:
-        short, full = noise_words(noise, clipping)
+        short, full = noise_words(noise, clipping, asked_to_stabilise=self.stabilise.value)
         self.noise.value = short
         self.noise.tooltip = full
         self._noise_of = source
