@@ -21,6 +21,8 @@ MIN_WIDTH = 320
 #: The shortest the dock gets before its rows scroll: a few rows.
 MIN_HEIGHT = 120
 ELLIPSIS = "\u2026"
+#: Pixels of a label's width its lines leave free.
+SPARE = 4
 
 
 def wrap_lines(text: str, width: int, lines: int, advance: Callable[[str], int]) -> list[str]:
@@ -134,7 +136,9 @@ class SteadyLabel(Label):
             native.setText(self._text)
             return
         self._lines.fit(native)
-        width = native.contentsRect().width()
+        # a few pixels to spare: napari's style pads labels, and a line measured to the last
+        # pixel lost its last letter ("Denoise does, on" showed as "Denoise does, o")
+        width = native.contentsRect().width() - SPARE
         if width < 20:  # not laid out yet: a resize will come
             native.setText(self._text)
             return

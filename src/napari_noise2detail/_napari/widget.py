@@ -543,6 +543,7 @@ class DenoiseWidget(Container):
         path = Path(str(path) if str(path).endswith(MODEL_SUFFIX) else f"{path}{MODEL_SUFFIX}").expanduser()
         fitted = self._models.get(channel) if self._model_layer is source else None
         if fitted is not None and self._model_choices == self._choices():
+            self._show_noise(fitted.noise, fitted.clipping, source)  # (not an earlier preview's)
             self._write_model(fitted, path)
             return None
         try:
