@@ -292,7 +292,9 @@ def test_fit_one_channel_of_a_stack(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "z.tif", stack[:, 0], imagej=True, metadata={"axes": "ZYX"})
     # no channel axis (an OME-TIFF of one channel reads so): one channel, 0, every plane
     z = ["fit", str(tmp_path / "z.tif"), "-o", str(tmp_path / "z.n2d"), "--steps", "3", "--device", "cpu"]
+    capsys.readouterr()
     assert main(z + ["--channel", "0"]) == 0
+    assert "one --model per channel" not in capsys.readouterr().out  # one channel: one model, said plainly
     assert main(z + ["--channel", "1"]) == 2
     assert "the image has one channel, 0" in capsys.readouterr().err
     # a channel axis of one channel: that channel is every plane

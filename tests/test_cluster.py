@@ -337,6 +337,16 @@ def test_the_slurm_job_script_carries_the_options_given(capsys):
     assert "#SBATCH -t 02:00:00" in script
     assert "#SBATCH --cpus-per-task=8" in script
     assert "--nworkers 8" in script and "--nthreads 1" in script  # one image at a time per core
+    plain = [*args[:-1], "job_extra_directives=--gres=gpu:1"]  # a string, not a list: one directive
+    assert main(plain) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --gres=gpu:1" in script and "#SBATCH -\n" not in script
+    # docs/cluster.md's GPU recipe: a job per GPU, one worker running one task at a time
+    gpu = ["denoise", "in/", "--cluster", "slurm", "--print-job-script", "--cluster-option",
+           "cores=1", "--cluster-option", "job_cpu=4", "--cluster-option", "memory=32GB", "--cluster-option", 'job_extra_directives=["--gres=gpu:1"]']
+    assert main(gpu) == 0
+    script = capsys.readouterr().out
+    assert "--nthreads 1" in script and "--nworkers" not in script and "#SBATCH --cpus-per-task=4" in script
     for alone in (["--print-job-script"], ["--jobs", "4"], ["--cluster-option", "cores=8"]):
         assert main(["denoise", "in/", *alone]) == 2  # without --cluster it would be ignored
         assert f"{alone[0]} goes with --cluster" in capsys.readouterr().err
@@ -485,3 +495,42 @@ def test_blocks_written_on_workers_fill_the_lower_levels_too(tmp_path, client, m
     ours, theirs = (np.asarray(zarr.open_group(str(tmp_path / where / "stack_n2d_smooth.ome.zarr"), mode="r")["1"])
                     for where in ("here", "there"))
     assert theirs.shape == (7, 16, 16) and np.array_equal(theirs, ours) and (theirs.std(axis=(1, 2)) > 0).all()  # (smooth: a tiny fit leaves detail flat)
+
+
+@pytest.mark.parametrize("banner", [b"", b"SSH-2.0-OpenSSH_9.6p1\r\n"])
+def test_a_scheduler_address_of_something_else_is_refused_in_words(monkeypatch, banner):
+    """A port that accepts and then says nothing (a dashboard's, by mistake) or speaks another
+    protocol: refused within the timeout and its grace, not a hang or an allocation error."""
+    import socket
+    import threading
+
+    from napari_noise2detail import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_GRACE", 2.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+
+    def answer():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if banner:
+                conn.sendall(banner)
+
+    threading.Thread(target=answer, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    began = time.perf_counter()
+    try:
+        with pytest.raises(ValueError, match=f"cannot reach the Dask scheduler at {address}"):
+            with cluster.connect(address, timeout=1.0):
+                pass
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.perf_counter() - began < 10

@@ -111,7 +111,7 @@ def fit_file(image: str, output: Path, rgb: bool, planes: list[int] | None, pres
     fitted_on = (f"planes {', '.join(map(str, model.planes))}" if own is None else  # as --planes numbers them
                  f"planes {', '.join(str(own.index(p)) for p in model.planes)} of channel {channel}'s own")
     print(f"{model.describe()}, {fitted_on}; fitted in {time.perf_counter() - began:.1f} s.")
-    how = (f": napari-noise2detail denoise --model {saved} IMAGES..." if channel is None else
+    how = (f": napari-noise2detail denoise --model {saved} IMAGES..." if own is None else
            f" one --model per channel, in channel order (this is channel {channel}'s): napari-noise2detail "
            f"denoise --model ... --model ... IMAGES...")
     print(f"Saved to {saved} ({saved.stat().st_size / 1024:.0f} kB). Apply it with{how}")
@@ -141,6 +141,8 @@ def _channel_planes(data: Any, rgb: bool, axes: str | None, channel: int | None,
     if not 0 <= channel < count:
         which = "one channel, 0" if count == 1 else f"channels 0 to {count - 1}"
         raise ValueError(f"--channel {channel}: the image has {which}")
+    if count == 1:  # its planes are the image's: fitted as without --channel, one model for it
+        return planes, None, None
     own = channels[channel]
     if planes is not None:  # numbered among the channel's own planes
         bad = [p for p in planes if not 0 <= p < len(own)]

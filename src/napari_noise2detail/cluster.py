@@ -48,6 +48,12 @@ WRITING = ".n2d-writing"
 STOP_GRACE = 1.0
 
 
+#: The level below which Dask's logs are not shown (logging.CRITICAL).
+QUIET = 50
+#: Seconds beyond a scheduler's connect timeout that connecting may take, handshake included.
+CONNECT_GRACE = 5.0
+
+
 def require_dask() -> None:
     try:
         import distributed  # noqa: F401
@@ -65,14 +71,16 @@ def local_cluster(workers: int, gpus: int = 0) -> Iterator[Any]:
 
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
+    # Dask's own logs only when critical: a task that fails is reported in the summary, with
+    # its reason, and the worker's traceback before it was kilobytes of noise
     with ExitStack() as stack:
         with _workers_ignore_ctrl_c():
             if gpus:
                 cluster = SpecCluster(workers=gpu_worker_specs(gpus, Nanny), scheduler=_scheduler_spec(),
-                                      silence_logs=40)
+                                      silence_logs=QUIET)
             else:
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+                                       dashboard_address=None, silence_logs=QUIET)
             stack.enter_context(cluster)
             client = stack.enter_context(Client(cluster))
         yield client
@@ -119,12 +127,25 @@ def connect(address: str, timeout: float = 10.0) -> Iterator[Any]:
     A scheduler not reached within ``timeout`` seconds, or an address that is not one, is a
     ValueError naming the address."""
     require_dask()
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Late
+
     from distributed import Client
 
+    # Client's timeout covers opening the connection, not a service that accepts it and then
+    # never answers (a dashboard's port) or answers in another protocol (ssh): waited for here
+    pool = ThreadPoolExecutor(1)
     try:
-        client = Client(address, timeout=f"{timeout}s")
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        client = pool.submit(Client, address, timeout=f"{timeout}s").result(timeout + CONNECT_GRACE)
+    except Late:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: nothing that speaks Dask answered "
+                         f"within {timeout + CONNECT_GRACE:.0f} s (the scheduler's address, as tcp://host:8786, "
+                         "not its dashboard's?)") from None
+    except Exception as error:  # noqa: BLE001 - whatever the other end made of it
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {type(error).__name__}: "
+                         f"{str(error)[:200]}") from None
+    finally:
+        pool.shutdown(wait=False)  # a connection that never answers is left to its thread
     # not ``with client``: that makes it the thread's current client, which only the thread
     # that entered can undo, and the dock closes a cancelled batch from the GUI thread
     try:
@@ -147,10 +168,14 @@ def jobqueue_cluster_object(kind: str, options: Mapping[str, Any]) -> Any:
         raise ValueError(f"unknown cluster {kind!r}; choose one of {', '.join(JOBQUEUE)}")
     kwargs = dict(options)
     kwargs.setdefault("processes", kwargs.get("cores", 1))
+    for key, value in kwargs.items():  # job_extra_directives=--gres=gpu:1: one line, not one per letter
+        if key.endswith(("_directives", "_extra", "prologue")) and isinstance(value, str):
+            kwargs[key] = [value]
     try:
         return getattr(dask_jobqueue, JOBQUEUE[kind])(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"cannot set up the {kind} cluster: {error}") from None
+    except (TypeError, ValueError) as error:  # cores=abc says "'>' not supported": named here
+        raise ValueError(f"cannot set up the {kind} cluster with {', '.join(f'{k}={v!r}' for k, v in options.items())}: "
+                         f"{error}") from None
 
 
 @contextmanager
