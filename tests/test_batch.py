@@ -617,8 +617,36 @@ def test_each_image_of_a_bioformats2raw_store_is_denoised_beside_it(tmp_path):
     assert {e.name for e in events} == {"plate.ome.zarr/0", "plate.ome.zarr/1"}
     for series in "01":  # beside the store, not inside it, and named apart
         assert read_zarr(tmp_path / f"plate_{series}_n2d_detail.ome.zarr").data.shape == (2, 16, 16)
-    with pytest.raises(ValueError, match="holds 2 images .bioformats2raw's layout.*plate.ome.zarr/0"):
+    with pytest.raises(ValueError, match="holds 2 images .an HCS plate's fields, or bioformats2raw's series.*plate.ome.zarr/0"):
         read_zarr(tmp_path / "plate.ome.zarr")
+
+
+def test_each_field_of_an_hcs_plate_is_denoised_on_its_own(tmp_path):
+    """A plate (and a well) holds images in wells: each is an image of its own, where ome-zarr's
+    reader would stitch the wells into one mosaic, fitted together."""
+    import zarr
+    from ome_zarr.writer import write_image as write_ome
+    from ome_zarr.writer import write_plate_metadata, write_well_metadata
+
+    root = zarr.open_group(str(tmp_path / "hcs.ome.zarr"), mode="w")
+    write_plate_metadata(root, ["A"], ["1", "2"], ["A/1", "A/2"])
+    rng = np.random.default_rng(0)
+    for column in "12":
+        well = root.require_group("A").require_group(column)
+        write_well_metadata(well, [{"path": "0"}, {"path": "1"}] if column == "1" else [{"path": "0"}])
+        for field in ("01" if column == "1" else "0"):
+            write_ome(rng.poisson(50, (16, 16)).astype(np.uint16), well.require_group(field), axes="yx",
+                      scale_factors=())
+    plate = tmp_path / "hcs.ome.zarr"
+    assert collect_inputs([plate]) == [plate / "A" / "1" / "0", plate / "A" / "1" / "1", plate / "A" / "2" / "0"]
+    assert collect_inputs([plate / "A" / "1"]) == [plate / "A" / "1" / "0", plate / "A" / "1" / "1"]  # a well
+    _events, summary = drain(run_batch(collect_inputs([plate]), tmp_path / "out", OPTIONS))
+    assert summary.ok, summary.report()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "hcs_A_1_0_n2d_detail.ome.zarr", "hcs_A_1_1_n2d_detail.ome.zarr", "hcs_A_2_0_n2d_detail.ome.zarr"]
+    from napari_noise2detail.io.zarr import read_zarr
+
+    assert read_zarr(tmp_path / "out" / "hcs_A_2_0_n2d_detail.ome.zarr").data.shape == (16, 16)  # a field, not a mosaic
 
 
 def test_an_image_inside_a_store_is_named_and_written_as_the_store(tmp_path, monkeypatch):

@@ -50,20 +50,28 @@ def enclosing_store(path: str | os.PathLike) -> Path | None:
 
 
 def zarr_images(path: str | os.PathLike) -> list[Path]:
-    """The images of a store in bioformats2raw's layout (what bioformats2raw and NGFF-Converter
-    make of a file of several series: one OME-Zarr image per series, in groups 0, 1, ...), in
-    their order; [] for any other store."""
+    """The images of a store of several: in bioformats2raw's layout (what bioformats2raw and
+    NGFF-Converter make of a file of several series: one OME-Zarr image per series, in groups
+    0, 1, ...), an HCS plate (each well's fields, ``A/1/0``...) or one of its wells, in their
+    order; [] for any other store. (ome-zarr's reader makes a plate one stitched mosaic, whose
+    wells would be fitted together.)"""
     import zarr
 
-    path = Path(path)
+    path = Path(path).absolute()
     try:
         attrs = dict(zarr.open_group(str(path), mode="r").attrs)
     except Exception:  # noqa: BLE001 - not a group, or not zarr at all
         return []
-    if "bioformats2raw.layout" not in {**attrs, **(attrs.get("ome") or {})}:
-        return []
-    return sorted((p for p in path.absolute().iterdir() if p.name.isdigit() and is_zarr(p)),
-                  key=lambda p: int(p.name))
+    ome = {**attrs, **(attrs.get("ome") or {})}
+    if "bioformats2raw.layout" in ome:
+        return sorted((p for p in path.iterdir() if p.name.isdigit() and is_zarr(p)), key=lambda p: int(p.name))
+    if isinstance(ome.get("plate"), dict):
+        wells = [well.get("path") for well in ome["plate"].get("wells", []) if isinstance(well, dict)]
+        return [image for well in wells if well for image in zarr_images(path / well)]
+    if isinstance(ome.get("well"), dict):
+        fields = [field.get("path") for field in ome["well"].get("images", []) if isinstance(field, dict)]
+        return [path / field for field in fields if field and is_zarr(path / field)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,8 @@ def read_zarr(path: str | os.PathLike) -> ZarrImage:
     if not path.is_dir():
         raise FileNotFoundError(f"no such zarr store: {path}")
     if images := zarr_images(path):
-        raise ValueError(f"the store holds {len(images)} images (bioformats2raw's layout, one per series): "
-                         f"give them one at a time, e.g. {images[0]}")
+        raise ValueError(f"the store holds {len(images)} images (an HCS plate's fields, or bioformats2raw's "
+                         f"series): give them one at a time, e.g. {images[0]}")
     ome = _read_ome(path)
     if ome is not None:
         return ome
