@@ -310,3 +310,22 @@ def test_a_store_whose_ome_metadata_is_not_valid_is_refused_not_read_as_a_plain_
     with pytest.raises(ValueError, match=r"OME-Zarr metadata is not valid \('space' axes must come after"):
         read_zarr(tmp_path / "zc.ome.zarr")
     assert read_zarr(tmp_path / "zc.ome.zarr" / "0").data.shape == (3, 2, 16, 16)  # the way out it names
+
+
+def test_the_multiscales_own_scale_and_translation_apply_after_the_levels(tmp_path):
+    """OME-Zarr lets a multiscale carry transforms of its own, after each level's: read
+    together (they were dropped, and the outputs lost the input's scale and position)."""
+    import zarr
+    from ome_zarr.writer import write_image as write_ome
+
+    group = zarr.open_group(str(tmp_path / "a.ome.zarr"), mode="w")
+    write_ome(np.zeros((2, 8, 8), np.uint16), group, axes="zyx", scale_factors=())
+    ome = dict(group.attrs["ome"])
+    ome["multiscales"][0]["datasets"][0]["coordinateTransformations"] = [
+        {"type": "scale", "scale": [1.0, 2.0, 2.0]}, {"type": "translation", "translation": [0.0, 1.0, 0.0]}]
+    ome["multiscales"][0]["coordinateTransformations"] = [
+        {"type": "scale", "scale": [2.0, 0.25, 0.25]}, {"type": "translation", "translation": [1.0, 2.0, 3.0]}]
+    group.attrs["ome"] = ome
+    image = read_zarr(tmp_path / "a.ome.zarr")
+    assert image.scale == [2.0, 0.5, 0.5]
+    assert image.translation == [1.0, 2.0 + 0.25, 3.0]  # the level's shift scaled, then the multiscale's

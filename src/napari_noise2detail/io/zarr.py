@@ -141,12 +141,26 @@ def _read_ome(path: Path) -> ZarrImage | None:
         if node.data and axes:
             axes = [a if isinstance(a, dict) else {"name": str(a)} for a in axes]
             transforms = (node.metadata.get("coordinateTransformations") or [[]])[0]
-            scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), [1.0] * len(axes))
-            shift = next((t["translation"] for t in transforms if t.get("type") == "translation"), None)
+            scale, shift = _scale_and_shift(transforms, len(axes))
+            # the multiscale's own transforms apply after the level's (OME-Zarr 0.4 and 0.5)
+            whole = ((location.root_attrs.get("multiscales") or [{}])[0] or {}).get("coordinateTransformations")
+            if whole:
+                outer, moved = _scale_and_shift(whole, len(axes))
+                if shift is not None or moved is not None:
+                    zero = [0.0] * len(axes)
+                    shift = [t * o + m for t, o, m in zip(shift or zero, outer, moved or zero)]
+                scale = [s * o for s, o in zip(scale, outer)]
             version = "0.4" if str(getattr(location, "version", "")) == "0.4" else "0.5"
             return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale],
                              [float(t) for t in shift] if shift else None, _channels(location.root_attrs), version)
     return None
+
+
+def _scale_and_shift(transforms: Sequence[Mapping[str, Any]], ndim: int) -> tuple[list[float], list[float] | None]:
+    """The scale (ones where none is given) and translation (None) of OME-Zarr transforms."""
+    scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), [1.0] * ndim)
+    shift = next((t["translation"] for t in transforms if t.get("type") == "translation"), None)
+    return [float(v) for v in scale], [float(v) for v in shift] if shift else None
 
 
 def _declares_multiscales(path: Path) -> bool:
