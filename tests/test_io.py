@@ -27,6 +27,18 @@ def test_interrupted_write_leaves_the_old_file_and_no_partial(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
 
 
+def test_a_complete_write_clears_what_killed_writes_of_it_left(tmp_path):
+    from napari_noise2detail.io.atomic import atomic_directory
+
+    (tmp_path / ".out.tif.0123456789ab.partial").write_bytes(b"half")  # a run killed with -9
+    (tmp_path / ".other.tif.0123456789ab.partial").write_bytes(b"half")  # another output's
+    write_atomic(tmp_path / "out.tif", lambda temp: temp.write_bytes(b"whole"))
+    (tmp_path / ".a.zarr.0123456789ab.partial" / "0").mkdir(parents=True)
+    with atomic_directory(tmp_path / "a.zarr") as temp:
+        temp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tif.0123456789ab.partial", "a.zarr", "out.tif"]
+
+
 def test_a_failed_write_leaves_no_folder_it_made(tmp_path):
     from napari_noise2detail.io import atomic_directory
 

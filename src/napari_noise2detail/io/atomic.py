@@ -27,11 +27,24 @@ def write_atomic(path: str | os.PathLike, write: Any) -> Path:
         try:
             write(temp)
             os.replace(temp, path)
+            _clear_leftovers(path)
         except BaseException:
             with suppress(OSError):  # a read-only folder refuses even this: its own error is the one to see
                 Path(temp).unlink(missing_ok=True)
             raise
     return path
+
+
+def _clear_leftovers(path: Path) -> None:
+    """Remove what killed writes of ``path`` left beside it (hidden ``.partial`` and ``.old``
+    files or folders, as big as the output): ``path`` is complete now, so they are of no use."""
+    for leftover in path.parent.glob(f".{path.name}.*"):
+        if leftover.suffix in (".partial", ".old"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    leftover.unlink()
 
 
 @contextmanager
@@ -93,6 +106,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(temp, path)
+            _clear_leftovers(path)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise

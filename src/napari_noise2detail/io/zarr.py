@@ -1,6 +1,7 @@
 """Zarr and OME-Zarr: read lazily, a plane at a time; results written plane by plane into new
 OME-Zarr images (zarr v3, OME-Zarr 0.5, through ``ome-zarr``), atomically: a store under its
-final name is complete, a killed run leaves only a hidden ``.<name>.<random>.partial`` folder.
+final name is complete, a killed run leaves only a hidden ``.<name>.<random>.partial`` folder
+(removed when a later run completes the output).
 """
 
 from __future__ import annotations
