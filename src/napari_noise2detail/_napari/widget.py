@@ -475,9 +475,9 @@ class DenoiseWidget(Container):
     def _removed(self, source: Image | None, what: str) -> None:
         """The user removed the layer being denoised: said, but not as an error (it was their doing)."""
         name = f" '{source.name}'" if source is not None else ""
-        doing = "it was being denoised" if self._saving is None else "a model was being fitted to it"
+        doing = "it was being denoised"
         if self._saving is not None:
-            what = f"no model was saved to {self._saving}"
+            doing, what = "a model was being fitted to it", f"no model was saved to {self._saving}"
         message = f"Stopped: the source layer{name} was removed while {doing}; {what}"
         show_info(f"Noise2Detail: {message}")
         self._stopped(message)

@@ -152,8 +152,8 @@ def _read_ome(path: Path) -> ZarrImage | None:
                     shift = [t * o + m for t, o, m in zip(shift or zero, outer, moved or zero)]
                 scale = [s * o for s, o in zip(scale, outer)]
             version = "0.4" if str(getattr(location, "version", "")) == "0.4" else "0.5"
-            return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, [float(s) for s in scale],
-                             [float(t) for t in shift] if shift else None, _channels(location.root_attrs), version)
+            return ZarrImage(node.data[0], meta_from_axes(axes, scale), axes, scale, shift,
+                             _channels(location.root_attrs), version)
     return None
 
 
